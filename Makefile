@@ -1,0 +1,48 @@
+# ELo — two commands: `make demo` and `make test`. Both build the venv when needed.
+# VENV may point anywhere (CI shares one between clones, keyed by the pins).
+VENV ?= .venv
+PYTHON ?= python3.11
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.elo-install-stamp
+STAMP_VALUE := $(shell sha256sum pyproject.toml | cut -c1-16):$(CURDIR)
+export RAY_AUTH_MODE ?= disabled
+export PYTHONDONTWRITEBYTECODE := 1
+
+DEMO_DIR ?= data/demo
+DEMO_RUN ?= runs/demo
+
+.PHONY: venv test lint typecheck pytest demo clean help
+
+help:
+	@echo "make demo   build the venv, make the demo dataset and run the main job"
+	@echo "make test   build the venv, run ruff, mypy and the whole test suite"
+
+venv:
+	@if [ -f "$(STAMP)" ] && [ "$$(cat $(STAMP))" = "$(STAMP_VALUE)" ]; then \
+		echo "venv $(VENV) is up to date"; \
+	else \
+		set -e; \
+		[ -x "$(PY)" ] || $(PYTHON) -m venv "$(VENV)"; \
+		"$(PY)" -m pip install --quiet --upgrade pip; \
+		"$(PY)" -m pip install --quiet -e '.[dev]'; \
+		echo "$(STAMP_VALUE)" > "$(STAMP)"; \
+		echo "venv $(VENV) installed"; \
+	fi
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: venv
+	$(VENV)/bin/mypy elo search baselines
+
+pytest: venv
+	$(PY) -m pytest -q --timeout=600 $(PYTEST_ARGS)
+
+test: lint typecheck pytest
+
+demo: venv
+	$(PY) -m elo.demo --data $(DEMO_DIR) --run $(DEMO_RUN)
+
+clean:
+	rm -rf .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""BYOL and SimSiam: registered task heads and readable standalone trainers."""

@@ -1,0 +1,74 @@
+"""Console entry points. Each command's arguments and body live in
+``elo/commands/<name>.py`` (``add_arguments(parser)`` and ``run(args) -> int``); heavy
+imports (torch, ray, av, cv2) happen inside ``run`` so ``--help`` is instant.
+
+User errors (:class:`elo.errors.EloError`) print one line and exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+DESCRIPTIONS = {
+    "search": "Evolve the weights of the self-supervised loss terms (CMA-ES or GA on Ray).",
+    "train": "Train a model with a fixed loss weighting and export the RGB encoder.",
+    "eval": "Evaluate an exported encoder on a labeled video folder.",
+    "extract": "Decode a video folder and cache its RGB / flow / audio tensors.",
+    "data": "Make datasets (the built-in demo dataset).",
+}
+
+
+def _main(name: str, argv: Sequence[str] | None = None) -> int:
+    module = importlib.import_module(f"elo.commands.{name}")
+    parser = argparse.ArgumentParser(
+        prog=f"elo-{name}",
+        description=DESCRIPTIONS[name],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    module.add_arguments(parser)
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    from elo.errors import EloError
+
+    try:
+        return int(module.run(args) or 0)
+    except EloError as exc:
+        print(f"elo-{name}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"elo-{name}: interrupted", file=sys.stderr)
+        return 130
+
+
+def search_main(argv: Sequence[str] | None = None) -> int:
+    return _main("search", argv)
+
+
+def train_main(argv: Sequence[str] | None = None) -> int:
+    return _main("train", argv)
+
+
+def eval_main(argv: Sequence[str] | None = None) -> int:
+    return _main("eval", argv)
+
+
+def extract_main(argv: Sequence[str] | None = None) -> int:
+    return _main("extract", argv)
+
+
+def data_main(argv: Sequence[str] | None = None) -> int:
+    return _main("data", argv)
+
+
+def not_implemented(command: str, issue: str) -> int:
+    print(f"elo-{command}: not implemented yet ({issue})", file=sys.stderr)
+    return 2

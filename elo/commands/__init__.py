@@ -1,0 +1,1 @@
+"""One module per console command: ``add_arguments(parser)`` and ``run(args)``."""

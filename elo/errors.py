@@ -1,0 +1,18 @@
+"""User-facing errors: one clear line naming the thing and the fix, no traceback."""
+
+from __future__ import annotations
+
+
+class EloError(Exception):
+    """An error the user can cause and fix (bad path, bad key, unknown task...).
+
+    The CLI prints ``str(err)`` on one line and exits with code 2.
+    """
+
+
+class ConfigError(EloError):
+    """A configuration file, override or weights file is invalid."""
+
+
+class DataError(EloError):
+    """A data folder, manifest or video file cannot be used."""

@@ -1,0 +1,150 @@
+"""The weighted objective: which terms exist, their weights, and which are active.
+
+``L = Σ λ_k L_k`` over ordered term keys (see :mod:`elo.terms`), every λ ∈ [0, 1].
+A term with λ below :data:`ACTIVE_EPS` is not computed at all.
+
+Weights file (what ``elo-train --weights`` reads and ``elo-search`` writes)::
+
+    {"weights": {"rgb/reconstruction": 0.7, "distill/flow->rgb@3": 0.1, ...},
+     "...": "any other top-level key is metadata"}
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from elo.errors import ConfigError
+from elo.terms import TermKey
+
+ACTIVE_EPS = 1e-6
+
+
+def enumerate_terms(
+    modalities: Sequence[str],
+    tasks: Sequence[str] | None = None,
+    distill_teachers: Sequence[str] = (),
+    distill_student: str = "rgb",
+    distill_levels: Sequence[int] = (),
+) -> list[TermKey]:
+    """Every meaningful term for the configured modalities, in a stable order.
+
+    Tasks come in ``tasks`` order (all registered tasks, sorted, when ``None``); for
+    each, the modality combinations its arity allows and its ``supports`` accepts, in
+    ``modalities`` order; distillation terms come last, teacher-major.
+    """
+    from elo.heads import TASKS
+
+    names = list(tasks) if tasks is not None else TASKS.list()
+    out: list[TermKey] = []
+    for name in names:
+        head = TASKS.get(name)
+        combos: list[tuple[str, ...]]
+        if head.arity == "one":
+            combos = [(m,) for m in modalities]
+        elif head.arity == "ordered":
+            combos = [(a, b) for a in modalities for b in modalities if a != b]
+        elif head.arity == "pair":
+            combos = [(a, b) for i, a in enumerate(modalities) for b in modalities[i + 1 :]]
+        else:
+            raise ConfigError(f"task {name!r} has unknown arity {head.arity!r}")
+        out += [TermKey(name, c, head.arity) for c in combos if head.supports(c)]
+    for teacher in distill_teachers:
+        if teacher == distill_student:
+            continue
+        for level in distill_levels:
+            out.append(TermKey("distill", (teacher, distill_student), "distill", int(level)))
+    return out
+
+
+def terms_from_config(cfg: Mapping[str, Any]) -> list[TermKey]:
+    """Term keys from the ``objective`` section of a composed config."""
+    obj = cfg.get("objective", {})
+    mods = list(obj.get("modalities", ["rgb", "flow", "audio"]))
+    tasks = obj.get("tasks", "all")
+    distill = obj.get("distill", {}) or {}
+    return enumerate_terms(
+        mods,
+        None if tasks in ("all", None) else list(tasks),
+        distill_teachers=[m for m in distill.get("teachers", []) if m in mods],
+        distill_student=distill.get("student", "rgb"),
+        distill_levels=distill.get("levels", []),
+    )
+
+
+class Weights:
+    """λ for every term key, validated; ``active`` lists the terms to compute."""
+
+    def __init__(self, terms: Sequence[TermKey], values: Mapping[str, float]) -> None:
+        self.terms = list(terms)
+        self.values = validate_weights(values, self.terms)
+
+    @property
+    def active(self) -> list[TermKey]:
+        return [t for t in self.terms if self.values[str(t)] > ACTIVE_EPS]
+
+    def __getitem__(self, key: TermKey | str) -> float:
+        return self.values[str(key)]
+
+    def as_vector(self) -> list[float]:
+        return [self.values[str(t)] for t in self.terms]
+
+    @classmethod
+    def uniform(cls, terms: Sequence[TermKey], value: float = 1.0) -> Weights:
+        return cls(terms, {str(t): value for t in terms})
+
+    def to_json(self, **meta: Any) -> dict[str, Any]:
+        return {**meta, "weights": {str(t): self.values[str(t)] for t in self.terms}}
+
+    @classmethod
+    def load(cls, path: str | Path, terms: Sequence[TermKey]) -> Weights:
+        path = Path(path)
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"weights file not found: {path}") from None
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{path}: not valid JSON ({exc.msg}, line {exc.lineno})") from None
+        if not isinstance(doc, dict) or not isinstance(doc.get("weights"), dict):
+            raise ConfigError(
+                f'{path}: expected {{"weights": {{"<term key>": λ, ...}}}}; '
+                "see `elo-train --help` for the format"
+            )
+        try:
+            return cls(terms, doc["weights"])
+        except ConfigError as exc:
+            raise ConfigError(f"{path}: {exc}") from None
+
+
+def validate_weights(values: Mapping[str, Any], terms: Sequence[TermKey]) -> dict[str, float]:
+    known = [str(t) for t in terms]
+    for key in values:
+        if key not in known:
+            close = difflib.get_close_matches(str(key), known, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            TermKey.parse(str(key))  # a malformed key gets the grammar message
+            raise ConfigError(
+                f"unknown term {key!r}{hint}; it is not in this config's objective "
+                f"({len(known)} terms: `elo-train --list-terms` prints them)"
+            )
+    missing = [k for k in known if k not in values]
+    if missing:
+        more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+        raise ConfigError(
+            f"missing weight for term {missing[0]!r}"
+            + (f" (also {', '.join(missing[1:3])}{more})" if len(missing) > 1 else "")
+            + "; give every term a λ in [0, 1] (0 turns it off)"
+        )
+    out: dict[str, float] = {}
+    for k in known:
+        v = values[k]
+        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+            raise ConfigError(f"weight for term {k!r} must be a number in [0, 1], got {v!r}")
+        if not 0.0 <= float(v) <= 1.0:
+            raise ConfigError(f"weight for term {k!r} is {v}, outside [0, 1]")
+        out[k] = float(v)
+    return out

@@ -1,0 +1,41 @@
+"""Console scripts: --help is instant (no torch), unimplemented commands exit 2."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+COMMANDS = ["search", "train", "eval", "extract", "data"]
+
+
+@pytest.mark.parametrize("name", COMMANDS)
+def test_help_does_not_import_heavy_modules(name: str) -> None:
+    code = (
+        "import sys\n"
+        "from elo import cli\n"
+        f"try:\n    cli.{name}_main(['--help'])\nexcept SystemExit as e:\n    assert e.code == 0\n"
+        "heavy = [m for m in ('torch', 'ray', 'av', 'cv2', 'deap', 'sklearn') if m in sys.modules]\n"
+        "print('HEAVY', heavy)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "usage: elo-" in out.stdout
+    assert "HEAVY []" in out.stdout
+
+
+def test_user_error_is_one_line_exit_2(tmp_path: object) -> None:
+    from elo import cli
+    from elo.errors import ConfigError
+
+    def boom(args: object) -> int:
+        raise ConfigError("unknown task 'x'; known: a, b")
+
+    import elo.commands.extract as mod
+
+    orig = mod.run
+    mod.run = boom  # type: ignore[assignment]
+    try:
+        assert cli.extract_main(["somewhere"]) == 2
+    finally:
+        mod.run = orig

@@ -1,0 +1,122 @@
+"""The generic registry: registration, lookup errors, globbing, discovery, plug-ins."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import textwrap
+import uuid
+from pathlib import Path
+
+import pytest
+
+import tasks as tasks_pkg
+from elo.errors import ConfigError
+from elo.heads import TASKS
+from elo.registry import Registry
+
+
+def test_register_get_list_build() -> None:
+    reg: Registry[type] = Registry("widget")
+
+    @reg.register("spinner")
+    class Spinner:
+        def __init__(self, n: int) -> None:
+            self.n = n
+
+    @reg.register()
+    class Gear:
+        name = "gear"
+
+    assert reg.get("spinner") is Spinner
+    assert reg.list() == ["gear", "spinner"]
+    assert reg.list("sp*") == ["spinner"]
+    assert reg.build("spinner", 3).n == 3
+    assert "gear" in reg and "cog" not in reg
+
+
+def test_unknown_name_lists_known() -> None:
+    reg: Registry[type] = Registry("widget")
+    reg.register("alpha")(type("A", (), {}))
+    reg.register("beta")(type("B", (), {}))
+    with pytest.raises(ConfigError, match=r"unknown widget 'gamma'; known: alpha, beta"):
+        reg.get("gamma")
+
+
+def test_duplicate_name_is_an_error() -> None:
+    reg: Registry[type] = Registry("widget")
+    reg.register("x")(type("First", (), {}))
+    with pytest.raises(ConfigError, match=r"duplicate widget name 'x'.*First.*Second"):
+        reg.register("x")(type("Second", (), {}))
+
+
+def test_discovers_a_task_file_dropped_into_tasks(tmp_path: Path) -> None:
+    mod = f"tmp_speed_{uuid.uuid4().hex[:8]}"
+    path = Path(tasks_pkg.__path__[0]) / f"{mod}.py"
+    private = Path(tasks_pkg.__path__[0]) / f"_{mod}.py"
+    path.write_text(
+        textwrap.dedent(
+            f"""
+            from elo.heads import TASKS, TaskHead
+
+            @TASKS.register()
+            class SpeedHead(TaskHead):
+                name = "{mod}"
+            """
+        )
+    )
+    private.write_text("raise RuntimeError('machinery modules must not be imported')\n")
+    try:
+        importlib.invalidate_caches()
+        TASKS.discover(force=True)
+        assert mod in TASKS.list()
+        assert TASKS.get(mod).__name__ == "SpeedHead"
+    finally:
+        path.unlink()
+        private.unlink()
+        TASKS.remove(mod)
+        sys.modules.pop(f"tasks.{mod}", None)
+
+
+def test_entry_point_plugin_registers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    name = f"plug_{uuid.uuid4().hex[:8]}"
+    (tmp_path / f"{name}_pkg.py").write_text(
+        textwrap.dedent(
+            f"""
+            from elo.heads import TASKS, TaskHead
+
+            @TASKS.register()
+            class PluginHead(TaskHead):
+                name = "{name}"
+            """
+        )
+    )
+    dist = tmp_path / f"{name}-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text(f"[elo.tasks]\n{name} = {name}_pkg\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    importlib.invalidate_caches()
+    try:
+        TASKS.discover(force=True)
+        assert name in TASKS.list()
+        assert TASKS.get(name).__module__ == f"{name}_pkg"
+    finally:
+        TASKS.remove(name)
+        sys.modules.pop(f"{name}_pkg", None)
+
+
+def test_broken_plugin_is_skipped_not_fatal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    name = f"broken_{uuid.uuid4().hex[:8]}"
+    (tmp_path / f"{name}_pkg.py").write_text("raise ImportError('missing dependency foo')\n")
+    dist = tmp_path / f"{name}-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text(f"[elo.tasks]\n{name} = {name}_pkg\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    importlib.invalidate_caches()
+    TASKS.discover(force=True)
+    assert name not in TASKS.list()
+    assert "missing dependency foo" in caplog.text
