@@ -34,6 +34,8 @@ _LAZY = {
     "terms_from_config": "elo.objective",
     "load_config": "elo.config",
     "seed_everything": "elo.rundir",
+    "load_encoder": "elo.export",
+    "save_encoder": "elo.export",
 }
 __all__ = sorted(_LAZY)
 

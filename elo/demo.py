@@ -26,7 +26,14 @@ def steps(data: str, run: str) -> list[tuple[str, Callable[[Sequence[str]], int]
         (
             "distill the winner",
             cli.train_main,
-            ["--weights", f"{run}/search/best_weights.json", "--data", data, "--out", f"{run}/final"],
+            [
+                "--weights",
+                f"{run}/search/best_weights.json",
+                "--data",
+                data,
+                "--out",
+                f"{run}/final",
+            ],
         ),
         ("evaluate", cli.eval_main, ["--encoder", f"{run}/final", "--data", data]),
     ]
