@@ -20,7 +20,7 @@ Adding a task is one file in ``tasks/``::
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -37,7 +37,15 @@ class NoConfig:
     """Config of a head that takes no options."""
 
 
-TASKS: Registry[type[TaskHead]] = Registry("task", package="tasks", entry_point_group="elo.tasks")
+TASKS: Registry[type[TaskHead]] = Registry(
+    "task", packages=("tasks", "baselines"), entry_point_group="elo.tasks"
+)
+
+#: A view turns a modality batch into a derived input for the encoder:
+#: ``fn(x, *, modality, generator) -> (x_view, info)`` where ``info`` holds per-sample
+#: targets the head needs (e.g. ``{"order_label": B}``). ``"base"`` is the identity.
+ViewFn = Callable[..., tuple[torch.Tensor, dict[str, torch.Tensor]]]
+VIEWS: Registry[ViewFn] = Registry("view", packages=("elo.views", "baselines"))
 
 
 @dataclass(frozen=True)
@@ -117,6 +125,14 @@ class TaskHead(nn.Module):
         section: Mapping[str, Any] | None = None,
     ) -> TaskHead:
         return cls(term, specs, cls.check_config(section))
+
+    # -- hooks (default no-ops) ---------------------------------------------------------
+    def bind_encoders(self, encoders: Mapping[str, nn.Module]) -> None:
+        """Called once after the model is built. Only heads that own a copy of an
+        encoder (BYOL's EMA target) use it; heads never *call* the online encoders."""
+
+    def after_step(self, step: int, total_steps: int) -> None:
+        """Called after each optimizer step (e.g. BYOL's EMA update)."""
 
     # -- computation ----------------------------------------------------------------
     def forward(self, inputs: HeadInputs) -> dict[str, torch.Tensor]:  # pragma: no cover

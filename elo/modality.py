@@ -27,7 +27,7 @@ from elo.heads import EncoderOutput
 from elo.registry import Registry
 
 MODALITIES: Registry[type[Modality]] = Registry(
-    "modality", package="modalities", entry_point_group="elo.modalities"
+    "modality", packages=("modalities",), entry_point_group="elo.modalities"
 )
 
 

@@ -29,9 +29,9 @@ log = logging.getLogger(__name__)
 class Registry(Generic[T]):
     """Maps names to classes or builder functions of one kind.
 
-    ``package`` (e.g. ``"tasks"``) is imported module by module on first lookup, so a
-    new file dropped there registers itself; modules whose name starts with ``_`` are
-    machinery and skipped. ``entry_point_group`` (e.g. ``"elo.tasks"``) loads plug-ins
+    ``packages`` (e.g. ``("tasks", "baselines")``) are imported module by module on
+    first lookup, so a new file dropped there registers itself; modules whose name
+    starts with ``_`` are machinery and skipped. A plain module name is just imported. ``entry_point_group`` (e.g. ``"elo.tasks"``) loads plug-ins
     installed with pip.
     """
 
@@ -39,11 +39,11 @@ class Registry(Generic[T]):
         self,
         kind: str,
         *,
-        package: str | None = None,
+        packages: tuple[str, ...] = (),
         entry_point_group: str | None = None,
     ) -> None:
         self.kind = kind
-        self.package = package
+        self.packages = packages
         self.entry_point_group = entry_point_group
         self._items: dict[str, T] = {}
         self._origins: dict[str, str] = {}
@@ -105,16 +105,15 @@ class Registry(Generic[T]):
 
     # -- discovery ----------------------------------------------------------------
     def discover(self, force: bool = False) -> None:
-        """Import every non-underscore module of ``package`` and load entry points."""
+        """Import every non-underscore module of ``packages`` and load entry points."""
         if self._discovered and not force:
             return
         self._discovered = True
-        if self.package is not None:
-            pkg = importlib.import_module(self.package)
-            for mod in pkgutil.iter_modules(pkg.__path__):
-                if mod.name.startswith("_"):
-                    continue
-                importlib.import_module(f"{self.package}.{mod.name}")
+        for package in self.packages:
+            pkg = importlib.import_module(package)
+            for mod in pkgutil.iter_modules(getattr(pkg, "__path__", [])):
+                if not mod.name.startswith("_"):
+                    importlib.import_module(f"{package}.{mod.name}")
         if self.entry_point_group is not None:
             for ep in importlib.metadata.entry_points(group=self.entry_point_group):
                 try:
