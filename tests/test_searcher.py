@@ -1,0 +1,227 @@
+"""The Ray Tune searcher adapter, driven without a Ray runtime: barrier, failures,
+finishing, and save/restore mid-generation reproducing the uninterrupted search."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pytest
+from ray.tune.search import Searcher
+
+from elo.errors import ConfigError
+from search.searcher import EvolutionSearcher
+from search.space import WeightSpace
+from search.strategies import make_strategy
+
+TERMS = ("rgb/a", "rgb/b", "flow/a", "distill/flow->rgb@2")
+TARGET = {"rgb/a": 0.3, "rgb/b": 0.9, "flow/a": 0.0, "distill/flow->rgb@2": 0.6}
+
+
+def objective(weights: dict[str, float]) -> float:
+    return -sum((weights[k] - v) ** 2 for k, v in TARGET.items())
+
+
+class Log:
+    """A listener keeping what a driver would write."""
+
+    def __init__(self) -> None:
+        self.records: list[dict[str, Any]] = []
+        self.summaries: list[dict[str, Any]] = []
+        self.checkpoints = 0
+
+    def evaluation(self, record: dict[str, Any]) -> None:
+        self.records.append(record)
+
+    def checkpoint(self, searcher: EvolutionSearcher) -> None:
+        self.checkpoints += 1
+
+    def generation_done(self, summary: dict[str, Any]) -> None:
+        self.summaries.append(summary)
+
+
+def make(
+    strategy: str = "cma",
+    population: int = 6,
+    generations: int = 3,
+    seed: int = 0,
+    listener: Log | None = None,
+) -> EvolutionSearcher:
+    space = WeightSpace(TERMS, "clip")
+    s = make_strategy(
+        strategy,
+        dim=space.dim,
+        population=population,
+        seed=seed,
+        centroid=space.centre(),
+        bounds=(0.0, 1.0),
+    )
+    return EvolutionSearcher(s, space, generations, listener=listener)
+
+
+def test_barrier_then_next_generation_then_finished() -> None:
+    log = Log()
+    se = make(population=4, generations=2, listener=log)
+    cfgs = [se.suggest(f"t{i}") for i in range(4)]
+    assert [c["index"] for c in cfgs] == [0, 1, 2, 3]  # type: ignore[index]
+    assert all(c["generation"] == 0 for c in cfgs)  # type: ignore[index]
+    assert all(0 <= v <= 1 for c in cfgs for v in c["weights"].values())  # type: ignore[index]
+    assert se.suggest("t4") is None  # barrier: the generation is handed out
+    for i in range(3):
+        se.on_trial_complete(f"t{i}", {"fitness": objective(cfgs[i]["weights"])})  # type: ignore[index]
+        assert se.suggest(f"w{i}") is None  # still waiting for t3
+    se.on_trial_complete("t3", {"fitness": -1.0})
+    assert log.summaries[0]["evaluated"] == 4 and log.summaries[0]["best"] == pytest.approx(
+        max(r["fitness"] for r in log.records)
+    )
+    nxt = [se.suggest(f"g1_{i}") for i in range(4)]
+    assert all(c["generation"] == 1 for c in nxt)  # type: ignore[index]
+    assert se.suggest("g1_x") is None
+    for i in range(4):
+        se.on_trial_complete(f"g1_{i}", {"fitness": 0.0})
+    assert se.suggest("done") == Searcher.FINISHED
+    assert se.suggest("done2") == Searcher.FINISHED
+    assert log.checkpoints == 8 and len(log.records) == 8
+
+
+def test_failed_and_nonfinite_trials_get_worst_and_generation_completes() -> None:
+    log = Log()
+    se = make(strategy="ga", population=4, generations=2, listener=log)
+    for i in range(4):
+        se.suggest(f"t{i}")
+    se.on_trial_complete("t0", None, error=True)
+    se.on_trial_complete("t1", {"fitness": math.nan})
+    se.on_trial_complete("t2", {"fitness": -0.5, "seconds": 2.5, "metrics/loss": 1.0, "pid": 7})
+    se.on_trial_complete("t3", {"fitness": math.inf})
+    assert [r["status"] for r in log.records] == ["error", "nonfinite", "ok", "nonfinite"]
+    assert [r["fitness"] for r in log.records] == [None, None, -0.5, None]
+    assert log.records[2]["seconds"] == 2.5 and log.records[2]["metrics"] == {"loss": 1.0}
+    assert log.summaries == [
+        {"generation": 0, "best": -0.5, "median": -0.5, "evaluated": 4, "failed": 3}
+    ]
+    # the GA keeps the one real result as its best parent
+    assert se.strategy.parents[0][1] == -0.5  # type: ignore[attr-defined]
+    assert se.best is not None and se.best["fitness"] == -0.5
+    assert se.suggest("next")["generation"] == 1  # type: ignore[index]
+
+
+def test_trial_without_result_is_handed_out_again() -> None:
+    se = make(population=4, generations=1)
+    first = se.suggest("a")
+    for t in "bcd":
+        se.suggest(t)
+    se.on_trial_complete("a", None)  # Tune removed it before it reported
+    again = se.suggest("a2")
+    assert again == first
+    se.on_trial_complete("unknown-trial", {"fitness": 1.0})  # ignored, no crash
+
+
+def drive(se: EvolutionSearcher, order: list[str], start: int = 0) -> list[tuple[int, int]]:
+    """Hand out and complete trials; completes in a shuffled order within a window."""
+    seen: list[tuple[int, int]] = []
+    n = start
+    live: list[tuple[str, dict]] = []
+    while True:
+        cfg = se.suggest(f"t{n}")
+        if cfg == Searcher.FINISHED:
+            return seen
+        if cfg is not None:
+            live.append((f"t{n}", cfg))
+            n += 1
+            if len(live) < 3:
+                continue
+        tid, c = live.pop(1 if len(live) > 1 else 0)
+        seen.append((c["generation"], c["index"]))
+        se.on_trial_complete(tid, {"fitness": objective(c["weights"])})
+
+
+@pytest.mark.parametrize("strategy", ["cma", "ga"])
+def test_search_through_searcher_reaches_optimum(strategy: str) -> None:
+    se = make(strategy=strategy, population=12, generations=25, seed=1)
+    drive(se, [])
+    assert se.best is not None
+    assert se.best["fitness"] > -2e-3
+    assert all(abs(se.best["weights"][k] - v) < 0.05 for k, v in TARGET.items())
+
+
+@pytest.mark.parametrize("strategy", ["cma", "ga"])
+def test_save_restore_mid_generation_reproduces_uninterrupted(strategy: str, tmp_path: Any) -> None:
+    ref = make(strategy=strategy, population=5, generations=3, seed=7)
+    ref_log: list[dict] = []
+    cfgs: dict[str, Any] = {}
+    # uninterrupted: every config of every generation, in hand-out order
+    for g in range(3):
+        for i in range(5):
+            cfgs[f"{g}.{i}"] = ref.suggest(f"{g}.{i}")  # type: ignore[assignment]
+        for i in range(5):
+            c = cfgs[f"{g}.{i}"]
+            ref_log.append(c)
+            ref.on_trial_complete(f"{g}.{i}", {"fitness": objective(c["weights"])})
+    assert ref.suggest("end") == Searcher.FINISHED
+
+    # interrupted in generation 1: 5 handed out, 2 finished, 3 live
+    a = make(strategy=strategy, population=5, generations=3, seed=7)
+    got = []
+    for i in range(5):
+        c = a.suggest(f"0.{i}")
+        got.append(c)
+        a.on_trial_complete(f"0.{i}", {"fitness": objective(c["weights"])})  # type: ignore[index]
+    live = [a.suggest(f"1.{i}") for i in range(5)]
+    for i in (3, 0):
+        a.on_trial_complete(f"1.{i}", {"fitness": objective(live[i]["weights"])})  # type: ignore[index]
+    a.save(str(tmp_path / "state.json"))
+
+    # (1) Ray-style restore: the live trials report to the restored searcher
+    b = make(strategy=strategy, population=5, generations=3, seed=12345)
+    b.restore(str(tmp_path / "state.json"))
+    assert b.suggest("x") is None  # still the barrier of generation 1
+    for i in (4, 1, 2):
+        b.on_trial_complete(f"1.{i}", {"fitness": objective(live[i]["weights"])})  # type: ignore[index]
+    rest = []
+    for g in (2,):
+        for i in range(5):
+            c = b.suggest(f"r{g}.{i}")
+            rest.append(c)
+        for i in range(5):
+            b.on_trial_complete(f"r{g}.{i}", {"fitness": objective(rest[i]["weights"])})  # type: ignore[index]
+    assert b.suggest("end") == Searcher.FINISHED
+    assert got + live + rest == ref_log
+    assert b.strategy.state() == ref.strategy.state()
+    assert b.best == ref.best
+
+    # (2) our resume: live individuals requeued, finished ones replayed from a log
+    c2 = make(strategy=strategy, population=5, generations=3, seed=7)
+    c2.restore(str(tmp_path / "state.json"))
+    c2.requeue_live()
+    again = [c2.suggest(f"n{i}") for i in range(3)]
+    assert [x["index"] for x in again] == [1, 2, 4]  # type: ignore[index]
+    assert [x["vector"] for x in again] == [live[i]["vector"] for i in (1, 2, 4)]  # type: ignore[index]
+
+
+def test_replay_rebuilds_state_from_the_log_alone() -> None:
+    log = Log()
+    a = make(strategy="cma", population=4, generations=3, seed=3, listener=log)
+    drive(a, [])
+    # a fresh searcher (no saved state) replays the log and ends where `a` ended
+    b = make(strategy="cma", population=4, generations=3, seed=3)
+    assert b.replay(log.records) == 12
+    assert b.finished and b.strategy.state() == a.strategy.state()
+    # a partial log leaves the rest to be evaluated; a replayed record is not re-applied
+    c = make(strategy="cma", population=4, generations=3, seed=3)
+    assert c.replay(log.records[:6]) == 6
+    assert c.replay(log.records[:6]) == 0
+    assert c.generation == 1 and sorted(c.fitness) == sorted(r["index"] for r in log.records[4:6])
+    # a log from another seed does not match the strategy's proposals
+    d = make(strategy="cma", population=4, generations=3, seed=4)
+    with pytest.raises(ConfigError, match="does not match"):
+        d.replay(log.records)
+
+
+def test_restore_refuses_other_terms(tmp_path: Any) -> None:
+    a = make()
+    a.suggest("t")
+    a.save(str(tmp_path / "s.json"))
+    space = WeightSpace(TERMS[:3], "clip")
+    other = EvolutionSearcher(make_strategy("cma", dim=3, population=6), space, 3)
+    with pytest.raises(ConfigError, match="different loss terms"):
+        other.restore(str(tmp_path / "s.json"))
