@@ -91,7 +91,7 @@ def _check(x: np.ndarray, y: np.ndarray, split: str) -> None:
         raise DataError(f"{split} has {int((y < 0).sum())} unlabeled clips (label -1)")
 
 
-def _scores_to_result(
+def result_from_scores(
     scores: np.ndarray, classes: np.ndarray, test_y: np.ndarray, num_classes: int
 ) -> ProbeResult:
     """``scores`` N,len(classes) (higher = more likely) -> metrics over all classes."""
@@ -146,7 +146,7 @@ def knn_probe(
         w = np.exp((np.take_along_axis(sim, idx, axis=1) - 1.0) / temperature)  # n,k
         rows = np.repeat(np.arange(len(idx)), k)
         np.add.at(votes[lo : lo + 1024], (rows, ytr[idx].ravel()), w.ravel())
-    res = _scores_to_result(votes, np.arange(n_cls), yte, n_cls)
+    res = result_from_scores(votes, np.arange(n_cls), yte, n_cls)
     res.extra.update({"protocol": "knn", "k": k, "temperature": temperature})
     return res
 
@@ -229,7 +229,7 @@ def linear_probe(
         clf = _fit_logreg(xtr, ytr, C, seed)
         scores = clf.predict_proba(xte)  # N,len(classes)
         classes = clf.classes_
-    res = _scores_to_result(scores, classes.astype(np.int64), yte, n_cls)
+    res = result_from_scores(scores, classes.astype(np.int64), yte, n_cls)
     res.extra.update(
         {"protocol": "linear", "C": C, "c_validation": {str(c): s for c, s in val.items()}}
     )
