@@ -7,13 +7,46 @@ import argparse
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("data_dir", help="folder of videos (any tree) or a CSV manifest")
-    p.add_argument("--cache", required=False, help="cache folder")
+    p.add_argument("--cache", required=False, help="cache folder (default: <data_dir>-cache)")
     p.add_argument("--config", default="demo", help="experiment config (for data params)")
     p.add_argument("--workers", type=int, help="processes (default: all CPUs)")
+    p.add_argument(
+        "--modalities", default="rgb,flow,audio", help="comma-separated modalities to cache"
+    )
+    p.add_argument(
+        "--report", help="skip report, JSON lines (default: <cache>/extract_report.jsonl)"
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("overrides", nargs="*", help="config overrides key=value")
 
 
 def run(args: argparse.Namespace) -> int:
-    from elo.cli import not_implemented
+    from pathlib import Path
 
-    return not_implemented("extract", "issue 3")
+    from elo.cache import spec_from_config
+    from elo.config import load_config
+    from elo.data import default_cache_dir, read_manifest
+    from elo.errors import DataError
+    from elo.extract import extract_paths, find_videos
+
+    cfg = load_config(args.config, args.overrides)
+    mods = [m.strip() for m in args.modalities.split(",") if m.strip()]
+    spec = spec_from_config(cfg, mods)
+    root = Path(args.data_dir)
+    if root.suffix.lower() == ".csv":
+        paths = [r.path for r in read_manifest(root).records]
+    else:
+        paths = find_videos(root)
+    if not paths:
+        raise DataError(f"{root}: no video files found (looked for .mp4 .avi .mkv .webm .mov ...)")
+    cache = Path(args.cache) if args.cache else default_cache_dir(root)
+    summary = extract_paths(
+        paths, cache, spec, workers=args.workers, progress=not args.no_progress, report=args.report
+    )
+    print(f"elo-extract: {summary.line()}")
+    print(f"elo-extract: cache {cache}")
+    if summary.ok + summary.cached == 0:
+        raise DataError(
+            f"{root}: none of {len(paths)} files could be extracted (see {summary.report})"
+        )
+    return 0

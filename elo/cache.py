@@ -1,0 +1,221 @@
+"""On-disk cache of extracted modality tensors.
+
+One entry per (video file identity, decode parameters)::
+
+    <cache>/<h[:2]>/<h>/clips.json          clip starts, or the reason the file was skipped
+    <cache>/<h[:2]>/<h>/<mod>-<p>.npy       all clips of one modality, N,...  (memory-mapped on read)
+    <cache>/<h[:2]>/<h>/<mod>-<p>.json      per-clip "present" flags: written last = committed
+
+``h`` hashes the file's resolved path, size and mtime with the decode parameters
+(frames, fps, size, sample rate, clip sampling); ``p`` hashes one modality's parameters.
+So a second run decodes nothing, a changed parameter re-extracts only what it affects,
+and a touched file is re-extracted. Every file is written to a temp name and renamed
+(``elo.rundir.atomic_write_bytes``): a kill leaves finished entries intact.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import json
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from elo.errors import ConfigError, DataError
+from elo.rundir import atomic_write_bytes, atomic_write_json
+
+#: bump when the on-disk layout or an extraction algorithm changes meaning
+CACHE_VERSION = 1
+
+
+def _digest(obj: Any, n: int = 20) -> str:
+    blob = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha1(blob.encode("utf-8")).hexdigest()[:n]
+
+
+@dataclass(frozen=True)
+class ExtractSpec:
+    """Everything that determines the cached tensors of one file."""
+
+    frames: int = 8  # T
+    fps: float = 8.0
+    size: int = 64
+    sample_rate: int = 16000
+    per_video: int = 1
+    sampling: str = "uniform"  # uniform | random | sliding
+    stride: int = 0
+    seed: int = 0
+    modalities: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    def decode_params(self) -> dict[str, Any]:
+        return {
+            "frames": self.frames,
+            "fps": float(self.fps),
+            "size": self.size,
+            "sample_rate": self.sample_rate,
+            "per_video": self.per_video,
+            "sampling": self.sampling,
+            "stride": self.stride,
+            "seed": self.seed,
+            "version": CACHE_VERSION,
+        }
+
+    def modality_tag(self, name: str) -> str:
+        return f"{name}-{_digest(dict(self.modalities[name]), 10)}"
+
+    def with_modalities(self, names: Sequence[str]) -> ExtractSpec:
+        return dataclasses.replace(self, modalities={n: self.modalities[n] for n in names})
+
+
+def spec_from_config(
+    cfg: Mapping[str, Any], modalities: Sequence[str] = ("rgb", "flow", "audio")
+) -> ExtractSpec:
+    """The extraction spec of an experiment config (its ``data`` section) or of a bare
+    data section. Modality parameters: ``data.modalities.<name>.<key>`` overrides."""
+    from elo.config import require
+    from elo.modality import MODALITIES
+
+    data = cfg["data"] if "data" in cfg and isinstance(cfg["data"], Mapping) else cfg
+    clip = data.get("clip", {})
+    mod_over = data.get("modalities", {}) or {}
+    mods: dict[str, dict[str, Any]] = {}
+    for name in modalities:
+        cls = MODALITIES.get(name)
+        mods[name] = cls.params(mod_over.get(name) or {})
+    sampling = str(clip.get("sampling", "uniform"))
+    if sampling not in ("uniform", "random", "sliding"):
+        raise ConfigError(f"data.clip.sampling {sampling!r}: use uniform, random or sliding")
+    spec = ExtractSpec(
+        frames=int(require(data, "clip.frames", int)),
+        fps=float(require(data, "clip.fps", float)),
+        size=int(require(data, "clip.size", int)),
+        sample_rate=int(require(data, "audio.sample_rate", int)),
+        per_video=int(clip.get("per_video", 1)),
+        sampling=sampling,
+        stride=int(clip.get("stride", 0)),
+        seed=int(clip.get("seed", cfg.get("seed", 0) if "data" in cfg else 0)),
+        modalities=mods,
+    )
+    if spec.frames < 2:
+        raise ConfigError("data.clip.frames must be >= 2 (flow needs two frames)")
+    return spec
+
+
+def file_identity(path: str | Path) -> dict[str, Any]:
+    """Resolved path, size and mtime; :class:`DataError` with the reason if unusable."""
+    p = Path(path)
+    try:
+        real = p.resolve(strict=True)
+        st = real.stat()
+    except RuntimeError:  # pathlib reports symlink loops this way on 3.11
+        raise DataError(f"{p}: symlink loop") from None
+    except FileNotFoundError:
+        reason = "broken symlink" if p.is_symlink() else "file not found"
+        raise DataError(f"{p}: {reason}") from None
+    except OSError as exc:
+        if exc.errno == 40:  # ELOOP
+            raise DataError(f"{p}: symlink loop") from None
+        raise DataError(f"{p}: cannot stat ({exc.strerror})") from None
+    if real.is_dir():
+        raise DataError(f"{p}: is a directory, not a video file")
+    if st.st_size == 0:
+        raise DataError(f"{p}: zero-length file")
+    return {"path": str(real), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+@dataclass
+class CacheEntry:
+    """One file's folder in the cache."""
+
+    dir: Path
+    source: Path
+
+    @property
+    def clips_file(self) -> Path:
+        return self.dir / "clips.json"
+
+    def clips(self) -> dict[str, Any] | None:
+        try:
+            return dict(json.loads(self.clips_file.read_text(encoding="utf-8")))
+        except (FileNotFoundError, json.JSONDecodeError):
+            return None
+
+    def has(self, tag: str) -> bool:
+        return (self.dir / f"{tag}.json").exists()
+
+    def write_clips(self, info: Mapping[str, Any]) -> None:
+        atomic_write_json(self.clips_file, dict(info))
+
+    def write_modality(self, tag: str, arrays: Sequence[np.ndarray | None]) -> None:
+        """Stack per-clip arrays (``None`` = missing -> zeros, present=False)."""
+        present = [a is not None for a in arrays]
+        ref = next((a for a in arrays if a is not None), None)
+        if ref is not None:
+            stack = np.stack([a if a is not None else np.zeros_like(ref) for a in arrays])
+            buf = io.BytesIO()
+            np.save(buf, stack, allow_pickle=False)
+            atomic_write_bytes(self.dir / f"{tag}.npy", buf.getvalue())
+        meta = {"present": present, "shape": list(ref.shape) if ref is not None else None}
+        atomic_write_json(self.dir / f"{tag}.json", meta)
+
+    def read_present(self, tag: str) -> list[bool]:
+        return list(json.loads((self.dir / f"{tag}.json").read_text(encoding="utf-8"))["present"])
+
+    def open_array(self, tag: str) -> np.ndarray | None:
+        """The memory-mapped ``N,...`` array, or ``None`` if no clip has the modality."""
+        p = self.dir / f"{tag}.npy"
+        if not p.exists():
+            return None
+        return np.load(p, mmap_mode="r", allow_pickle=False)
+
+
+class ClipCache:
+    """The cache folder; see the module docstring for the layout."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+
+    def entry(self, path: str | Path, spec: ExtractSpec) -> CacheEntry:
+        ident = file_identity(path)
+        h = _digest({"file": ident, "decode": spec.decode_params()})
+        return CacheEntry(dir=self.root / h[:2] / h, source=Path(path))
+
+    def complete(self, entry: CacheEntry, spec: ExtractSpec) -> bool:
+        info = entry.clips()
+        if info is None:
+            return False
+        if info.get("error"):
+            return True  # a remembered failure: nothing to extract
+        return all(entry.has(spec.modality_tag(m)) for m in spec.modalities)
+
+    def report_path(self) -> Path:
+        return self.root / "extract_report.jsonl"
+
+    def check_writable(self) -> None:
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            probe = self.root / ".write-test"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as exc:
+            raise DataError(f"cache folder {self.root}: not writable ({exc.strerror})") from None
+
+
+def clear_stale_temps(root: str | Path) -> int:
+    """Remove temp files a killed run left behind (``.<name>.*.tmp``); returns count."""
+    n = 0
+    for dirpath, _dirs, files in os.walk(root):
+        for f in files:
+            if f.startswith(".") and f.endswith(".tmp"):
+                try:
+                    os.unlink(os.path.join(dirpath, f))
+                    n += 1
+                except OSError:
+                    pass
+    return n

@@ -1,0 +1,425 @@
+"""Datasets of video clips read from the extraction cache, and their DataLoader.
+
+Sources (:func:`scan`):
+
+* a CSV manifest (a ``.csv`` path, or ``labels.csv`` inside the folder): column
+  ``path`` (relative to the CSV), optional ``label`` (int) / ``class`` (name), ``split``,
+  and any other column becomes a named label (e.g. the demo's ``identity``);
+* a labeled folder, UCF101-style ``root/<class>/<clip>.<ext>`` (Soomro et al., "UCF101",
+  2012), with optional ``classInd.txt`` and split lists ``trainlist*.txt`` /
+  ``testlist*.txt``;
+* any other folder: unlabeled (``label = -1``).
+
+Without a split column or list, ``split="train"/"test"`` is a deterministic
+stratified hash split. Batches follow the shared contract (see ``collate``).
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import zlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from elo.cache import ClipCache, ExtractSpec, spec_from_config
+from elo.errors import DataError
+from elo.extract import find_videos
+from elo.video import VIDEO_SUFFIXES
+
+log = logging.getLogger(__name__)
+
+_RESERVED = {"path", "label", "class", "split"}
+
+
+@dataclass(frozen=True)
+class VideoRecord:
+    path: Path
+    rel: str  # path relative to the dataset root, "/"-separated
+    label: int  # -1 when unlabeled
+    labels: Mapping[str, int] = field(default_factory=dict)
+    split: str | None = None
+
+
+@dataclass
+class VideoIndex:
+    """The videos of a dataset with their labels."""
+
+    root: Path
+    records: list[VideoRecord]
+    class_names: list[str]
+    label_names: list[str]
+    label_values: dict[str, list[str]]  # label name -> value names by index
+
+
+def _code(values: Sequence[str]) -> tuple[list[int], list[str]]:
+    """Integer codes for a column: ints stay ints, other values index their sorted set."""
+    try:
+        ints = [int(v) for v in values]
+        names = [str(i) for i in range(max(ints) + 1)] if ints else []
+        return ints, names
+    except ValueError:
+        names = sorted(set(values))
+        pos = {n: i for i, n in enumerate(names)}
+        return [pos[v] for v in values], names
+
+
+def read_manifest(csv_path: str | Path) -> VideoIndex:
+    """A CSV manifest (see the module docstring)."""
+    csv_path = Path(csv_path)
+    try:
+        with open(csv_path, newline="", encoding="utf-8") as fh:
+            rows = list(csv.DictReader(fh))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise DataError(f"{csv_path}: cannot read manifest ({exc})") from None
+    if not rows or "path" not in rows[0]:
+        raise DataError(f"{csv_path}: a manifest needs a header with a 'path' column")
+    base = csv_path.parent
+    cols = list(rows[0])
+    classes: list[str] = []
+    if "label" in cols:
+        labels, _ = _code([r["label"] for r in rows])
+        if "class" in cols:
+            by_label = {lab: r["class"] for lab, r in zip(labels, rows, strict=True)}
+            classes = [by_label.get(i, str(i)) for i in range(max(labels) + 1)]
+        else:
+            classes = [str(i) for i in range(max(labels) + 1)]
+    elif "class" in cols:
+        labels, classes = _code([r["class"] for r in rows])
+    else:
+        labels = [-1] * len(rows)
+    extra = [c for c in cols if c not in _RESERVED]
+    coded = {c: _code([r[c] for r in rows]) for c in extra}
+    records = [
+        VideoRecord(
+            path=base / r["path"],
+            rel=r["path"],
+            label=labels[i],
+            labels={c: coded[c][0][i] for c in extra},
+            split=(r.get("split") or None),
+        )
+        for i, r in enumerate(rows)
+    ]
+    return VideoIndex(base, records, classes, extra, {c: coded[c][1] for c in extra})
+
+
+def _read_list(path: Path) -> list[str]:
+    return [ln.split()[0] for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
+
+
+def scan(root: str | Path, *, labeled: bool | None = None) -> VideoIndex:
+    """Index a dataset root: CSV manifest, labeled folder or unlabeled folder."""
+    root = Path(root)
+    if root.suffix.lower() == ".csv":
+        return read_manifest(root)
+    if not root.is_dir():
+        raise DataError(f"{root}: no such dataset folder or .csv manifest")
+    if (root / "labels.csv").exists() and labeled is not False:
+        return read_manifest(root / "labels.csv")
+    videos = find_videos(root)
+    rels = [v.relative_to(root).as_posix() for v in videos]
+    by_folder = all(r.count("/") == 1 for r in rels) and bool(rels)
+    if labeled is None:
+        labeled = by_folder
+    if labeled and not by_folder:
+        raise DataError(f"{root}: a labeled folder must look like root/<class>/<clip>")
+    if not labeled:
+        recs = [VideoRecord(v, r, -1) for v, r in zip(videos, rels, strict=True)]
+        return VideoIndex(root, recs, [], [], {})
+    ind = root / "classInd.txt"
+    if ind.exists():  # UCF101: "1 ApplyEyeMakeup"
+        classes = [
+            ln.split()[-1] for ln in ind.read_text(encoding="utf-8").splitlines() if ln.strip()
+        ]
+    else:
+        classes = sorted({r.split("/")[0] for r in rels})
+    pos = {c: i for i, c in enumerate(classes)}
+    recs = []
+    for v, r in zip(videos, rels, strict=True):
+        cls = r.split("/")[0]
+        if cls not in pos:
+            raise DataError(f"{root / 'classInd.txt'}: class folder {cls!r} is not listed")
+        recs.append(VideoRecord(v, r, pos[cls]))
+    return VideoIndex(root, recs, classes, [], {})
+
+
+def select_split(
+    index: VideoIndex, split: str | None, *, test_fraction: float = 0.2, seed: int = 0
+) -> list[VideoRecord]:
+    """Records of ``split``: from the split column, else ``<split>list*.txt``, else a
+    deterministic stratified hash split (``test_fraction`` of each class is "test")."""
+    recs = index.records
+    if split is None:
+        return list(recs)
+    if any(r.split for r in recs):
+        return [r for r in recs if r.split == split]
+    lists = sorted(index.root.glob(f"{split}list*.txt")) if index.root.is_dir() else []
+    if lists:
+        wanted = set(_read_list(lists[0]))
+        return [r for r in recs if r.rel in wanted]
+    if split not in ("train", "test"):
+        raise DataError(f"{index.root}: no split {split!r} (no split column or {split}list*.txt)")
+    out = []
+    groups: dict[int, list[VideoRecord]] = {}
+    for r in recs:
+        groups.setdefault(r.label, []).append(r)
+    for group in groups.values():
+        ranked = sorted(group, key=lambda r: zlib.crc32(f"{seed}:{r.rel}".encode()))
+        n_test = int(round(test_fraction * len(ranked)))
+        out += ranked[:n_test] if split == "test" else ranked[n_test:]
+    return sorted(out, key=lambda r: r.rel)
+
+
+class ClipDataset(Dataset[dict[str, Any]]):
+    """Clips of ``records`` read (memory-mapped) from the cache; one item = one clip.
+
+    Videos that were skipped at extraction have no clips here (counted in
+    ``skipped``). Items are dicts ``{modality: tensor, "present": {...}, "meta": {...}}``.
+    """
+
+    def __init__(
+        self,
+        index: VideoIndex,
+        records: Sequence[VideoRecord],
+        cache_dir: str | Path,
+        spec: ExtractSpec,
+    ) -> None:
+        from elo.modality import MODALITIES
+
+        self.index = index
+        self.spec = spec
+        self.modalities = list(spec.modalities)
+        self.classes = {m: MODALITIES.get(m) for m in self.modalities}
+        self.tags = {m: spec.modality_tag(m) for m in self.modalities}
+        self.shapes = {
+            m: tuple(
+                self.classes[m].output_shape(  # type: ignore[attr-defined]
+                    spec.frames, spec.size, spec.fps, spec.sample_rate, spec.modalities[m]
+                )
+            )
+            for m in self.modalities
+        }
+        cache = ClipCache(cache_dir)
+        self.items: list[tuple[VideoRecord, str, int, float]] = []  # record, dir, clip, start
+        self.present: dict[str, dict[str, list[bool]]] = {}
+        self.skipped: list[tuple[str, str]] = []
+        for rec in records:
+            try:
+                entry = cache.entry(rec.path, spec)
+            except DataError as exc:
+                self.skipped.append((rec.rel, str(exc)))
+                continue
+            info = entry.clips()
+            if info is None or not all(entry.has(t) for t in self.tags.values()):
+                self.skipped.append((rec.rel, "not extracted (run elo-extract)"))
+                continue
+            if info.get("error"):
+                self.skipped.append((rec.rel, str(info["error"])))
+                continue
+            d = str(entry.dir)
+            self.present[d] = {m: entry.read_present(t) for m, t in self.tags.items()}
+            for i, start in enumerate(info["starts"]):
+                self.items.append((rec, d, i, float(start)))
+        self._open: dict[tuple[str, str], np.ndarray | None] = {}
+
+    # -- labels -----------------------------------------------------------------------
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.index.class_names)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.index.class_names)
+
+    @property
+    def label_names(self) -> list[str]:
+        """Names of the other label columns (e.g. ``identity``)."""
+        return list(self.index.label_names)
+
+    def targets(self, name: str = "label") -> np.ndarray:
+        """int64 per clip: the class (``label``) or another label column."""
+        if name == "label":
+            return np.array([it[0].label for it in self.items], dtype=np.int64)
+        if name not in self.index.label_names:
+            known = ", ".join(["label", *self.index.label_names])
+            raise DataError(f"{self.index.root}: no label column {name!r}; known: {known}")
+        return np.array([it[0].labels[name] for it in self.items], dtype=np.int64)
+
+    # -- items ------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def _array(self, d: str, m: str) -> np.ndarray | None:
+        key = (d, m)
+        if key not in self._open:
+            if len(self._open) > 512:
+                self._open.clear()
+            p = Path(d) / f"{self.tags[m]}.npy"
+            self._open[key] = np.load(p, mmap_mode="r") if p.exists() else None
+        return self._open[key]
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        rec, d, k, start = self.items[i]
+        out: dict[str, Any] = {}
+        present: dict[str, bool] = {}
+        for m in self.modalities:
+            ok = self.present[d][m][k]
+            arr = self._array(d, m) if ok else None
+            if arr is None:
+                out[m] = torch.zeros(self.shapes[m], dtype=torch.float32)
+                ok = False
+            else:
+                out[m] = self.classes[m].to_tensor(np.array(arr[k]), self.spec.modalities[m])  # type: ignore[attr-defined]
+            present[m] = ok
+        out["present"] = present
+        stem = (
+            rec.rel.rsplit(".", 1)[0] if Path(rec.rel).suffix.lower() in VIDEO_SUFFIXES else rec.rel
+        )
+        out["meta"] = {
+            "clip_id": f"{stem}#{k}",
+            "path": str(rec.path),
+            "start": start,
+            "label": rec.label,
+            "labels": dict(rec.labels),
+        }
+        return out
+
+
+def collate(samples: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Stack items into the batch dict of the shared contract."""
+    if not samples:
+        raise DataError("cannot collate an empty batch")
+    mods = [k for k in samples[0] if k not in ("present", "meta")]
+    batch: dict[str, Any] = {m: torch.stack([s[m] for s in samples]) for m in mods}  # B,...
+    batch["present"] = {
+        m: torch.tensor([bool(s["present"][m]) for s in samples], dtype=torch.bool) for m in mods
+    }
+    metas = [s["meta"] for s in samples]
+    names = list(metas[0]["labels"])
+    batch["meta"] = {
+        "clip_id": [mt["clip_id"] for mt in metas],
+        "path": [mt["path"] for mt in metas],
+        "start": torch.tensor([mt["start"] for mt in metas], dtype=torch.float64),
+        "label": torch.tensor([mt["label"] for mt in metas], dtype=torch.int64),
+        "labels": {
+            n: torch.tensor([mt["labels"][n] for mt in metas], dtype=torch.int64) for n in names
+        },
+    }
+    return batch
+
+
+def default_cache_dir(root: str | Path) -> Path:
+    """``<root>-cache`` next to a folder; ``<stem>-cache`` next to a CSV manifest."""
+    root = Path(root)
+    if root.suffix.lower() == ".csv":
+        return root.parent / f"{root.stem}-cache"
+    return root.parent / f"{root.name}-cache"
+
+
+def _root_and_cache(
+    cfg: Mapping[str, Any], root: str | Path | None, cache_dir: str | Path | None
+) -> tuple[Path, Path]:
+    """``root=None`` means the config's ``data.root`` (cache ``data.cache``); a
+    given root caches next to itself unless ``cache_dir`` is given."""
+    data = cfg.get("data", cfg)
+    if root is None:
+        if not data.get("root"):
+            raise DataError("no dataset given: pass --data DIR or set data.root in the config")
+        root = Path(str(data["root"]))
+        if cache_dir is None and data.get("cache"):
+            cache_dir = Path(str(data["cache"]))
+    root = Path(root)
+    return root, Path(cache_dir) if cache_dir is not None else default_cache_dir(root)
+
+
+def open_dataset(
+    cfg: Mapping[str, Any],
+    root: str | Path | None = None,
+    *,
+    split: str | None = None,
+    modalities: Sequence[str] = ("rgb", "flow", "audio"),
+    cache_dir: str | Path | None = None,
+    extract: bool = True,
+    extract_workers: int | None = 0,
+    seed: int = 0,
+) -> ClipDataset:
+    """The clips of ``split`` of a dataset, extracting whatever the cache lacks first
+    (``extract_workers`` processes; ``0`` = in this process, ``None`` = all cores)."""
+    from elo.extract import extract_paths
+
+    root, cache_dir = _root_and_cache(cfg, root, cache_dir)
+    spec = spec_from_config(cfg, modalities)
+    index = scan(root)
+    records = select_split(index, split, seed=spec.seed)  # the split ignores the loader seed
+    if not records:
+        raise DataError(f"{root}: no videos for split {split!r}")
+    if extract:
+        cache = ClipCache(cache_dir)
+        todo = []
+        for r in records:
+            try:
+                if not cache.complete(cache.entry(r.path, spec), spec):
+                    todo.append(r.path)
+            except DataError:
+                continue  # reported by the dataset as skipped
+        if todo:
+            log.info("extracting %d videos into %s", len(todo), cache_dir)
+            extract_paths(todo, cache_dir, spec, workers=extract_workers, progress=False)
+    ds = ClipDataset(index, records, cache_dir, spec)
+    if ds.skipped:
+        log.warning(
+            "%s: %d videos have no clips (first: %s: %s)", root, len(ds.skipped), *ds.skipped[0]
+        )
+    if len(ds) == 0:
+        raise DataError(
+            f"{root}: no usable clips for split {split!r} (see {cache_dir}/extract_report.jsonl)"
+        )
+    return ds
+
+
+def _seed_worker(worker_id: int) -> None:
+    seed = torch.initial_seed() % 2**32
+    np.random.seed(seed)
+    torch.set_num_threads(1)
+
+
+def make_loader(
+    cfg: Mapping[str, Any],
+    root: str | Path | None = None,
+    *,
+    split: str | None = None,
+    modalities: Sequence[str] = ("rgb", "flow", "audio"),
+    batch_size: int,
+    shuffle: bool,
+    workers: int = 0,
+    seed: int = 0,
+    cache_dir: str | Path | None = None,
+    drop_last: bool = False,
+    extract_workers: int | None = 0,
+) -> DataLoader[dict[str, Any]]:
+    """A DataLoader of contract batches over the cached clips of ``root`` (see
+    :func:`open_dataset`); ``workers`` loader processes, shuffling seeded by ``seed``.
+    The dataset is ``loader.dataset`` (``num_classes``, ``class_names``, ``label_names``)."""
+    ds = open_dataset(
+        cfg, root, split=split, modalities=modalities, cache_dir=cache_dir,
+        extract_workers=extract_workers, seed=seed,
+    )  # fmt: skip
+    gen = torch.Generator()
+    gen.manual_seed(seed)
+    return DataLoader(
+        ds,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        num_workers=workers,
+        collate_fn=collate,
+        generator=gen,
+        worker_init_fn=_seed_worker if workers > 0 else None,
+        persistent_workers=workers > 0,
+        drop_last=drop_last,
+    )

@@ -1,0 +1,320 @@
+"""The built-in audio-visual demo dataset (``elo-data demo --out DIR``).
+
+Each clip is a real MP4 (H.264 all-intra + AAC, via PyAV): a real handwritten digit
+(scikit-learn ``load_digits``, from the UCI "Optical Recognition of Handwritten
+Digits" set) moving over a textured background, with a sound.
+
+* **class = action**, a motion pattern: slide right / left / up / down (wrapping
+  around the edges), spin clockwise / counter-clockwise, pulse (grow-shrink), orbit.
+  Position, angle and scale of every class cover the same ranges, so no single frame
+  reveals the action.
+* **sound**: a class-specific pitch (7 semitones apart) with a harmonic timbre; its
+  loudness envelope is shared with the digit's brightness (audio-visual sync).
+* **nuisance**: the digit (``identity`` column), its colour, the background, the
+  envelope rate. The test split uses other digit instances, other pitches (shifted
+  1-2 semitones) and another timbre (odd harmonics), so probes measure generalization.
+* **imperfect cues**: in ``motion_dropout`` of the clips the digit does not move, in
+  ``sound_dropout`` the class sound is absent (noise only), independently; the CSV
+  records both (``motion_cue``, ``sound_cue``). No modality alone is perfect.
+* **class frequencies**: Zipf (``p(rank) ∝ rank^-zipf``) in the unlabeled training
+  pool, balanced in the test split.
+
+Layout (UCF101-like): ``<out>/<class>/<class>_<n>.mp4``, ``classInd.txt``,
+``trainlist.txt``, ``testlist.txt``, ``labels.csv`` (path, label, class, identity,
+split, motion_cue, sound_cue) and ``demo.json`` (the generation parameters).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from elo.errors import DataError
+from elo.rundir import atomic_write_bytes, atomic_write_json, atomic_write_text
+
+ACTIONS = ("right", "left", "up", "down", "spin_cw", "spin_ccw", "pulse", "orbit")
+
+
+@dataclass(frozen=True)
+class DemoSpec:
+    clips: int = 1200
+    seed: int = 0
+    classes: int = 8
+    zipf: float = 1.0
+    test_fraction: float = 0.25
+    size: int = 64
+    fps: float = 8.0
+    seconds: float = 2.0
+    sample_rate: int = 16000
+    motion_dropout: float = 0.12
+    sound_dropout: float = 0.12
+
+
+@dataclass(frozen=True)
+class ClipPlan:
+    index: int
+    label: int
+    split: str
+    digit: int  # row of load_digits
+    identity: int
+
+
+def zipf_counts(total: int, k: int, s: float, rng: np.random.Generator) -> np.ndarray:
+    """Class counts summing to ``total`` with p(rank) ∝ rank^-s (ranks shuffled over
+    classes by ``rng``); largest-remainder rounding, every class >= 1 when possible."""
+    p = np.arange(1, k + 1, dtype=np.float64) ** -s
+    p = p / p.sum()
+    raw = p * total
+    counts = np.floor(raw).astype(np.int64)
+    for i in np.argsort(-(raw - counts))[: total - counts.sum()]:
+        counts[i] += 1
+    if total >= k:
+        while (counts == 0).any():
+            counts[np.argmax(counts)] -= 1
+            counts[np.argmin(counts)] += 1
+    return counts[rng.permutation(k)]
+
+
+def plan(spec: DemoSpec, targets: np.ndarray) -> list[ClipPlan]:
+    """Which clip is which (class, split, digit instance); deterministic for the seed."""
+    if not 2 <= spec.classes <= len(ACTIONS):
+        raise DataError(f"demo classes must be in 2..{len(ACTIONS)}, got {spec.classes}")
+    k = spec.classes
+    rng = np.random.default_rng([spec.seed, 1])
+    n_test = int(spec.test_fraction * spec.clips) // k * k
+    n_train = spec.clips - n_test
+    train_counts = zipf_counts(n_train, k, spec.zipf, rng)
+    labels = [(c, "train") for c in range(k) for _ in range(train_counts[c])]
+    labels += [(c, "test") for c in range(k) for _ in range(n_test // k)]
+    order = rng.permutation(len(labels))
+    rows = np.arange(len(targets))
+    pools = {"train": rows[rows % 2 == 0], "test": rows[rows % 2 == 1]}  # disjoint instances
+    out = []
+    for i, j in enumerate(order):
+        c, split = labels[j]
+        d = int(rng.choice(pools[split]))
+        out.append(ClipPlan(i, c, split, d, int(targets[d])))
+    return out
+
+
+# -- rendering ---------------------------------------------------------------------------
+def _texture(rng: np.random.Generator, size: int) -> np.ndarray:
+    """H,W,3 float background: smooth colour blobs plus fine grain."""
+    import cv2
+
+    coarse = rng.uniform(0, 1, (6, 6, 3)).astype(np.float32)
+    fine = rng.uniform(0, 1, (size // 4, size // 4, 1)).astype(np.float32)
+    bg = 0.65 * cv2.resize(coarse, (size, size), interpolation=cv2.INTER_CUBIC)
+    bg += 0.35 * cv2.resize(fine, (size, size), interpolation=cv2.INTER_LINEAR)[..., None]
+    lo, hi = rng.uniform(20, 70), rng.uniform(120, 180)
+    return lo + (hi - lo) * np.clip(bg, 0, 1)
+
+
+def _trajectory(action: str, t: np.ndarray, rng: np.random.Generator, moving: bool, size: int):
+    """Per-frame (x, y, angle_deg, scale) for an action; ``t`` is the frame index."""
+    n = len(t)
+    x0, y0 = rng.uniform(0, size, 2)
+    a0 = rng.uniform(0, 360)
+    s0 = rng.uniform(0.6, 1.3)
+    m = 1.0 if moving else 0.0
+    x, y = np.full(n, x0), np.full(n, y0)
+    ang, scale = np.full(n, a0), np.full(n, s0)
+    v = rng.uniform(2.5, 4.5) * m  # px / frame
+    if action == "right":
+        x = x0 + v * t
+    elif action == "left":
+        x = x0 - v * t
+    elif action == "up":
+        y = y0 - v * t
+    elif action == "down":
+        y = y0 + v * t
+    elif action in ("spin_cw", "spin_ccw"):
+        w = rng.uniform(18, 32) * m * (-1 if action == "spin_cw" else 1)  # deg / frame
+        ang = a0 + w * t
+    elif action == "pulse":
+        base = rng.uniform(0.8, 1.05)
+        period = rng.uniform(5, 9)
+        scale = base * (1 + 0.35 * m * np.sin(2 * np.pi * t / period + rng.uniform(0, 2 * np.pi)))
+    elif action == "orbit":
+        r = rng.uniform(7, 12) * m
+        w = 2 * np.pi / rng.uniform(10, 16)
+        ph = rng.uniform(0, 2 * np.pi)
+        x, y = x0 + r * np.cos(w * t + ph), y0 + r * np.sin(w * t + ph)
+    return x, y, ang, scale
+
+
+def _render(digit: np.ndarray, spec: DemoSpec, action: str, rng: np.random.Generator,
+            moving: bool, envelope: np.ndarray) -> np.ndarray:  # fmt: skip
+    """T,H,W,3 uint8 frames."""
+    import cv2
+
+    size = spec.size
+    n = int(round(spec.seconds * spec.fps))
+    bg = _texture(rng, size)
+    sprite = cv2.resize((digit / 16.0).astype(np.float32), (22, 22), interpolation=cv2.INTER_CUBIC)
+    sprite = np.clip(sprite, 0, 1)
+    canvas = np.zeros((size, size), np.float32)
+    c = size // 2
+    canvas[c - 11 : c + 11, c - 11 : c + 11] = sprite
+    color = rng.uniform(0.6, 1.0, 3) * np.where(rng.uniform(size=3) < 0.5, 255.0, 90.0)
+    frames = np.empty((n, size, size, 3), np.uint8)
+    for i, (x, y, a, s) in enumerate(
+        zip(*_trajectory(action, np.arange(n), rng, moving, size), strict=True)
+    ):
+        mat = cv2.getRotationMatrix2D((c, c), float(a), float(s))
+        alpha = cv2.warpAffine(canvas, mat, (size, size), flags=cv2.INTER_LINEAR)
+        alpha = np.roll(alpha, (int(round(y)) - c, int(round(x)) - c), axis=(0, 1))  # wraps
+        gain = 0.55 + 0.45 * envelope[i]
+        img = bg * (1 - alpha[..., None]) + (color * gain) * alpha[..., None]
+        frames[i] = np.clip(img, 0, 255).astype(np.uint8)
+    return frames
+
+
+def _sound(label: int, split: str, spec: DemoSpec, rng: np.random.Generator, audible: bool,
+           env_rate: float, env_phase: float) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """Mono audio (N float32) and the loudness envelope sampled at the video frames."""
+    sr = spec.sample_rate
+    t = np.arange(int(round(spec.seconds * sr))) / sr
+    env = 0.5 + 0.5 * np.sin(2 * np.pi * env_rate * t + env_phase)
+    semis = 7 * label + (
+        rng.uniform(-1, 1) if split == "train" else rng.choice([-1, 1]) * rng.uniform(1, 2)
+    )
+    f0 = 180.0 * 2 ** (semis / 12)
+    harmonics = [1.0, 0.5, 0.25] if split == "train" else [1.0, 0.0, 0.35, 0.0, 0.2]
+    tone = sum(
+        h * np.sin(2 * np.pi * f0 * (k + 1) * t)
+        for k, h in enumerate(harmonics)
+        if f0 * (k + 1) < sr / 2
+    )
+    tone = np.asarray(tone) / sum(harmonics)
+    noise = rng.normal(0, 1, len(t))
+    noise = np.convolve(noise, np.ones(4) / 4, mode="same") * rng.uniform(0.02, 0.08)
+    loud = rng.uniform(0.3, 0.6)
+    audio = noise + (loud * (0.2 + 0.8 * env) * tone if audible else 0.0)
+    frame_t = np.arange(int(round(spec.seconds * spec.fps))) / spec.fps
+    env_frames = 0.5 + 0.5 * np.sin(2 * np.pi * env_rate * frame_t + env_phase)
+    return np.clip(audio, -1, 1).astype(np.float32), env_frames
+
+
+def write_mp4(
+    path: Path, frames: np.ndarray, fps: float, audio: np.ndarray, sample_rate: int
+) -> None:
+    """H.264 all-intra (``gop_size=1``: no codec arrow of time) + AAC, atomically."""
+    import av
+
+    buf = io.BytesIO()
+    with av.open(buf, "w", format="mp4") as out:
+        vs = out.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
+        vs.width, vs.height, vs.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
+        vs.codec_context.gop_size = 1
+        vs.options = {"crf": "18", "preset": "ultrafast", "threads": "1"}
+        as_ = out.add_stream("aac", rate=sample_rate)
+        as_.layout = "mono"
+        for f in frames:
+            out.mux(vs.encode(av.VideoFrame.from_ndarray(f, format="rgb24")))
+        out.mux(vs.encode(None))
+        chunk = as_.codec_context.frame_size or 1024
+        for i in range(0, len(audio), chunk):
+            af = av.AudioFrame.from_ndarray(
+                audio[None, i : i + chunk].copy(), format="fltp", layout="mono"
+            )
+            af.sample_rate, af.pts, af.time_base = sample_rate, i, Fraction(1, sample_rate)
+            out.mux(as_.encode(af))
+        out.mux(as_.encode(None))
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def _make_clip(args: tuple[DemoSpec, ClipPlan, str]) -> dict[str, Any]:
+    spec, p, out = args
+    digits = _digits()
+    rng = np.random.default_rng([spec.seed, 2, p.index])
+    action = ACTIONS[p.label]
+    moving = bool(rng.uniform() >= spec.motion_dropout)
+    audible = bool(rng.uniform() >= spec.sound_dropout)
+    env_rate, env_phase = rng.uniform(0.7, 2.5), rng.uniform(0, 2 * np.pi)
+    audio, env = _sound(p.label, p.split, spec, rng, audible, env_rate, env_phase)
+    frames = _render(digits[p.digit], spec, action, rng, moving, env)
+    rel = f"{action}/{action}_{p.index:05d}.mp4"
+    write_mp4(Path(out) / rel, frames, spec.fps, audio, spec.sample_rate)
+    return {"path": rel, "label": p.label, "class": action, "identity": p.identity,
+            "split": p.split, "motion_cue": int(moving), "sound_cue": int(audible)}  # fmt: skip
+
+
+_DIGITS: np.ndarray | None = None
+
+
+def _digits() -> np.ndarray:
+    global _DIGITS
+    if _DIGITS is None:
+        from sklearn.datasets import load_digits
+
+        _DIGITS = load_digits().images.astype(np.float32)  # 1797,8,8 in 0..16
+    return _DIGITS
+
+
+def make_demo(
+    out: str | Path,
+    *,
+    clips: int = 1200,
+    seed: int = 0,
+    workers: int | None = None,
+    progress: bool = False,
+    **options: Any,
+) -> Path:
+    """Write the demo dataset to ``out`` (see the module docstring); returns ``out``.
+    ``options`` are :class:`DemoSpec` fields (classes, zipf, test_fraction, size, ...).
+    ``workers``: processes (``None`` = all cores, ``0``/``1`` = this process)."""
+    from sklearn.datasets import load_digits
+
+    unknown = set(options) - set(DemoSpec.__dataclass_fields__)
+    if unknown:
+        raise DataError(
+            f"unknown demo option(s) {sorted(unknown)}; known: {sorted(DemoSpec.__dataclass_fields__)}"
+        )
+    spec = DemoSpec(clips=clips, seed=seed, **options)
+    if clips < spec.classes * 2:
+        raise DataError(f"demo needs at least {spec.classes * 2} clips, got {clips}")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    plans = plan(spec, load_digits().target)
+    jobs = [(spec, p, str(out)) for p in plans]
+    n = (os.cpu_count() or 1) if workers is None else workers
+    rows: list[dict[str, Any]]
+    if n <= 1:
+        rows = [_make_clip(j) for j in _progress(jobs, progress)]
+    else:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(n, mp_context=mp.get_context("spawn")) as pool:
+            rows = list(_progress(pool.map(_make_clip, jobs, chunksize=16), progress, len(jobs)))
+    _write_index(out, spec, rows)
+    return out
+
+
+def _progress(it: Any, on: bool, total: int | None = None) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(it, total=total, unit="clip", disable=not on)
+
+
+def _write_index(out: Path, spec: DemoSpec, rows: Sequence[dict[str, Any]]) -> None:
+    names = ACTIONS[: spec.classes]
+    atomic_write_text(out / "classInd.txt", "".join(f"{i + 1} {c}\n" for i, c in enumerate(names)))
+    for split in ("train", "test"):
+        lines = [f"{r['path']} {r['label'] + 1}\n" for r in rows if r["split"] == split]
+        atomic_write_text(out / f"{split}list.txt", "".join(lines))
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
+    w.writeheader()
+    w.writerows(rows)
+    atomic_write_text(out / "labels.csv", buf.getvalue())
+    atomic_write_json(out / "demo.json", {**asdict(spec), "actions": list(names)})

@@ -1,0 +1,279 @@
+"""Parallel extraction of modality tensors into the on-disk cache (``elo-extract``).
+
+One task per video file, run on a process pool (``concurrent.futures``, one process
+per core, each single-threaded). A file that cannot be used (missing, zero-length,
+symlink loop, directory, not a video, truncated, audio-only, too short) is skipped
+with a one-line reason that goes to the report (JSON lines) and into the summary
+counts; it never stops the run. Finished files are committed to the cache one by one,
+so a killed run keeps them and the next run continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import os
+import time
+import zlib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from elo.cache import ClipCache, ExtractSpec, clear_stale_temps
+from elo.errors import DataError
+from elo.rundir import append_jsonl
+from elo.video import VIDEO_SUFFIXES
+
+log = logging.getLogger(__name__)
+
+
+def find_videos(root: str | Path) -> list[Path]:
+    """Every entry under ``root`` whose name ends in a video suffix, sorted. Includes
+    directories and dangling / looping symlinks named like videos, so they are
+    reported as skipped instead of silently ignored; hidden entries are left out.
+    Symlinked folders are not followed (no loops)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"{root}: not a folder of videos")
+    out = []
+    for dirpath, dirs, files in os.walk(root, followlinks=False):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in [*files, *dirs]:
+            if not name.startswith(".") and Path(name).suffix.lower() in VIDEO_SUFFIXES:
+                out.append(Path(dirpath) / name)
+    return sorted(out)
+
+
+def _skip(path: Path, reason: str, t0: float, cached: bool = False) -> dict[str, Any]:
+    return {
+        "path": str(path),
+        "status": "skipped",
+        "reason": reason,
+        "remembered": cached,
+        "clips": 0,
+        "frames": 0,
+        "seconds": time.perf_counter() - t0,
+    }
+
+
+def _reason(exc: BaseException, path: Path) -> str:
+    msg = str(exc)
+    prefix = f"{path}: "
+    return msg[len(prefix) :] if msg.startswith(prefix) else msg
+
+
+def extract_one(path: str | Path, cache_root: str | Path, spec: ExtractSpec) -> dict[str, Any]:
+    """Decode one file and cache every modality of ``spec`` it lacks; a record with
+    ``status`` ok / cached / skipped (+ ``reason``). Never raises for a bad file."""
+    import numpy as np
+
+    from elo.modality import MODALITIES
+    from elo.video import clip_starts, cut_clips, decode_video
+
+    path = Path(path)
+    t0 = time.perf_counter()
+    cache = ClipCache(cache_root)
+    try:
+        entry = cache.entry(path, spec)
+    except DataError as exc:
+        return _skip(path, _reason(exc, path), t0)
+    info = entry.clips()
+    if info is not None and info.get("error"):
+        return _skip(path, str(info["error"]), t0, cached=True)
+    missing = [m for m in spec.modalities if not entry.has(spec.modality_tag(m))]
+    if info is not None and not missing:
+        return {"path": str(path), "status": "cached", "clips": int(info["n"]), "frames": 0,
+                "seconds": time.perf_counter() - t0}  # fmt: skip
+    try:
+        video = decode_video(
+            path, fps=spec.fps, size=spec.size, sample_rate=spec.sample_rate,
+            audio="audio" in missing,
+        )  # fmt: skip
+        rng = np.random.default_rng([spec.seed, zlib.crc32(str(entry.source).encode())])
+        starts = clip_starts(
+            len(video.frames), spec.frames, per_video=spec.per_video,
+            sampling=spec.sampling, stride=spec.stride, rng=rng,
+        )  # fmt: skip
+        if not starts:
+            raise DataError(
+                f"{path}: too short: {len(video.frames)} frames at {spec.fps:g} fps, "
+                f"a clip needs {spec.frames}"
+            )
+    except DataError as exc:
+        reason = _reason(exc, path)
+        entry.write_clips({"error": reason, "source": str(path)})  # remembered until it changes
+        return _skip(path, reason, t0)
+    except Exception as exc:  # an unexpected failure: report it, don't remember it
+        return _skip(path, f"{type(exc).__name__}: {str(exc)[:200]}", t0)
+    clips = cut_clips(video, spec.frames, starts)
+    entry.write_clips({
+        "source": str(path),
+        "n": len(clips),
+        "starts": [float(c.start) for c in clips],
+        "frame_index": [int(s) for s in starts],
+        "audio_track": video.audio is not None or info is not None and bool(info.get("audio_track")),
+        "duration": float(len(video.frames) / spec.fps),
+    })  # fmt: skip
+    try:
+        for name in missing:
+            cls = MODALITIES.get(name)
+            params = spec.modalities[name]
+            entry.write_modality(spec.modality_tag(name), [cls.extract(c, params) for c in clips])
+    except DataError as exc:  # a user-fixable parameter problem: stop the run
+        raise exc
+    except Exception as exc:
+        return _skip(path, f"extraction failed: {type(exc).__name__}: {str(exc)[:200]}", t0)
+    return {"path": str(path), "status": "ok", "clips": len(clips),
+            "frames": int(len(video.frames)), "seconds": time.perf_counter() - t0}  # fmt: skip
+
+
+@dataclass
+class ExtractSummary:
+    """Counts of one extraction run; ``reasons`` counts skip reasons by kind."""
+
+    ok: int = 0
+    cached: int = 0
+    skipped: int = 0
+    clips: int = 0
+    frames: int = 0
+    seconds: float = 0.0
+    reasons: collections.Counter[str] = field(default_factory=collections.Counter)
+    records: list[dict[str, Any]] = field(default_factory=list)
+    report: Path | None = None
+
+    def add(self, rec: Mapping[str, Any]) -> None:
+        self.records.append(dict(rec))
+        status = rec["status"]
+        if status == "skipped":
+            self.skipped += 1
+            self.reasons[_reason_kind(str(rec["reason"]))] += 1
+        else:
+            setattr(self, status, getattr(self, status) + 1)
+            self.clips += int(rec["clips"])
+            self.frames += int(rec["frames"])
+
+    def line(self) -> str:
+        why = ", ".join(f"{k}: {v}" for k, v in sorted(self.reasons.items()))
+        rate = self.clips / self.seconds if self.seconds > 0 else 0.0
+        text = (
+            f"{self.ok} extracted, {self.cached} cached, {self.skipped} skipped; "
+            f"{self.clips} clips in {self.seconds:.1f} s ({rate:.1f} clips/s)"
+        )
+        if why:
+            text += f"; skipped: {why}"
+        if self.report is not None and self.skipped:
+            text += f" (reasons in {self.report})"
+        return text
+
+
+def _reason_kind(reason: str) -> str:
+    """A short bucket for a skip reason: the text before the first ':' or '('."""
+    head = reason.split(":")[0].split("(")[0].strip()
+    return head[:60] or "unknown"
+
+
+def _worker_init() -> None:
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    try:
+        import torch
+
+        torch.set_num_threads(1)
+    except ImportError:  # pragma: no cover
+        pass
+
+
+def extract_paths(
+    paths: Iterable[str | Path],
+    cache_dir: str | Path,
+    spec: ExtractSpec,
+    *,
+    workers: int | None = None,
+    progress: bool = True,
+    report: str | Path | None = None,
+) -> ExtractSummary:
+    """Extract ``paths`` into ``cache_dir`` with ``workers`` processes (``None``: all
+    cores; ``0``/``1``: in this process). Skips are appended to ``report`` (default
+    ``<cache>/extract_report.jsonl``) as JSON lines, then one summary line."""
+    from tqdm import tqdm
+
+    path_list = [Path(p) for p in paths]
+    cache = ClipCache(cache_dir)
+    cache.check_writable()
+    clear_stale_temps(cache.root)
+    report_path = Path(report) if report is not None else cache.report_path()
+    n_workers = (os.cpu_count() or 1) if workers is None else max(0, int(workers))
+    n_workers = min(n_workers, max(1, len(path_list)))
+    summary = ExtractSummary(report=report_path)
+    run_id = time.strftime("%Y-%m-%dT%H:%M:%S")
+    t0 = time.perf_counter()
+    bar = tqdm(total=len(path_list), unit="video", disable=not progress, dynamic_ncols=True)
+
+    def done(rec: Mapping[str, Any]) -> None:
+        summary.add(rec)
+        if rec["status"] == "skipped":
+            log.debug("skip %s: %s", rec["path"], rec["reason"])
+            append_jsonl(report_path, {"kind": "skip", "run": run_id, **rec})
+        elapsed = time.perf_counter() - t0
+        bar.set_postfix(
+            clips_s=f"{summary.clips / max(elapsed, 1e-9):.1f}", skipped=summary.skipped
+        )
+        bar.update(1)
+
+    try:
+        todo = []
+        for p in path_list:  # cached and unusable files are settled here, without a pool
+            try:
+                settled = cache.complete(cache.entry(p, spec), spec)
+            except DataError:
+                settled = True
+            if settled:
+                done(extract_one(p, cache.root, spec))
+            else:
+                todo.append(p)
+        if n_workers <= 1 or len(todo) < 4:
+            for p in todo:
+                done(extract_one(p, cache.root, spec))
+        else:
+            _run_pool(todo, cache.root, spec, min(n_workers, len(todo)), done)
+    finally:
+        bar.close()
+        summary.seconds = time.perf_counter() - t0
+        append_jsonl(
+            report_path,
+            {"kind": "summary", "run": run_id, "ok": summary.ok, "cached": summary.cached,
+             "skipped": summary.skipped, "clips": summary.clips, "seconds": summary.seconds,
+             "reasons": dict(summary.reasons)},
+        )  # fmt: skip
+    return summary
+
+
+def _run_pool(paths: Sequence[Path], root: Path, spec: ExtractSpec, n: int, done: Any) -> None:
+    import multiprocessing as mp
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    ctx = mp.get_context("spawn")  # torch/OpenMP state must not be forked
+    with ProcessPoolExecutor(max_workers=n, mp_context=ctx, initializer=_worker_init) as pool:
+        pending = iter(paths)
+        live = {}
+        try:
+            for p in pending:  # keep a bounded queue so a kill loses little
+                live[pool.submit(extract_one, p, root, spec)] = p
+                if len(live) >= 4 * n:
+                    break
+            while live:
+                finished, _ = wait(list(live), return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    p = live.pop(fut)
+                    try:
+                        done(fut.result())
+                    except DataError:
+                        raise
+                    except Exception as exc:  # worker crashed (e.g. a decoder segfault)
+                        done(_skip(p, f"worker crashed: {type(exc).__name__}", time.perf_counter()))
+                    nxt = next(pending, None)
+                    if nxt is not None:
+                        live[pool.submit(extract_one, nxt, root, spec)] = nxt
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise

@@ -1,0 +1,277 @@
+"""Video decoding with PyAV: frames resampled to a target fps, resized and centre-cropped,
+and audio resampled to mono at a target rate, on one shared timeline.
+
+Clips are windows of ``T`` frames of the decoded video (:func:`clip_starts`,
+:func:`cut_clips`), each a :class:`~elo.modality.DecodedClip` whose audio covers exactly
+the clip's time window.
+
+AAC priming: an AAC encoder emits 1024 "priming" samples before the first real sample.
+Well-formed MP4s declare them (a first packet with negative pts / an edit list) and
+FFmpeg drops them; MP4s written without timestamps do not, and PyAV then returns the
+priming as real audio, delaying the track by 64 ms at 16 kHz (ENVIRONMENT.md). For
+AAC in MP4/MOV whose first packet starts at pts >= 0 we drop ``aac_priming`` samples.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
+
+import numpy as np
+
+from elo.errors import DataError
+from elo.modality import DecodedClip
+
+log = logging.getLogger(__name__)
+
+VIDEO_SUFFIXES = frozenset(
+    {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".ogv", ".flv", ".wmv"}
+)
+#: container names (FFmpeg demuxer) that carry undeclared AAC priming
+_MP4_FAMILY = ("mov", "mp4", "m4a", "3gp", "3g2", "mj2")
+
+
+@dataclass
+class DecodedVideo:
+    """A whole decoded file: frames at ``fps`` and the audio track on the same clock."""
+
+    frames: np.ndarray  # N,H,W,3 uint8 RGB at ``fps``, resized + cropped
+    times: np.ndarray  # N float64 seconds (container timeline) of each output frame
+    fps: float
+    audio: np.ndarray | None  # M float32 mono in [-1, 1]; None = no audio track
+    audio_t0: float  # seconds (container timeline) of audio[0]
+    sample_rate: int
+    source: Path
+
+
+def _resize_dims(w: int, h: int, size: int) -> tuple[int, int]:
+    """Scale so the shorter side is ``size`` (then we centre-crop to size x size)."""
+    if w <= h:
+        return size, max(size, int(round(h * size / w)))
+    return max(size, int(round(w * size / h))), size
+
+
+def decode_video(
+    path: str | Path,
+    *,
+    fps: float,
+    size: int,
+    sample_rate: int = 16000,
+    audio: bool = True,
+    aac_priming: int = 1024,
+    max_seconds: float | None = None,
+) -> DecodedVideo:
+    """Decode ``path`` once: video frames picked at ``fps`` (nearest source frame),
+    resized (shorter side = ``size``) and centre-cropped to ``size`` x ``size``; audio
+    resampled to ``sample_rate`` mono.
+
+    Raises :class:`DataError` (one line, naming the file) for anything undecodable.
+    """
+    import av
+
+    path = Path(path)
+    av.logging.set_level(av.logging.FATAL)
+    try:
+        container = av.open(str(path), "r")
+    except (av.FFmpegError, OSError, ValueError) as exc:
+        raise DataError(f"{path}: cannot open as a video ({_short(exc)})") from None
+    with container:
+        if not container.streams.video:
+            kind = "audio-only file" if container.streams.audio else "no video stream"
+            raise DataError(f"{path}: {kind}; expected a video")
+        vs = container.streams.video[0]
+        vs.thread_type = "SLICE"
+        vs.codec_context.thread_count = 1
+        w, h = vs.codec_context.width, vs.codec_context.height
+        if not w or not h:
+            raise DataError(f"{path}: video stream has no frame size")
+        rate = vs.average_rate or vs.guessed_rate or vs.base_rate
+        src_fps = float(rate) if rate else fps
+        rw, rh = _resize_dims(w, h, size)
+        astream = container.streams.audio[0] if (audio and container.streams.audio) else None
+        streams = [vs] if astream is None else [vs, astream]
+        picker = _FramePicker(fps=fps, src_fps=src_fps, dims=(rw, rh), size=size)
+        resampler = (
+            av.AudioResampler(format="flt", layout="mono", rate=sample_rate) if astream else None
+        )
+        chunks: list[np.ndarray] = []
+        audio_t0: float | None = None
+        first_audio_pts: int | None = None
+        errors = 0
+        try:
+            for packet in container.demux(*streams):
+                if packet.stream is astream and first_audio_pts is None and packet.pts is not None:
+                    first_audio_pts = packet.pts
+                try:
+                    frames = packet.decode()
+                except av.FFmpegError:
+                    errors += 1
+                    continue
+                for frame in cast(list[Any], frames):
+                    if packet.stream is vs:
+                        picker.push(frame)
+                    elif resampler is not None:
+                        if audio_t0 is None and frame.time is not None:
+                            audio_t0 = float(frame.time)
+                        for rf in resampler.resample(frame):
+                            chunks.append(rf.to_ndarray().reshape(-1))
+                if max_seconds is not None and picker.last_time > max_seconds:
+                    break
+        except av.FFmpegError as exc:  # container-level failure mid-file
+            errors += 1
+            log.debug("%s: demux stopped early: %s", path, _short(exc))
+        except (ValueError, MemoryError, OSError) as exc:
+            raise DataError(f"{path}: decoding failed ({_short(exc)})") from None
+        picker.finish()
+        if resampler is not None:
+            try:
+                for rf in resampler.resample(None):
+                    chunks.append(rf.to_ndarray().reshape(-1))
+            except av.FFmpegError:
+                errors += 1
+        if not picker.frames:
+            raise DataError(f"{path}: no decodable video frames ({errors} bad packets)")
+        samples: np.ndarray | None = None
+        if astream is not None and chunks:
+            samples = np.concatenate(chunks).astype(np.float32, copy=False)
+            fmt = container.format.name.split(",")
+            declared = first_audio_pts is not None and first_audio_pts < 0
+            if astream.codec_context.name == "aac" and not declared and set(fmt) & set(_MP4_FAMILY):
+                skip = int(
+                    round(
+                        aac_priming
+                        * sample_rate
+                        / (astream.codec_context.sample_rate or sample_rate)
+                    )
+                )
+                samples = samples[skip:]
+        if errors:
+            log.debug("%s: %d undecodable packets skipped", path, errors)
+    return DecodedVideo(
+        frames=np.stack(picker.frames),
+        times=np.asarray(picker.times, dtype=np.float64),
+        fps=float(fps),
+        audio=samples,
+        audio_t0=float(audio_t0 or 0.0),
+        sample_rate=sample_rate,
+        source=path,
+    )
+
+
+class _FramePicker:
+    """Chooses, for each target time ``t0 + k/fps``, the nearest decoded source frame."""
+
+    def __init__(self, *, fps: float, src_fps: float, dims: tuple[int, int], size: int) -> None:
+        self.step = 1.0 / fps
+        self.half_src = 0.5 / max(src_fps, 1e-3)
+        self.dims = dims
+        self.size = size
+        self.frames: list[np.ndarray] = []
+        self.times: list[float] = []
+        self.next_t: float | None = None
+        self.prev: object | None = None
+        self.prev_t = -np.inf
+        self.last_time = 0.0
+
+    def _convert(self, frame: object) -> np.ndarray:
+        rw, rh = self.dims
+        img = frame.reformat(width=rw, height=rh, format="rgb24").to_ndarray()  # type: ignore[attr-defined]
+        y0, x0 = (rh - self.size) // 2, (rw - self.size) // 2
+        return np.ascontiguousarray(img[y0 : y0 + self.size, x0 : x0 + self.size])  # H,W,3
+
+    def _emit(self, frame: object, t: float) -> None:
+        self.frames.append(self._convert(frame))
+        self.times.append(t)
+
+    def push(self, frame: object) -> None:
+        t = getattr(frame, "time", None)
+        t = float(t) if t is not None else self.prev_t + 2 * self.half_src
+        if t <= self.prev_t:  # out-of-order or duplicate timestamp: ignore
+            return
+        self.last_time = t
+        if self.next_t is None:
+            self.next_t = t
+        eps = 1e-6
+        while self.next_t <= t + eps:
+            # target lies between prev and this frame: take the nearer one
+            use_prev = (
+                self.prev is not None and (self.next_t - self.prev_t) < (t - self.next_t) - eps
+            )
+            self._emit(self.prev if use_prev else frame, self.next_t)
+            self.next_t += self.step
+        self.prev, self.prev_t = frame, t
+
+    def finish(self) -> None:
+        if self.prev is None or self.next_t is None:
+            return
+        while self.next_t <= self.prev_t + self.half_src + 1e-6:
+            self._emit(self.prev, self.next_t)
+            self.next_t += self.step
+
+
+def clip_starts(
+    n_frames: int,
+    frames: int,
+    *,
+    per_video: int = 1,
+    sampling: str = "uniform",
+    stride: int = 0,
+    rng: np.random.Generator | None = None,
+) -> list[int]:
+    """Start indices of clips of ``frames`` frames in a video of ``n_frames`` frames.
+
+    ``uniform``: ``per_video`` windows evenly spread (centred for one);
+    ``random``: ``per_video`` distinct random starts (needs ``rng``);
+    ``sliding``: every ``stride`` frames (``per_video`` > 0 caps the count).
+    A video shorter than one clip has no clips.
+    """
+    last = n_frames - frames
+    if last < 0:
+        return []
+    if sampling == "uniform":
+        k = min(per_video, last + 1)
+        return sorted({int(round((i + 0.5) * (last + 1) / k - 0.5)) for i in range(k)})
+    if sampling == "random":
+        if rng is None:
+            raise ValueError("random clip sampling needs a seeded generator")
+        k = min(per_video, last + 1)
+        return sorted(int(s) for s in rng.choice(last + 1, size=k, replace=False))
+    if sampling == "sliding":
+        starts = list(range(0, last + 1, max(1, stride or frames)))
+        return starts[:per_video] if per_video > 0 else starts
+    raise DataError(f"unknown clip sampling {sampling!r}; use uniform, random or sliding")
+
+
+def cut_clips(video: DecodedVideo, frames: int, starts: Sequence[int]) -> list[DecodedClip]:
+    """The clips at ``starts``; each clip's audio is exactly its time window (zero
+    padded where the track is shorter; ``None`` when the track covers < half of it)."""
+    out = []
+    n = int(round(frames / video.fps * video.sample_rate))
+    for s in starts:
+        t0 = float(video.times[s])
+        clip_audio = None
+        if video.audio is not None:
+            i0 = int(round((t0 - video.audio_t0) * video.sample_rate))
+            lo, hi = max(i0, 0), min(i0 + n, len(video.audio))
+            if hi - lo >= n / 2:
+                clip_audio = np.zeros(n, dtype=np.float32)
+                clip_audio[lo - i0 : hi - i0] = video.audio[lo:hi]
+        out.append(
+            DecodedClip(
+                frames=video.frames[s : s + frames],
+                fps=video.fps,
+                audio=clip_audio,
+                sample_rate=video.sample_rate,
+                start=t0,
+                source=video.source,
+            )
+        )
+    return out
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:200]

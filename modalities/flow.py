@@ -1,0 +1,104 @@
+"""Optical flow between consecutive frames, ``2,T-1,H,W``, clipped to ``±bound``
+pixels and scaled to ``[-1, 1]``.
+
+Methods (OpenCV contrib): ``dis`` (default; Kroeger et al., "Fast Optical Flow using
+Dense Inverse Search", ECCV 2016), ``farneback`` (Farnebäck, SCIA 2003) and ``tvl1``
+(Zach, Pock & Bischof, DAGM 2007). TV-L1 is 100x slower than DIS (ENVIRONMENT.md:
+9-25 frames/s per core at 64x64): use it offline only.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from elo.errors import ConfigError
+from elo.modality import MODALITIES, DecodedClip, Encoder, Modality
+
+_ESTIMATORS: dict[tuple[str, str], Any] = {}
+
+
+def _estimator(method: str, preset: str) -> Any:
+    cv2: Any = importlib.import_module("cv2")
+
+    key = (method, preset)
+    if key not in _ESTIMATORS:
+        if method == "dis":
+            presets = {
+                "ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
+                "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
+                "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM,
+            }
+            if preset not in presets:
+                raise ConfigError(f"modalities.flow.preset {preset!r}: use {', '.join(presets)}")
+            _ESTIMATORS[key] = cv2.DISOpticalFlow_create(presets[preset])
+        elif method == "tvl1":
+            _ESTIMATORS[key] = cv2.optflow.DualTVL1OpticalFlow_create()
+        elif method == "farneback":
+            _ESTIMATORS[key] = None
+        else:
+            raise ConfigError(f"modalities.flow.method {method!r}: use dis, farneback or tvl1")
+    return _ESTIMATORS[key]
+
+
+def compute_flow(gray: np.ndarray, method: str = "dis", preset: str = "medium") -> np.ndarray:
+    """Raw flow in pixels for ``T,H,W`` uint8 gray frames -> ``T-1,H,W,2`` float32."""
+    cv2: Any = importlib.import_module("cv2")
+    cv2.setNumThreads(1)
+    est = _estimator(method, preset)
+    out = np.empty((gray.shape[0] - 1, *gray.shape[1:], 2), dtype=np.float32)
+    for i in range(gray.shape[0] - 1):
+        a, b = gray[i], gray[i + 1]
+        if method == "farneback":
+            out[i] = cv2.calcOpticalFlowFarneback(a, b, None, 0.5, 3, 9, 3, 5, 1.1, 0)
+        else:
+            out[i] = est.calc(a, b, None)
+    return out
+
+
+@MODALITIES.register()
+class Flow(Modality):
+    """``flow``: ``2,T-1,H,W`` (dx, dy), clipped and scaled to ``[-1, 1]``."""
+
+    name: ClassVar[str] = "flow"
+    defaults: ClassVar[Mapping[str, Any]] = {
+        "method": "dis",
+        "preset": "medium",
+        "bound": 8.0,  # pixels per frame that map to ±1
+    }
+
+    @classmethod
+    def extract(cls, clip: DecodedClip, params: Mapping[str, Any]) -> np.ndarray | None:
+        import cv2
+
+        gray = np.stack([cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in clip.frames])  # T,H,W
+        flow = compute_flow(gray, str(params["method"]), str(params["preset"]))  # T-1,H,W,2
+        bound = float(params["bound"])
+        flow = np.clip(flow, -bound, bound) / bound
+        return np.ascontiguousarray(flow.transpose(3, 0, 1, 2)).astype(np.float16)  # 2,T-1,H,W
+
+    @classmethod
+    def output_shape(cls, frames: int, size: int, fps: float, sample_rate: int,
+                     params: Mapping[str, Any]) -> tuple[int, ...]:  # fmt: skip
+        return (2, frames - 1, size, size)
+
+    @classmethod
+    def to_tensor(cls, arr: np.ndarray, params: Mapping[str, Any]) -> torch.Tensor:
+        return torch.from_numpy(np.asarray(arr, dtype=np.float32))
+
+    @classmethod
+    def augment(cls, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """Per-clip magnitude jitter (x0.8-1.2), which keeps the flow's direction."""
+        b = x.shape[0]
+        scale = 0.8 + 0.4 * torch.rand(b, generator=generator)
+        return (x * scale.view((b,) + (1,) * (x.dim() - 1)).to(x)).clamp(-1, 1)
+
+    @classmethod
+    def build_encoder(cls, config: Mapping[str, Any]) -> Encoder:
+        from elo.encoders import build_video_encoder  # type: ignore[import-not-found,unused-ignore]
+
+        return build_video_encoder(config, in_channels=2)  # type: ignore[no-any-return,unused-ignore]

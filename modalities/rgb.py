@@ -1,0 +1,61 @@
+"""RGB frames: the clip itself, stored as uint8 ``3,T,H,W`` and normalized on load.
+
+The video layout is pytorchvideo's ``C,T,H,W`` (Fan et al., "PyTorchVideo", ACM MM 2021).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from elo.modality import MODALITIES, DecodedClip, Encoder, Modality
+
+
+@MODALITIES.register()
+class RGB(Modality):
+    """``rgb``: ``3,T,H,W`` frames, normalized with a fixed mean / std."""
+
+    name: ClassVar[str] = "rgb"
+    defaults: ClassVar[Mapping[str, Any]] = {
+        "mean": [0.45, 0.45, 0.45],
+        "std": [0.225, 0.225, 0.225],
+    }
+    #: training-time jitter in normalized units (no flips: they would swap motion labels)
+    brightness: ClassVar[float] = 0.2
+    contrast: ClassVar[float] = 0.2
+
+    @classmethod
+    def extract(cls, clip: DecodedClip, params: Mapping[str, Any]) -> np.ndarray | None:
+        return np.ascontiguousarray(clip.frames.transpose(3, 0, 1, 2))  # 3,T,H,W uint8
+
+    @classmethod
+    def output_shape(cls, frames: int, size: int, fps: float, sample_rate: int,
+                     params: Mapping[str, Any]) -> tuple[int, ...]:  # fmt: skip
+        return (3, frames, size, size)
+
+    @classmethod
+    def to_tensor(cls, arr: np.ndarray, params: Mapping[str, Any]) -> torch.Tensor:
+        """uint8 ``3,T,H,W`` (or ``B,3,T,H,W``) -> normalized float32."""
+        x = torch.from_numpy(np.asarray(arr, dtype=np.float32)) / 255.0
+        shape = (3, 1, 1, 1)
+        mean = torch.tensor(params["mean"], dtype=torch.float32).view(shape)
+        std = torch.tensor(params["std"], dtype=torch.float32).view(shape)
+        return (x - mean) / std
+
+    @classmethod
+    def augment(cls, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """Per-clip brightness (additive) and contrast (multiplicative) jitter."""
+        b = x.shape[0]
+        shift = (torch.rand(b, generator=generator) * 2 - 1) * cls.brightness
+        scale = 1 + (torch.rand(b, generator=generator) * 2 - 1) * cls.contrast
+        view = (b,) + (1,) * (x.dim() - 1)
+        return x * scale.view(view).to(x) + shift.view(view).to(x)  # B,3,T,H,W
+
+    @classmethod
+    def build_encoder(cls, config: Mapping[str, Any]) -> Encoder:
+        from elo.encoders import build_video_encoder  # type: ignore[import-not-found,unused-ignore]
+
+        return build_video_encoder(config, in_channels=3)  # type: ignore[no-any-return,unused-ignore]
