@@ -1,8 +1,18 @@
-"""``elo-train``: train with fixed loss weights and export the RGB encoder."""
+"""``elo-train``: train with fixed loss weights and export the RGB encoder.
+
+    elo-train --weights W.json --data D --steps N --out DIR [--resume] [key=value ...]
+    elo-train --list-terms
+    elo-train --objective byol|simsiam ...      (baselines, see baselines/trainer.py)
+
+Writes ``DIR/train_log.jsonl`` (every raw and weighted term, each step),
+``DIR/checkpoint.pt`` and ``DIR/rgb_encoder.safetensors`` + ``DIR/encoder.yaml``
+(``elo.load_encoder(DIR)``).
+"""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -16,10 +26,67 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--list-terms", action="store_true", help="print the term keys and exit")
     p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--train",
+        default="final",
+        help="train settings from configs/train/<name>.yaml (proxy = the search's short runs)",
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("overrides", nargs="*", help="config overrides key=value")
 
 
 def run(args: argparse.Namespace) -> int:
-    from elo.cli import not_implemented
+    if args.objective:
+        from baselines.trainer import train_baseline  # type: ignore[import-not-found,unused-ignore]
 
-    return not_implemented("train", "issue 4")
+        return int(train_baseline(args) or 0)
+
+    from elo.config import apply_overrides, compose, deep_merge, resolve_config_path
+    from elo.errors import ConfigError
+    from elo.objective import Weights, terms_from_config
+
+    cfg = compose(resolve_config_path(args.config))
+    if args.train:
+        cfg["train"] = deep_merge(
+            cfg.get("train", {}) or {}, compose(resolve_config_path(args.train, "train"))
+        )
+    cfg = apply_overrides(cfg, args.overrides)
+    terms = terms_from_config(cfg)
+    if args.list_terms:
+        for term in terms:
+            print(term)
+        return 0
+    weights = Weights.load(args.weights, terms) if args.weights else Weights.uniform(terms)
+    if not args.out:
+        raise ConfigError("--out is required: the folder for logs, checkpoints and the export")
+    data = args.data or (cfg.get("data", {}) or {}).get("root")
+    if not data:
+        raise ConfigError("--data is required (or set data.root in the config)")
+    steps = args.steps if args.steps is not None else int(cfg.get("train", {}).get("steps", 0))
+
+    import yaml
+
+    from elo.rundir import atomic_write_text
+    from elo.trainer import train_model
+
+    out = Path(args.out)
+    atomic_write_text(out / "config.yaml", yaml.safe_dump(cfg, sort_keys=False))
+    result = train_model(
+        cfg,
+        weights,
+        data_root=data,
+        steps=steps,
+        out_dir=out,
+        seed=args.seed,
+        device=args.device,
+        resume=args.resume,
+        progress=not args.no_progress,
+    )
+    last = result.history[-1]["loss"] if result.history else float("nan")
+    active = len(weights.active)
+    print(
+        f"elo-train: {result.steps_done} steps, {active}/{len(terms)} terms active, "
+        f"final loss {last:.4f}; RGB encoder exported to {out} "
+        f"(load with elo.load_encoder({str(out)!r}))"
+    )
+    return 0

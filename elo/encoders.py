@@ -1,0 +1,280 @@
+"""Modality encoders: (2+1)D / 3D ResNets for video-like inputs (RGB, flow) and a 2D
+ResNet over log-mel for audio (ELo, arXiv 2002.12177, sec. 3: one network per
+modality; the paper uses (2+1)D ResNet-50 video networks, Tran et al. CVPR 2018).
+
+Both return :class:`elo.heads.EncoderOutput`: the feature pyramid (the output of each
+residual stage, level 1 = earliest; the taps distillation may use) and a pooled,
+projected embedding. The blocks are torchvision's video ResNet blocks
+(``torchvision.models.video.resnet``); the stem takes any number of input channels.
+
+>>> enc = build_video_encoder(in_channels=3, width=8, depth=3, embed_dim=16)
+>>> out = enc(torch.zeros(2, 3, 8, 32, 32))          # B,C,T,H,W
+>>> out.embedding.shape, [p.shape[1] for p in out.pyramid]
+(torch.Size([2, 16]), [8, 16, 32])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+from torchvision.models import resnet as tv2d
+from torchvision.models.video import resnet as tvv
+
+from elo.errors import ConfigError
+from elo.heads import EncoderOutput
+from elo.modality import Encoder
+
+_CONVS = {"2plus1d": tvv.Conv2Plus1D, "3d": tvv.Conv3DSimple, "2d": tvv.Conv3DNoTemporal}
+_VIDEO_BLOCKS: dict[str, type[nn.Module]] = {"basic": tvv.BasicBlock, "bottleneck": tvv.Bottleneck}
+_AUDIO_BLOCKS: dict[str, type[nn.Module]] = {
+    "basic": tv2d.BasicBlock,
+    "bottleneck": tv2d.Bottleneck,
+}
+
+
+def _layers(layers: Sequence[int] | None, depth: int, where: str) -> list[int]:
+    if depth < 1:
+        raise ConfigError(f"{where}: depth must be >= 1, got {depth}")
+    out = [1] * depth if layers is None else [int(n) for n in layers]
+    if len(out) != depth or min(out) < 1:
+        raise ConfigError(f"{where}: layers must list {depth} block counts >= 1, got {layers}")
+    return out
+
+
+def _pick(table: dict[str, Any], key: str, what: str) -> Any:
+    if key not in table:
+        raise ConfigError(f"unknown encoder {what} {key!r}; known: {', '.join(sorted(table))}")
+    return table[key]
+
+
+class VideoEncoder(Encoder):
+    """(2+1)D or 3D ResNet over ``B,C,T,H,W``; stage ``l`` halves T, H, W for ``l > 1``."""
+
+    def __init__(
+        self,
+        *,
+        in_channels: int,
+        width: int,
+        depth: int,
+        embed_dim: int,
+        block: str = "basic",
+        conv: str = "2plus1d",
+        layers: Sequence[int] | None = None,
+        stem_kernel: int = 7,
+    ) -> None:
+        super().__init__()
+        block_cls = _pick(_VIDEO_BLOCKS, block, "block")
+        conv_cls = _pick(_CONVS, conv, "conv")
+        counts = _layers(layers, depth, "video encoder")
+        pad = stem_kernel // 2
+        mid = max(
+            1,
+            (in_channels * width * stem_kernel**2 * 3)
+            // (in_channels * stem_kernel**2 + 3 * width),
+        )
+        self.stem = nn.Sequential(  # (2+1)D stem, spatial stride 2 (as R2Plus1dStem)
+            nn.Conv3d(
+                in_channels,
+                mid,
+                (1, stem_kernel, stem_kernel),
+                (1, 2, 2),
+                (0, pad, pad),
+                bias=False,
+            ),
+            nn.BatchNorm3d(mid),
+            nn.ReLU(inplace=True),
+            nn.Conv3d(mid, width, (3, 1, 1), 1, (1, 0, 0), bias=False),
+            nn.BatchNorm3d(width),
+            nn.ReLU(inplace=True),
+        )
+        stages, channels, inplanes = [], [], width
+        for i, n in enumerate(counts):
+            planes, stride = width * 2**i, 1 if i == 0 else 2
+            out_planes = planes * block_cls.expansion
+            down = None
+            if stride != 1 or inplanes != out_planes:
+                ds = conv_cls.get_downsample_stride(stride)
+                down = nn.Sequential(
+                    nn.Conv3d(inplanes, out_planes, 1, stride=ds, bias=False),
+                    nn.BatchNorm3d(out_planes),
+                )
+            blocks = [block_cls(inplanes, planes, conv_cls, stride, down)]
+            blocks += [block_cls(out_planes, planes, conv_cls) for _ in range(n - 1)]
+            stages.append(nn.Sequential(*blocks))
+            channels.append(out_planes)
+            inplanes = out_planes
+        self.stages = nn.ModuleList(stages)
+        self.pyramid_channels = tuple(channels)
+        self.embed_dim = embed_dim
+        self.proj = nn.Linear(channels[-1], embed_dim)
+
+    def forward(self, x: torch.Tensor) -> EncoderOutput:  # x: B,C,T,H,W
+        if x.dim() != 5:
+            raise ValueError(f"video encoder expects B,C,T,H,W, got shape {tuple(x.shape)}")
+        h = self.stem(x)
+        pyramid = []
+        for stage in self.stages:
+            h = stage(h)
+            pyramid.append(h)  # B,C_l,T_l,H_l,W_l
+        emb = self.proj(h.mean(dim=(2, 3, 4)))  # B,D
+        return EncoderOutput(pyramid=pyramid, embedding=emb)
+
+
+class AudioEncoder(Encoder):
+    """2D ResNet over a log-mel spectrogram ``B,1,F,Tm``; stage ``l`` halves F, Tm for ``l > 1``."""
+
+    def __init__(
+        self,
+        *,
+        in_channels: int,
+        width: int,
+        depth: int,
+        embed_dim: int,
+        block: str = "basic",
+        layers: Sequence[int] | None = None,
+    ) -> None:
+        super().__init__()
+        block_cls = _pick(_AUDIO_BLOCKS, block, "block")
+        counts = _layers(layers, depth, "audio encoder")
+        self.stem = nn.Sequential(
+            nn.Conv2d(in_channels, width, 3, stride=2, padding=1, bias=False),
+            nn.BatchNorm2d(width),
+            nn.ReLU(inplace=True),
+        )
+        stages, channels, inplanes = [], [], width
+        for i, n in enumerate(counts):
+            planes, stride = width * 2**i, 1 if i == 0 else 2
+            out_planes = planes * block_cls.expansion
+            down = None
+            if stride != 1 or inplanes != out_planes:
+                down = nn.Sequential(
+                    nn.Conv2d(inplanes, out_planes, 1, stride=stride, bias=False),
+                    nn.BatchNorm2d(out_planes),
+                )
+            blocks = [block_cls(inplanes, planes, stride, down)]
+            blocks += [block_cls(out_planes, planes) for _ in range(n - 1)]
+            stages.append(nn.Sequential(*blocks))
+            channels.append(out_planes)
+            inplanes = out_planes
+        self.stages = nn.ModuleList(stages)
+        self.pyramid_channels = tuple(channels)
+        self.embed_dim = embed_dim
+        self.proj = nn.Linear(channels[-1], embed_dim)
+
+    def forward(self, x: torch.Tensor) -> EncoderOutput:  # x: B,1,F,Tm
+        if x.dim() != 4:
+            raise ValueError(f"audio encoder expects B,C,F,Tm, got shape {tuple(x.shape)}")
+        h = self.stem(x)
+        pyramid = []
+        for stage in self.stages:
+            h = stage(h)
+            pyramid.append(h)  # B,C_l,F_l,Tm_l
+        emb = self.proj(h.mean(dim=(2, 3)))  # B,D
+        return EncoderOutput(pyramid=pyramid, embedding=emb)
+
+
+def build_video_encoder(
+    config: Mapping[str, Any] | None = None,
+    /,
+    *,
+    in_channels: int = 3,
+    width: int = 16,
+    depth: int = 4,
+    embed_dim: int = 64,
+    block: str = "basic",
+    conv: str = "2plus1d",
+    layers: Sequence[int] | None = None,
+    stem_kernel: int = 7,
+) -> VideoEncoder:
+    """A video encoder, from CPU-tiny (``width=8, depth=3``) to the paper's (2+1)D
+    ResNet-50 (``width=64, depth=4, block="bottleneck", layers=[3, 4, 6, 3]``).
+
+    ``config`` (optional, positional: a ``model.<modality>`` section) overrides the
+    keywords; its keys are checked."""
+    kw: dict[str, Any] = dict(
+        in_channels=in_channels,
+        width=width,
+        depth=depth,
+        embed_dim=embed_dim,
+        block=block,
+        conv=conv,
+        layers=layers,
+        stem_kernel=stem_kernel,
+    )
+    kw.update(_checked(config, kw, "video"))
+    if kw["layers"] is not None:
+        kw["layers"] = list(kw["layers"])
+    return VideoEncoder(**kw)
+
+
+def build_audio_encoder(
+    config: Mapping[str, Any] | None = None,
+    /,
+    *,
+    in_channels: int = 1,
+    width: int = 16,
+    depth: int = 4,
+    embed_dim: int = 64,
+    block: str = "basic",
+    layers: Sequence[int] | None = None,
+) -> AudioEncoder:
+    """A 2D ResNet over log-mel (ResNet-18 layout at ``width=64, layers=[2, 2, 2, 2]``);
+    ``config`` as for :func:`build_video_encoder`."""
+    kw: dict[str, Any] = dict(
+        in_channels=in_channels,
+        width=width,
+        depth=depth,
+        embed_dim=embed_dim,
+        block=block,
+        layers=layers,
+    )
+    kw.update(_checked(config, kw, "audio"))
+    if kw["layers"] is not None:
+        kw["layers"] = list(kw["layers"])
+    return AudioEncoder(**kw)
+
+
+def _checked(
+    config: Mapping[str, Any] | None, known: Mapping[str, Any], kind: str
+) -> dict[str, Any]:
+    out = dict(config or {})
+    for key in out:
+        if key not in known:
+            raise ConfigError(
+                f"unknown {kind} encoder option {key!r}; known: {', '.join(sorted(known))}"
+            )
+    return out
+
+
+#: modality -> (builder path for export, input channels, builder)
+ENCODER_BUILDERS: dict[str, tuple[str, int, Any]] = {
+    "rgb": ("elo.encoders:build_video_encoder", 3, build_video_encoder),
+    "flow": ("elo.encoders:build_video_encoder", 2, build_video_encoder),
+    "audio": ("elo.encoders:build_audio_encoder", 1, build_audio_encoder),
+}
+
+
+def encoder_kwargs(modality: str, section: dict[str, Any] | None) -> dict[str, Any]:
+    """Builder kwargs for ``modality`` from its ``model.<modality>`` config section."""
+    if modality not in ENCODER_BUILDERS:
+        raise ConfigError(
+            f"no encoder for modality {modality!r}; known: {', '.join(sorted(ENCODER_BUILDERS))}"
+        )
+    _, channels, fn = ENCODER_BUILDERS[modality]
+    kwargs = {"in_channels": channels, **dict(section or {})}
+    allowed = set(fn.__kwdefaults__ or {})
+    for key in kwargs:
+        if key not in allowed:
+            raise ConfigError(
+                f"unknown config key 'model.{modality}.{key}'; known: {', '.join(sorted(allowed))}"
+            )
+    return kwargs
+
+
+def build_encoder(modality: str, section: dict[str, Any] | None) -> tuple[Encoder, dict[str, Any]]:
+    """The encoder for ``modality`` and the kwargs that rebuild it (for export)."""
+    kwargs = encoder_kwargs(modality, section)
+    return ENCODER_BUILDERS[modality][2](**kwargs), kwargs

@@ -1,0 +1,227 @@
+"""The ELo model: one encoder per modality, one head per active loss term, and the
+weighted sum ``L = Σ_k λ_k L_k`` (ELo, arXiv 2002.12177, eq. 1).
+
+Cost: each step builds the union of the (modality, view) pairs the active heads
+request, derives every view once, and runs each encoder once per (modality, view);
+heads only read the shared features. Terms with λ ≈ 0 get no head, and a modality no
+active term encodes gets no forward pass (the RGB student is always *built*, for
+export and fitness, but only run when a term needs it).
+
+>>> model = ELoModel(cfg, weights)                      # doctest: +SKIP
+>>> out = model(batch, step=0)                          # doctest: +SKIP
+>>> out.total.backward(); out.raw["rgb/reconstruction"] # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from elo.distill import build_distill_head
+from elo.encoders import build_encoder
+from elo.errors import DataError
+from elo.heads import TASKS, VIEWS, EncoderOutput, FeatureSpec, HeadInputs, TaskHead
+from elo.objective import Weights
+from elo.terms import TermKey
+
+STUDENT = "rgb"
+
+
+def input_shapes(cfg: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
+    """One sample's input shape per modality, from the data config (heads use the
+    channel count; sizes are read from the tensors at run time)."""
+    data = cfg.get("data", {}) or {}
+    clip = data.get("clip", {}) or {}
+    t, size = int(clip.get("frames", 8)), int(clip.get("size", 64))
+    audio = ((data.get("modalities", {}) or {}).get("audio", {})) or {}
+    fps, sr = (
+        float(clip.get("fps", 8.0)),
+        int((data.get("audio", {}) or {}).get("sample_rate", 16000)),
+    )
+    n_mels, hop = int(audio.get("n_mels", 40)), int(audio.get("hop", 160))
+    tm = int(t / fps * sr) // hop + 1
+    return {"rgb": (3, t, size, size), "flow": (2, t - 1, size, size), "audio": (1, n_mels, tm)}
+
+
+def encoded_views(head_cls: type[TaskHead], term: TermKey) -> list[tuple[str, str]]:
+    """The (modality, view) pairs a term needs *encoded* (default: all it reads)."""
+    fn = getattr(head_cls, "encoded_views", None)
+    return list(fn(term)) if fn is not None else list(head_cls.input_views(term))
+
+
+@dataclass
+class StepOutput:
+    total: torch.Tensor  # scalar, Σ λ_k L_k
+    raw: dict[str, torch.Tensor]  # term key -> unweighted loss
+    weighted: dict[str, torch.Tensor]  # term key -> λ_k L_k
+    logs: dict[str, torch.Tensor] = field(default_factory=dict)  # "<term>/<name>" -> scalar
+
+
+class ELoModel(nn.Module):
+    """Encoders (``self.encoders``, keyed by modality) + heads (``self.heads``, keyed by
+    term key) for the active terms of ``weights``.
+
+    In training mode each modality first gets its ``Modality.augment`` (seeded by
+    step; ``augment=False`` turns it off). ``share_features=False`` re-encodes the inputs for every term (the naive loop the
+    step benchmark compares against); the losses are the same.
+    """
+
+    def __init__(
+        self,
+        cfg: Mapping[str, Any],
+        weights: Weights,
+        *,
+        seed: int = 0,
+        share_features: bool = True,
+        augment: bool = True,
+    ) -> None:
+        super().__init__()
+        self.augment = augment
+        self.weights = weights
+        self.seed = int(seed)
+        self.share_features = share_features
+        self.active: list[TermKey] = list(weights.active)
+        self.head_classes: dict[str, type[TaskHead]] = {}
+        needed: dict[str, None] = {STUDENT: None}  # modalities that get an encoder
+        reads: dict[tuple[str, str], None] = {}
+        encodes: dict[tuple[str, str], None] = {}
+        for term in self.active:
+            cls = self._head_class(term)
+            self.head_classes[str(term)] = cls
+            for mv in cls.input_views(term):
+                reads[mv] = None
+            for mv in encoded_views(cls, term):
+                encodes[mv] = None
+                needed[mv[0]] = None
+        model_cfg = cfg.get("model", {}) or {}
+        self.encoder_kwargs: dict[str, dict[str, Any]] = {}
+        encoders: dict[str, nn.Module] = {}
+        shapes = input_shapes(cfg)
+        self.specs: dict[str, FeatureSpec] = {}
+        for m in needed:
+            enc, kwargs = build_encoder(m, model_cfg.get(m))
+            encoders[m], self.encoder_kwargs[m] = enc, kwargs
+            self.specs[m] = FeatureSpec(m, enc.embed_dim, tuple(enc.pyramid_channels), shapes[m])
+        for m, _ in reads:  # read raw only (e.g. a transfer target): no encoder
+            if m not in self.specs:
+                self.specs[m] = FeatureSpec(m, 0, (), shapes.get(m, (1,)))
+        self.encoders = nn.ModuleDict(encoders)
+        self.read_views = list(reads)  # stable order: first request first
+        self.encoded_views = list(encodes)
+        heads_cfg = cfg.get("heads", {}) or {}
+        heads: dict[str, TaskHead] = {}
+        for term in self.active:
+            key = str(term)
+            if term.arity == "distill":
+                heads[key] = build_distill_head(term, self.specs, heads_cfg.get("distill"))
+            else:
+                heads[key] = self.head_classes[key].build(
+                    term, self.specs, heads_cfg.get(term.task)
+                )
+        self.heads = nn.ModuleDict(heads)
+        for head in self.heads.values():
+            assert isinstance(head, TaskHead)
+            head.bind_encoders(dict(self.encoders.items()))
+
+    @staticmethod
+    def _head_class(term: TermKey) -> type[TaskHead]:
+        if term.arity == "distill":
+            from elo.distill import DistillHead
+
+            return DistillHead
+        return TASKS.get(term.task)
+
+    # -- one step -----------------------------------------------------------------------
+    def make_views(
+        self, batch: Mapping[str, Any], step: int, pairs: Sequence[tuple[str, str]]
+    ) -> tuple[dict[tuple[str, str], torch.Tensor], dict[tuple[str, str], dict[str, torch.Tensor]]]:
+        """Every requested view, derived once. Each view call gets a generator seeded
+        from (seed, step) alone, so paired views of two modalities agree."""
+        views: dict[tuple[str, str], torch.Tensor] = {}
+        info: dict[tuple[str, str], dict[str, torch.Tensor]] = {}
+        inputs: dict[str, torch.Tensor] = {}
+        for m, v in pairs:
+            if m not in inputs:
+                if m not in batch:
+                    raise DataError(
+                        f"the batch has no {m!r} input but an active term needs it; add {m} "
+                        "to the loader's modalities or set its terms' weights to 0"
+                    )
+                inputs[m] = self._augment(m, batch[m], step)
+            g = torch.Generator().manual_seed(self.seed * 1_000_003 + step)
+            views[(m, v)], info[(m, v)] = VIEWS.get(v)(inputs[m], modality=m, generator=g)
+        return views, info
+
+    def _augment(self, m: str, x: torch.Tensor, step: int) -> torch.Tensor:
+        """The modality's own training augmentation (``Modality.augment``), seeded."""
+        if not (self.training and self.augment):
+            return x
+        from elo.modality import MODALITIES
+
+        if m not in MODALITIES:
+            return x
+        salt = zlib.crc32(m.encode())
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + step + 7_777_777 * salt)
+        return MODALITIES.get(m).augment(x, g)
+
+    def forward(self, batch: Mapping[str, Any], *, step: int = 0) -> StepOutput:
+        views, info = self.make_views(batch, step, self.read_views)
+        mask = {m: torch.as_tensor(v).bool() for m, v in (batch.get("present") or {}).items()}
+        meta = batch.get("meta") or {}
+        raw: dict[str, torch.Tensor] = {}
+        weighted: dict[str, torch.Tensor] = {}
+        logs: dict[str, torch.Tensor] = {}
+        shared: dict[tuple[str, str], EncoderOutput] = {}
+        if self.share_features:
+            shared = {mv: self.encoders[mv[0]](views[mv]) for mv in self.encoded_views}
+        for term in self.active:
+            key = str(term)
+            features = shared
+            if not self.share_features:  # naive: encode again for this term
+                cls = self.head_classes[key]
+                features = {mv: self.encoders[mv[0]](views[mv]) for mv in encoded_views(cls, term)}
+            out = self.heads[key](HeadInputs(features, views, info, mask, meta))
+            raw[key] = out["loss"]
+            weighted[key] = self.weights[key] * out["loss"]
+            for name, value in out.items():
+                if name != "loss":
+                    logs[f"{key}/{name}"] = value.detach()
+        total = torch.stack(list(weighted.values())).sum() if weighted else torch.zeros(())
+        return StepOutput(total=total, raw=raw, weighted=weighted, logs=logs)
+
+    def after_step(self, step: int, total_steps: int) -> None:
+        """Head hooks after each optimizer step (e.g. BYOL's EMA target update)."""
+        for head in self.heads.values():
+            assert isinstance(head, TaskHead)
+            head.after_step(step, total_steps)
+
+    def first_nonfinite(self, out: StepOutput) -> tuple[str, float] | None:
+        for key, value in out.raw.items():
+            v = float(value.detach())
+            if not math.isfinite(v):
+                return key, v
+        return None
+
+
+@torch.no_grad()
+def embed(encoder: nn.Module, x: torch.Tensor, batch_size: int = 32) -> torch.Tensor:
+    """Pooled embeddings ``N,D`` of inputs ``N,...`` in eval mode, in chunks."""
+    was_training = encoder.training
+    encoder.eval()
+    try:
+        device = next(encoder.parameters()).device
+        chunks = [
+            encoder(x[i : i + batch_size].to(device)).embedding.float().cpu()
+            for i in range(0, len(x), batch_size)
+        ]
+    finally:
+        encoder.train(was_training)
+    if not chunks:
+        return torch.zeros(0, int(getattr(encoder, "embed_dim", 0)))
+    return torch.cat(chunks)  # N,D

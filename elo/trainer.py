@@ -1,0 +1,409 @@
+"""Train an :class:`~elo.model.ELoModel` with fixed loss weights (ELo, arXiv 2002.12177:
+the search's proxy runs and the final distillation into the RGB network).
+
+AdamW or SGD, linear warm-up then cosine decay, gradient-norm clipping, one seed for
+everything. Every step's raw and weighted terms go to ``history`` and, with an output
+folder, to ``train_log.jsonl``; checkpoints (model, optimizer, scheduler, step, RNG
+states) are written atomically every ``train.checkpoint_every`` steps and at the end,
+and ``resume=True`` continues from the last one with the same data order, views and
+optimizer state, ending with the same weights as an uninterrupted run. At the end the
+RGB encoder is exported: ``elo.load_encoder(out_dir)`` rebuilds it.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from elo.config import merge_checked
+from elo.errors import ConfigError, EloError
+from elo.model import STUDENT, ELoModel
+from elo.objective import Weights
+from elo.rundir import (
+    append_jsonl,
+    atomic_write_bytes,
+    atomic_write_text,
+    read_jsonl,
+    seed_everything,
+)
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_FILE = "checkpoint.pt"
+LOG_FILE = "train_log.jsonl"
+
+TRAIN_DEFAULTS: dict[str, Any] = {
+    "steps": 40,
+    "batch_size": 16,
+    "optimizer": "adamw",  # adamw | sgd
+    "lr": 0.002,
+    "momentum": 0.9,  # sgd only
+    "weight_decay": 0.0001,
+    "grad_clip": 1.0,  # max gradient norm; 0 = off
+    "warmup_steps": 0,
+    "min_lr_ratio": 0.0,  # cosine floor, fraction of lr
+    "checkpoint_every": 0,  # steps; 0 = only at the end
+    "num_workers": 0,
+}
+
+
+class NonFiniteLossError(EloError):
+    """A loss term became NaN or infinite; the message names the term."""
+
+
+@dataclass
+class TrainResult:
+    model: ELoModel
+    steps_done: int
+    history: list[dict[str, float]] = field(default_factory=list)
+    out_dir: Path | None = None
+    seconds: float = 0.0
+
+
+def train_settings(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``train`` section over :data:`TRAIN_DEFAULTS`; unknown keys are errors."""
+    t = merge_checked(dict(TRAIN_DEFAULTS), dict(cfg.get("train", {}) or {}), "train")
+    if t["optimizer"] not in ("adamw", "sgd"):
+        raise ConfigError(f"train.optimizer must be adamw or sgd, got {t['optimizer']!r}")
+    for key in ("lr", "batch_size"):
+        if not float(t[key]) > 0:
+            raise ConfigError(f"train.{key} must be > 0, got {t[key]!r}")
+    return t
+
+
+def make_optimizer(model: torch.nn.Module, t: Mapping[str, Any]) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad]
+    if t["optimizer"] == "sgd":
+        return torch.optim.SGD(
+            params,
+            lr=float(t["lr"]),
+            momentum=float(t["momentum"]),
+            weight_decay=float(t["weight_decay"]),
+        )
+    return torch.optim.AdamW(params, lr=float(t["lr"]), weight_decay=float(t["weight_decay"]))
+
+
+def lr_factor(step: int, total: int, warmup: int, floor: float) -> float:
+    """Linear warm-up over ``warmup`` steps, then cosine from 1 to ``floor``."""
+    if warmup > 0 and step < warmup:
+        return (step + 1) / warmup
+    span = max(1, total - warmup)
+    progress = min(1.0, (step - warmup) / span)
+    return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def _to_device(batch: Any, device: str) -> Any:
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device)
+    if isinstance(batch, Mapping):
+        return {k: (_to_device(v, device) if k != "meta" else v) for k, v in batch.items()}
+    return batch
+
+
+class ResumableBatchSampler:
+    """Endless batches of indices: epoch ``e`` is a permutation seeded by (seed, e),
+    step ``s`` takes batch ``s mod n_batches`` of epoch ``s // n_batches`` (drop-last),
+    so the batch of any step is known without replaying the ones before it."""
+
+    def __init__(self, n: int, batch_size: int, *, seed: int, start_step: int = 0) -> None:
+        self.n, self.batch_size, self.seed, self.start_step = n, batch_size, seed, start_step
+        self.per_epoch = max(1, n // batch_size)
+
+    def batch(self, step: int) -> list[int]:
+        epoch, pos = divmod(step, self.per_epoch)
+        g = torch.Generator().manual_seed(self.seed * 7919 + epoch)
+        perm = torch.randperm(self.n, generator=g)
+        return perm[pos * self.batch_size : (pos + 1) * self.batch_size].tolist()
+
+    def __iter__(self) -> Iterator[list[int]]:
+        step = self.start_step
+        while True:
+            yield self.batch(step)
+            step += 1
+
+
+def batch_stream(
+    cfg: Mapping[str, Any],
+    data_root: str | Path | None,
+    modalities: list[str],
+    t: Mapping[str, Any],
+    seed: int,
+    start: int,
+    loader: Any = None,
+) -> Iterator[Any]:
+    """Batches for steps ``start, start+1, ...``, in the same order whatever ``start``.
+
+    A map-style dataset (from ``elo.data.make_loader`` or a given DataLoader) is read
+    through :class:`ResumableBatchSampler`; any other iterable is cycled and the first
+    ``start`` batches are skipped.
+    """
+    from torch.utils.data import DataLoader
+
+    if loader is None:
+        from elo.data import make_loader
+
+        loader = make_loader(
+            dict(cfg),
+            data_root,
+            split="train",
+            modalities=modalities,
+            batch_size=int(t["batch_size"]),
+            shuffle=True,
+            seed=seed,
+        )
+    dataset = getattr(loader, "dataset", None)
+    if isinstance(loader, DataLoader) and dataset is not None and hasattr(dataset, "__len__"):
+        n = len(dataset)
+        if n == 0:
+            raise ConfigError(f"no training clips found under {data_root}")
+        bs = min(int(loader.batch_size or t["batch_size"]), n)
+        sampler = ResumableBatchSampler(n, bs, seed=seed, start_step=start)
+        yield from DataLoader(
+            dataset,
+            batch_sampler=sampler,
+            collate_fn=loader.collate_fn,
+            num_workers=loader.num_workers,
+            worker_init_fn=loader.worker_init_fn,
+        )
+        return
+    step = 0
+    while True:
+        empty = True
+        for batch in loader:
+            empty = False
+            if step >= start:
+                yield batch
+            step += 1
+        if empty:
+            raise ConfigError("the training loader yielded no batches")
+
+
+def train_model(
+    cfg: Mapping[str, Any],
+    weights: Weights,
+    *,
+    data_root: str | Path | None,
+    steps: int,
+    out_dir: str | Path | None = None,
+    seed: int = 0,
+    device: str = "cpu",
+    resume: bool = False,
+    progress: bool = True,
+    loader: Any = None,
+) -> TrainResult:
+    """Train for ``steps`` optimizer steps; see the module docstring."""
+    t0 = time.perf_counter()
+    t = train_settings(cfg)
+    if steps < 0:
+        raise ConfigError(f"steps must be >= 0, got {steps}")
+    if not weights.active:
+        raise ConfigError("every loss weight is 0: give at least one term a weight > 0")
+    seed_everything(seed)
+    model = ELoModel(cfg, weights, seed=seed).to(device)
+    optimizer = make_optimizer(model, t)
+    warmup, floor = int(t["warmup_steps"]), float(t["min_lr_ratio"])
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: lr_factor(s, steps, warmup, floor)
+    )
+    out = Path(out_dir) if out_dir is not None else None
+    start, history = 0, []
+    if out is not None:
+        ckpt = out / CHECKPOINT_FILE
+        if resume and ckpt.exists():
+            start = load_checkpoint(ckpt, model, optimizer, scheduler, weights)
+            history = truncate_log(out / LOG_FILE, start)
+            log.info("resuming %s at step %d", out, start)
+        elif not resume and ckpt.exists():
+            raise ConfigError(
+                f"{out} already holds a training run; pass --resume or pick a new --out"
+            )
+        elif not resume and (out / LOG_FILE).exists():
+            (out / LOG_FILE).unlink()
+    every = int(t["checkpoint_every"])
+    modalities = sorted({m for m, _ in model.read_views})
+    batches = (
+        batch_stream(cfg, data_root, modalities, t, seed, start, loader)
+        if start < steps
+        else iter(())
+    )
+    bar = _progress(progress, start, steps)
+    model.train()
+    params = [p for p in model.parameters() if p.requires_grad]
+    for step in range(start, steps):
+        batch = _to_device(next(batches), device)
+        result = model(batch, step=step)
+        bad = model.first_nonfinite(result)
+        if bad is not None:
+            raise NonFiniteLossError(
+                f"non-finite loss at step {step + 1}: term {bad[0]!r} = {bad[1]}; "
+                "lower train.lr or that term's weight"
+            )
+        optimizer.zero_grad(set_to_none=True)
+        result.total.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(params, float(t["grad_clip"]) or float("inf"))
+        if not torch.isfinite(grad_norm):
+            raise NonFiniteLossError(
+                f"non-finite gradient at step {step + 1} (loss {float(result.total):.4g}); "
+                "lower train.lr or enable train.grad_clip"
+            )
+        lr = optimizer.param_groups[0]["lr"]
+        optimizer.step()
+        scheduler.step()
+        model.after_step(step + 1, steps)
+        rec: dict[str, float] = {"step": step + 1, "loss": float(result.total.detach()), "lr": lr}
+        rec["grad_norm"] = float(grad_norm)
+        rec.update({f"raw/{k}": float(v.detach()) for k, v in result.raw.items()})
+        rec.update({f"weighted/{k}": float(v.detach()) for k, v in result.weighted.items()})
+        rec.update({f"log/{k}": float(v) for k, v in result.logs.items()})
+        history.append(rec)
+        if out is not None:
+            append_jsonl(out / LOG_FILE, rec)
+            if every > 0 and (step + 1) % every == 0 and step + 1 < steps:
+                save_checkpoint(
+                    out / CHECKPOINT_FILE, model, optimizer, scheduler, step + 1, weights
+                )
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(loss=f"{rec['loss']:.4f}")
+    if bar is not None:
+        bar.close()
+    if out is not None:
+        save_checkpoint(out / CHECKPOINT_FILE, model, optimizer, scheduler, steps, weights)
+        export_student(out, model, cfg, weights, steps)
+    return TrainResult(model, steps, history, out, time.perf_counter() - t0)
+
+
+def _progress(enabled: bool, start: int, total: int) -> Any:
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=start, desc="elo-train", unit="step", dynamic_ncols=True)
+
+
+def export_student(
+    out: Path, model: ELoModel, cfg: Mapping[str, Any], weights: Weights, steps: int
+) -> Path:
+    """``out/rgb_encoder.safetensors`` + ``out/encoder.yaml`` (see :mod:`elo.export`)."""
+    from elo.export import save_encoder
+    from elo.model import input_shapes
+
+    norm: dict[str, Any] = {}
+    try:
+        from elo.modality import MODALITIES
+
+        mods = (cfg.get("data", {}) or {}).get("modalities", {}) or {}
+        params = MODALITIES.get(STUDENT).params(mods.get(STUDENT))
+        norm = {k: params[k] for k in ("mean", "std") if k in params}
+    except EloError:
+        pass
+    return save_encoder(
+        out,
+        model.encoders[STUDENT],
+        builder="elo.encoders:build_video_encoder",
+        kwargs=model.encoder_kwargs[STUDENT],
+        input_info={
+            "modality": STUDENT,
+            "shape": list(input_shapes(cfg)[STUDENT]),
+            "layout": "B,C,T,H,W",
+            "normalization": norm,
+        },
+        meta={"steps": steps, "weights": {k: float(v) for k, v in weights.values.items()}},
+    )
+
+
+# -- checkpoints --------------------------------------------------------------------------
+def _rng_state() -> dict[str, Any]:
+    import random
+
+    import numpy as np
+
+    st: Any = np.random.get_state()
+    keys, pos, has_gauss, cached = st[1], st[2], st[3], st[4]
+    py = random.getstate()
+    return {
+        "torch": torch.get_rng_state(),
+        "numpy": {
+            "keys": torch.from_numpy(keys.astype("int64")),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached": float(cached),
+        },
+        "python": {
+            "version": py[0],
+            "state": torch.tensor(py[1], dtype=torch.int64),
+            "gauss": py[2],
+        },
+    }
+
+
+def _set_rng_state(state: Mapping[str, Any]) -> None:
+    import random
+
+    import numpy as np
+
+    torch.set_rng_state(state["torch"])
+    n = state["numpy"]
+    np.random.set_state(
+        ("MT19937", n["keys"].numpy().astype("uint32"), n["pos"], n["has_gauss"], n["cached"])
+    )
+    p = state["python"]
+    random.setstate((p["version"], tuple(int(v) for v in p["state"].tolist()), p["gauss"]))
+
+
+def save_checkpoint(
+    path: Path, model: ELoModel, optimizer: Any, scheduler: Any, step: int, weights: Weights
+) -> None:
+    """Model, optimizer, scheduler, step and RNG states, written atomically."""
+    import io
+
+    buf = io.BytesIO()
+    torch.save(
+        {
+            "step": step,
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "rng": _rng_state(),
+            "weights": {k: float(v) for k, v in weights.values.items()},
+        },
+        buf,
+    )
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def load_checkpoint(
+    path: Path, model: ELoModel, optimizer: Any, scheduler: Any, weights: Weights
+) -> int:
+    """Restore everything :func:`save_checkpoint` wrote; returns the step to continue at."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # a truncated or foreign file
+        raise ConfigError(
+            f"{path}: cannot read the checkpoint ({exc}); delete it to start over"
+        ) from None
+    if state.get("weights") != {k: float(v) for k, v in weights.values.items()}:
+        raise ConfigError(
+            f"{path} was trained with other loss weights; resume with the same --weights"
+        )
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    _set_rng_state(state["rng"])
+    return int(state["step"])
+
+
+def truncate_log(path: Path, step: int) -> list[dict[str, Any]]:
+    """Keep the log records up to ``step`` (later ones were lost with the kill)."""
+    import json
+
+    kept = [r for r in read_jsonl(path) if int(r.get("step", 0)) <= step]
+    atomic_write_text(path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in kept))
+    return kept

@@ -1,0 +1,62 @@
+"""Multi-modal alignment: are two modalities' windows from the same moment? Binary.
+
+ELo (arXiv 2002.12177) uses temporal alignment between modalities, after audio-visual
+temporal synchronisation (Owens & Efros ECCV 2018, arXiv 1804.03641; Korbar et al.
+NeurIPS 2018 AVTS, arXiv 1807.00230). The first modality's ``sync`` view and the
+second's ``async`` view (``elo.views``) are half-clip windows that start at the same
+time (aligned, label 1) or at least a quarter clip apart (label 0); both window starts
+are drawn exchangeably so a start alone reveals nothing. The head classifies the pair
+of pooled embeddings. Term keys: ``rgb+flow/alignment``, ``rgb+audio/alignment``,
+``flow+audio/alignment``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from elo.heads import TASKS, FeatureSpec, HeadInputs, TaskHead
+from elo.terms import TermKey
+from tasks._common import both_present, check_positive, masked_mean
+
+
+@TASKS.register()
+class AlignmentHead(TaskHead):
+    name = "alignment"
+    arity = "pair"
+    views = ("sync", "async")
+
+    @dataclass
+    class Config:
+        hidden: int = 64
+
+    @classmethod
+    def input_views(cls, term: TermKey) -> list[tuple[str, str]]:
+        a, b = term.modalities
+        return [(a, "sync"), (b, "async")]
+
+    def __init__(self, term: TermKey, specs: Mapping[str, FeatureSpec], config: Config) -> None:
+        super().__init__(term, specs, config)
+        check_positive(self.name, hidden=config.hidden)
+        a, b = term.modalities
+        d = specs[a].embed_dim + specs[b].embed_dim
+        self.classifier = nn.Sequential(
+            nn.Linear(d, config.hidden), nn.ReLU(), nn.Linear(config.hidden, 1)
+        )
+
+    def forward(self, inputs: HeadInputs) -> dict[str, torch.Tensor]:
+        a, b = self.term.modalities
+        ea = inputs.features[(a, "sync")].embedding  # B,Da
+        eb = inputs.features[(b, "async")].embedding  # B,Db
+        target = inputs.view_info[(b, "async")]["aligned"]  # B, 1 = aligned
+        logits = self.classifier(torch.cat([ea, eb], dim=1)).squeeze(1)  # B
+        mask = both_present(inputs.mask, (a, b))
+        loss = masked_mean(
+            F.binary_cross_entropy_with_logits(logits, target, reduction="none"), mask
+        )
+        acc = masked_mean(((logits > 0).float() == target).float(), mask).detach()
+        return {"loss": loss, "accuracy": acc}

@@ -1,0 +1,75 @@
+"""Cross-modal transfer: predict one modality's input from another's features; L2.
+
+ELo (arXiv 2002.12177) trains each network to predict other modalities (e.g. RGB ->
+optical flow, RGB -> audio), after cross-modal prediction in Owens et al. (ECCV 2016,
+"Ambient Sound Provides Supervision", predicting sound statistics from frames) and
+Zhang et al. (CVPR 2017, split-brain auto-encoders). Only the *source* is encoded; the
+target is its raw input. Meaningful directions (``supports``): from a video-like
+source (rgb, flow) to a different modality, except flow -> rgb (appearance cannot be
+read from motion). Term keys: ``rgb->flow/transfer``, ``rgb->audio/transfer``,
+``flow->audio/transfer``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import torch
+
+from elo.heads import TASKS, FeatureSpec, HeadInputs, TaskHead
+from elo.terms import TermKey
+from tasks._common import (
+    TapDecoder,
+    both_present,
+    check_positive,
+    dims_of,
+    masked_mean,
+    per_sample_mse,
+    pick_level,
+    tap,
+)
+
+
+@TASKS.register()
+class TransferHead(TaskHead):
+    name = "transfer"
+    arity = "ordered"
+    views = ("base",)
+
+    @dataclass
+    class Config:
+        level: int = -1  # source pyramid level
+        hidden: int = 16
+
+    @classmethod
+    def supports(cls, modalities: tuple[str, ...]) -> bool:
+        src, dst = modalities
+        return src in ("rgb", "flow") and dst != "rgb" and src != dst
+
+    @classmethod
+    def encoded_views(cls, term: TermKey) -> list[tuple[str, str]]:
+        """Only the source goes through an encoder; the target is a raw input."""
+        return [(term.modalities[0], "base")]
+
+    def __init__(self, term: TermKey, specs: Mapping[str, FeatureSpec], config: Config) -> None:
+        super().__init__(term, specs, config)
+        check_positive(self.name, hidden=config.hidden)
+        src, dst = term.modalities
+        self.level = pick_level(specs[src], config.level, f"heads.{self.name}.level")
+        self.decoder = TapDecoder(
+            specs[src].pyramid_channels[self.level - 1],
+            specs[dst].input_shape[0],
+            src_dims=dims_of(specs[src]),
+            dst_dims=dims_of(specs[dst]),
+            hidden=config.hidden,
+        )
+
+    def forward(self, inputs: HeadInputs) -> dict[str, torch.Tensor]:
+        src, dst = self.term.modalities
+        target = inputs.views[(dst, "base")].detach()
+        pred = self.decoder(
+            tap(inputs.features[(src, "base")], self.level), tuple(target.shape[2:])
+        )
+        mask = both_present(inputs.mask, (src, dst))
+        return {"loss": masked_mean(per_sample_mse(pred, target), mask)}
