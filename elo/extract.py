@@ -11,11 +11,12 @@ so a killed run keeps them and the next run continues where it stopped.
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
 import os
 import time
 import zlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -173,14 +174,30 @@ def _reason_kind(reason: str) -> str:
     return head[:60] or "unknown"
 
 
-def _worker_init() -> None:
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-    try:
-        import torch
+@contextlib.contextmanager
+def _single_threaded() -> Iterator[None]:
+    """One thread for torch and OpenCV while extracting in this process: per-clip ops
+    are tiny, and thread hand-offs made the mel 20x slower on a busy 2-core machine."""
+    import cv2
+    import torch
 
-        torch.set_num_threads(1)
-    except ImportError:  # pragma: no cover
-        pass
+    nt, ncv = torch.get_num_threads(), cv2.getNumThreads()
+    torch.set_num_threads(1)
+    cv2.setNumThreads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(nt)
+        cv2.setNumThreads(ncv)
+
+
+def _worker_init() -> None:
+    os.environ["OMP_NUM_THREADS"] = "1"
+    import cv2
+    import torch
+
+    torch.set_num_threads(1)
+    cv2.setNumThreads(1)
 
 
 def extract_paths(
@@ -232,8 +249,9 @@ def extract_paths(
             else:
                 todo.append(p)
         if n_workers <= 1 or len(todo) < 4:
-            for p in todo:
-                done(extract_one(p, cache.root, spec))
+            with _single_threaded():
+                for p in todo:
+                    done(extract_one(p, cache.root, spec))
         else:
             _run_pool(todo, cache.root, spec, min(n_workers, len(todo)), done)
     finally:
@@ -252,7 +270,12 @@ def _run_pool(paths: Sequence[Path], root: Path, spec: ExtractSpec, n: int, done
     import multiprocessing as mp
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
-    ctx = mp.get_context("spawn")  # torch/OpenMP state must not be forked
+    # fork starts workers in milliseconds (spawn re-imports torch: seconds per worker);
+    # workers run single-threaded (_worker_init), which keeps OpenMP fork-safe.
+    method = os.environ.get("ELO_START_METHOD") or (
+        "fork" if "fork" in mp.get_all_start_methods() else "spawn"
+    )
+    ctx = mp.get_context(method)
     with ProcessPoolExecutor(max_workers=n, mp_context=ctx, initializer=_worker_init) as pool:
         pending = iter(paths)
         live = {}

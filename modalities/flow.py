@@ -48,7 +48,6 @@ def _estimator(method: str, preset: str) -> Any:
 def compute_flow(gray: np.ndarray, method: str = "dis", preset: str = "medium") -> np.ndarray:
     """Raw flow in pixels for ``T,H,W`` uint8 gray frames -> ``T-1,H,W,2`` float32."""
     cv2: Any = importlib.import_module("cv2")
-    cv2.setNumThreads(1)
     est = _estimator(method, preset)
     out = np.empty((gray.shape[0] - 1, *gray.shape[1:], 2), dtype=np.float32)
     for i in range(gray.shape[0] - 1):

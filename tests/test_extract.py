@@ -1,0 +1,216 @@
+"""elo-extract: a corpus of broken and odd inputs, the cache (hit, param change, file
+change), the process pool, the skip report and a kill mid-way."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from _media import frame_index_pattern, moving_square, tone, write_audio_only, write_video
+
+from elo.cache import ClipCache, spec_from_config
+from elo.config import load_config
+from elo.extract import extract_paths, find_videos
+from elo.rundir import read_jsonl
+
+# file -> expected substring of the skip reason
+BROKEN = {
+    "empty.mp4": "zero-length",
+    "random_bytes.mp4": "cannot open",
+    "text_named.avi": "cannot open",
+    "truncated.mp4": "cannot open",
+    "folder.mkv": "is a directory",
+    "loop.mp4": "symlink loop",
+    "dangling.mov": "broken symlink",
+    "audio_only.mp4": "audio-only",
+    "too_short.mp4": "too short",
+    "image_named.webm": "",  # a PNG: either not a video or too short, but skipped
+    "header_only.mkv": "",  # valid EBML header, no frames
+}
+GOOD = {  # name -> (frames, fps, size (h, w), has audio)
+    "a/with_audio.mp4": (16, 8.0, (48, 64), True),
+    "a/no_audio.mp4": (16, 8.0, (48, 64), False),
+    "b/odd_fps_size.mkv": (30, 12.5, (55, 97), True),
+    "b/pcm.avi": (20, 10.0, (64, 64), True),
+    "c/opus.webm": (16, 8.0, (40, 40), True),
+    "c/spaces and ünïcode.mov": (16, 8.0, (64, 48), True),
+}
+
+
+def _cfg(**clip: object) -> dict:
+    over = [f"data.clip.{k}={v}" for k, v in clip.items()]
+    return load_config("demo", ["data.clip.size=32", "data.clip.sampling=uniform", *over])
+
+
+def make_corpus(root: Path) -> Path:
+    for name, (t, fps, (h, w), has_audio) in GOOD.items():
+        audio = tone(t / fps, 330.0) if has_audio else None
+        write_video(root / name, moving_square(t, h, w, seed=len(name)), fps=fps, audio=audio)
+    bad = root / "bad"
+    bad.mkdir(parents=True)
+    (bad / "empty.mp4").write_bytes(b"")
+    (bad / "random_bytes.mp4").write_bytes(np.random.default_rng(0).bytes(5000))
+    (bad / "text_named.avi").write_text("this is not a video\n" * 50)
+    full = write_video(bad / "full.tmpvid.mp4", frame_index_pattern(16, 32, 32), 8.0, tone(2.0))
+    data = full.read_bytes()
+    full.unlink()
+    (bad / "truncated.mp4").write_bytes(data[: len(data) // 2])
+    (bad / "folder.mkv").mkdir()
+    (bad / "folder.mkv" / "readme.txt").write_text("a directory named like a video")
+    os.symlink("loop.mp4", bad / "loop.mp4")
+    os.symlink("missing_target.mp4", bad / "dangling.mov")
+    write_audio_only(bad / "audio_only.mp4", tone(1.0))
+    write_video(bad / "too_short.mp4", moving_square(3, 32, 32), fps=8.0)
+    import cv2
+
+    ok, png = cv2.imencode(".png", np.zeros((16, 16, 3), np.uint8))
+    (bad / "image_named.webm").write_bytes(png.tobytes())
+    (bad / "header_only.mkv").write_bytes(bytes.fromhex("1a45dfa3") + b"\x00" * 60)
+    (root / "notes.txt").write_text("not named like a video: ignored")
+    (root / ".hidden.mp4").write_text("hidden: ignored")
+    return root
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_corpus(tmp_path_factory.mktemp("corpus") / "videos")
+
+
+def test_broken_inputs_are_skipped_with_reasons_and_good_ones_extracted(
+    corpus: Path, tmp_path: Path
+) -> None:
+    assert len(BROKEN) >= 10
+    spec = spec_from_config(_cfg())
+    paths = find_videos(corpus)
+    names = {p.relative_to(corpus).as_posix() for p in paths}
+    assert names == set(GOOD) | {f"bad/{b}" for b in BROKEN}  # hidden/.txt left out
+    cache = tmp_path / "cache"
+    s = extract_paths(paths, cache, spec, workers=0, progress=False)
+    assert (s.ok, s.cached, s.skipped) == (len(GOOD), 0, len(BROKEN))
+    recs = {Path(r["path"]).name: r for r in s.records}
+    for name, why in BROKEN.items():
+        assert recs[name]["status"] == "skipped", name
+        assert why in recs[name]["reason"], (name, recs[name]["reason"])
+        assert "\n" not in recs[name]["reason"]
+    for name in GOOD:
+        assert recs[Path(name).name]["status"] == "ok" and recs[Path(name).name]["clips"] == 1
+    report = list(read_jsonl(cache / "extract_report.jsonl"))
+    skipped = {Path(r["path"]).name for r in report if r["kind"] == "skip"}
+    assert skipped == set(BROKEN)
+    assert report[-1]["kind"] == "summary" and report[-1]["skipped"] == len(BROKEN)
+    assert sum(s.reasons.values()) == len(BROKEN) and f"{len(BROKEN)} skipped" in s.line()
+
+    # second run: decodes nothing (decoding would fail loudly), same outcome
+    import elo.video
+
+    orig = elo.video.decode_video
+    elo.video.decode_video = lambda *a, **k: (_ for _ in ()).throw(AssertionError("decoded"))  # type: ignore[assignment]
+    try:
+        s2 = extract_paths(paths, cache, spec, workers=0, progress=False)
+    finally:
+        elo.video.decode_video = orig
+    assert (s2.ok, s2.cached, s2.skipped) == (0, len(GOOD), len(BROKEN))
+
+
+def test_param_change_reextracts_only_that_modality_and_touch_reextracts(
+    corpus: Path, tmp_path: Path
+) -> None:
+    paths = [corpus / n for n in GOOD]
+    cache = tmp_path / "cache"
+    spec = spec_from_config(_cfg())
+    assert extract_paths(paths, cache, spec, workers=0, progress=False).ok == len(GOOD)
+    entry = ClipCache(cache).entry(paths[0], spec)
+    rgb_file = entry.dir / f"{spec.modality_tag('rgb')}.npy"
+    rgb_mtime = rgb_file.stat().st_mtime_ns
+    dis = np.load(entry.dir / f"{spec.modality_tag('flow')}.npy")
+
+    spec2 = spec_from_config(load_config("demo", ["data.clip.size=32", "data.clip.sampling=uniform",
+                                                  "data.modalities.flow.method=farneback"]))  # fmt: skip
+    assert spec2.modality_tag("flow") != spec.modality_tag("flow")
+    assert spec2.modality_tag("rgb") == spec.modality_tag("rgb")
+    s = extract_paths(paths, cache, spec2, workers=0, progress=False)
+    assert s.ok == len(GOOD)
+    assert rgb_file.stat().st_mtime_ns == rgb_mtime  # rgb not rewritten
+    fb = np.load(entry.dir / f"{spec2.modality_tag('flow')}.npy")
+    assert fb.shape == dis.shape and not np.array_equal(fb, dis)
+
+    spec3 = spec_from_config(_cfg(frames=4))  # a decode param: a new entry
+    assert ClipCache(cache).entry(paths[0], spec3).dir != entry.dir
+
+    os.utime(paths[1], ns=(time.time_ns(), time.time_ns()))  # the file changed
+    s = extract_paths(paths, cache, spec, workers=0, progress=False)
+    assert (s.ok, s.cached) == (1, len(GOOD) - 1)
+
+
+def test_missing_audio_is_recorded_per_clip(corpus: Path, tmp_path: Path) -> None:
+    spec = spec_from_config(_cfg())
+    paths = [corpus / "a/with_audio.mp4", corpus / "a/no_audio.mp4"]
+    extract_paths(paths, tmp_path, spec, workers=0, progress=False)
+    cache = ClipCache(tmp_path)
+    tag = spec.modality_tag("audio")
+    assert cache.entry(paths[0], spec).read_present(tag) == [True]
+    silent = cache.entry(paths[1], spec)
+    assert silent.read_present(tag) == [False] and silent.open_array(tag) is None
+
+
+def test_process_pool_matches_in_process(corpus: Path, tmp_path: Path) -> None:
+    spec = spec_from_config(_cfg())
+    paths = [corpus / n for n in GOOD] + [corpus / "bad" / b for b in ("empty.mp4", "loop.mp4")]
+    a = extract_paths(paths, tmp_path / "serial", spec, workers=0, progress=False)
+    b = extract_paths(paths, tmp_path / "pool", spec, workers=2, progress=False)
+    assert (a.ok, a.skipped) == (b.ok, b.skipped) == (len(GOOD), 2)
+    for p in paths[: len(GOOD)]:
+        ea, eb = (
+            ClipCache(tmp_path / "serial").entry(p, spec),
+            ClipCache(tmp_path / "pool").entry(p, spec),
+        )
+        for m in spec.modalities:
+            xa, xb = ea.open_array(spec.modality_tag(m)), eb.open_array(spec.modality_tag(m))
+            assert (xa is None) == (xb is None)
+            if xa is not None and xb is not None:
+                np.testing.assert_array_equal(xa, xb)
+
+
+def test_kill_midway_keeps_finished_work(tmp_path: Path) -> None:
+    # many clips per video (sliding windows, stride 1) so each file takes a while
+    OVER = ["data.clip.size=32", "data.clip.sampling=sliding", "data.clip.stride=1",
+            "data.clip.per_video=0"]  # fmt: skip
+    root = tmp_path / "many"
+    for i in range(16):
+        write_video(root / f"v{i:02d}.avi", moving_square(48, 32, 32, seed=i), 8.0, tone(6.0))
+    cache = tmp_path / "cache"
+    cmd = [sys.executable, "-c", "import sys; from elo.cli import extract_main; sys.exit(extract_main(sys.argv[1:]))",
+           str(root), *OVER,
+           "--cache", str(cache), "--workers", "1", "--no-progress"]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while time.time() < deadline and len(list(cache.glob("*/*/audio-*.json"))) < 2:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    finished = len(list(cache.glob("*/*/audio-*.json")))  # the last file of an entry
+    assert 2 <= finished < 16, "the kill did not land mid-way"
+    spec = spec_from_config(load_config("demo", OVER))
+    s = extract_paths(find_videos(root), cache, spec, workers=0, progress=False)
+    assert s.ok + s.cached == 16 and s.skipped == 0
+    assert s.cached >= finished - 1  # at most the one in flight was incomplete
+    assert not list(cache.rglob("*.tmp"))  # stale temp files cleaned
+    info = json.loads(next(cache.glob("*/*/clips.json")).read_text())
+    assert info["n"] == 41  # every start of a 48-frame video
+
+
+def test_cli_extract_prints_summary_and_fails_when_nothing_usable(tmp_path: Path) -> None:
+    from elo import cli
+
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "x.mp4").write_bytes(b"")
+    assert cli.extract_main([str(bad), "--no-progress", "--workers", "0"]) == 2
+    assert cli.extract_main([str(tmp_path / "nowhere"), "--no-progress"]) == 2
