@@ -90,6 +90,8 @@ def plan(spec: DemoSpec, targets: np.ndarray) -> list[ClipPlan]:
     k = spec.classes
     rng = np.random.default_rng([spec.seed, 1])
     n_test = int(spec.test_fraction * spec.clips) // k * k
+    if spec.test_fraction > 0:
+        n_test = max(n_test, k)  # at least one clip per class in the test split
     n_train = spec.clips - n_test
     train_counts = zipf_counts(n_train, k, spec.zipf, rng)
     labels = [(c, "train") for c in range(k) for _ in range(train_counts[c])]

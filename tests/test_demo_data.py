@@ -1,0 +1,110 @@
+"""The demo dataset: layout, labels, Zipf train pool, balanced test split, nuisance
+shift between splits, determinism, and the CLI."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from elo.config import load_config
+from elo.data import open_dataset
+from elo.demo_data import ACTIONS, DemoSpec, make_demo, plan, zipf_counts
+from elo.errors import DataError
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_demo(tmp_path_factory.mktemp("demo") / "demo", clips=24, seed=5, workers=0)
+
+
+def _rows(root: Path) -> list[dict[str, str]]:
+    with open(root / "labels.csv", newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_layout_lists_and_csv(demo: Path) -> None:
+    rows = _rows(demo)
+    assert len(rows) == 24
+    assert set(rows[0]) == {
+        "path",
+        "label",
+        "class",
+        "identity",
+        "split",
+        "motion_cue",
+        "sound_cue",
+    }
+    for r in rows:
+        assert (demo / r["path"]).stat().st_size > 0
+        assert r["path"].split("/")[0] == r["class"] == ACTIONS[int(r["label"])]
+        assert 0 <= int(r["identity"]) <= 9
+    classes = (demo / "classInd.txt").read_text().split()
+    assert classes[1::2] == list(ACTIONS)
+    test = (demo / "testlist.txt").read_text().splitlines()
+    train = (demo / "trainlist.txt").read_text().splitlines()
+    assert len(test) + len(train) == 24
+    assert {ln.split()[0] for ln in test} == {r["path"] for r in rows if r["split"] == "test"}
+    # the test split is balanced, at least one clip per class even for tiny sets
+    counts = np.bincount([int(r["label"]) for r in rows if r["split"] == "test"], minlength=8)
+    assert counts.tolist() == [1] * 8
+
+
+def test_files_decode_with_video_and_audio(demo: Path, tmp_path: Path) -> None:
+    cfg = load_config("demo")
+    ds = open_dataset(cfg, demo, split="train", cache_dir=tmp_path)
+    assert ds.num_classes == 8 and "identity" in ds.label_names
+    item = ds[0]
+    assert item["rgb"].shape == (3, 8, 64, 64) and item["flow"].shape == (2, 7, 64, 64)
+    assert item["present"]["audio"] and item["audio"].std() > 0.1
+
+
+def test_zipf_counts_follow_the_law() -> None:
+    rng = np.random.default_rng(0)
+    c = zipf_counts(1000, 8, 1.0, rng)
+    assert c.sum() == 1000 and (c > 0).all()
+    s = np.sort(c)[::-1]
+    np.testing.assert_allclose(s / s[0], 1 / np.arange(1, 9), atol=0.01)
+    flat = zipf_counts(80, 8, 0.0, rng)
+    assert (flat == 10).all()
+    steep = np.sort(zipf_counts(1000, 8, 2.0, rng))[::-1]
+    assert steep[0] / steep[-1] > 40
+
+
+def test_plan_balanced_test_zipf_train_disjoint_digits() -> None:
+    from sklearn.datasets import load_digits
+
+    targets = load_digits().target
+    p = plan(DemoSpec(clips=400, seed=1, zipf=1.5), targets)
+    test = np.bincount([q.label for q in p if q.split == "test"], minlength=8)
+    train = np.sort(np.bincount([q.label for q in p if q.split == "train"], minlength=8))[::-1]
+    assert (test == 100 // 8).all() and test.sum() == 96
+    assert train.sum() == 304 and train[0] > 8 * train[-1]
+    tr = {q.digit for q in p if q.split == "train"}
+    te = {q.digit for q in p if q.split == "test"}
+    assert not tr & te  # other digit instances in the test split
+    assert all(q.identity == targets[q.digit] for q in p)
+
+
+def test_deterministic_for_a_seed(demo: Path, tmp_path: Path) -> None:
+    again = make_demo(tmp_path / "again", clips=24, seed=5, workers=0)
+    assert (again / "labels.csv").read_bytes() == (demo / "labels.csv").read_bytes()
+    rel = _rows(demo)[0]["path"]
+    assert (again / rel).read_bytes() == (demo / rel).read_bytes()
+    other = make_demo(tmp_path / "other", clips=24, seed=6, workers=0)
+    assert (other / "labels.csv").read_bytes() != (demo / "labels.csv").read_bytes()
+
+
+def test_cli_and_bad_options(tmp_path: Path) -> None:
+    from elo import cli
+
+    assert (
+        cli.data_main(["demo", "--out", str(tmp_path / "d"), "--clips", "16", "--workers", "0"])
+        == 0
+    )
+    assert len(_rows(tmp_path / "d")) == 16
+    with pytest.raises(DataError, match="unknown demo option"):
+        make_demo(tmp_path / "e", clips=16, colour=3)
+    assert cli.data_main(["demo", "--out", str(tmp_path / "f"), "--clips", "3"]) == 2
