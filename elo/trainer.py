@@ -157,6 +157,7 @@ def batch_stream(
             batch_size=int(t["batch_size"]),
             shuffle=True,
             seed=seed,
+            workers=int(t["num_workers"]),
         )
     dataset = getattr(loader, "dataset", None)
     if isinstance(loader, DataLoader) and dataset is not None and hasattr(dataset, "__len__"):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -29,10 +30,27 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--train",
         default="final",
-        help="train settings from configs/train/<name>.yaml (proxy = the search's short runs)",
+        help="train settings from configs/train/<name>.yaml, under the experiment's own "
+        "train keys (proxy = the search's short runs)",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("overrides", nargs="*", help="config overrides key=value")
+
+
+def explicit_section(path: Path, key: str) -> dict[str, Any]:
+    """The ``key`` section an experiment file (and its ``base`` chain) writes itself,
+    without what its ``defaults`` pull in."""
+    import yaml
+
+    from elo.config import deep_merge, resolve_config_path
+
+    with open(path, encoding="utf-8") as fh:
+        raw = yaml.safe_load(fh) or {}
+    out: dict[str, Any] = {}
+    base = (raw.get("defaults") or {}).get("base")
+    if base:
+        out = explicit_section(resolve_config_path(base, "experiment"), key)
+    return deep_merge(out, raw.get(key) or {})
 
 
 def run(args: argparse.Namespace) -> int:
@@ -45,11 +63,11 @@ def run(args: argparse.Namespace) -> int:
     from elo.errors import ConfigError
     from elo.objective import Weights, terms_from_config
 
-    cfg = compose(resolve_config_path(args.config))
-    if args.train:
-        cfg["train"] = deep_merge(
-            cfg.get("train", {}) or {}, compose(resolve_config_path(args.train, "train"))
-        )
+    path = resolve_config_path(args.config)
+    cfg = compose(path)
+    if args.train:  # the train file, then the experiment's own train keys, then overrides
+        chosen = compose(resolve_config_path(args.train, "train"))
+        cfg["train"] = deep_merge(chosen, explicit_section(path, "train"))
     cfg = apply_overrides(cfg, args.overrides)
     terms = terms_from_config(cfg)
     if args.list_terms:

@@ -1,0 +1,89 @@
+"""Encoders: shapes of the pyramid and embedding, tiny to paper scale, config errors,
+and export / one-line load."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+import elo
+from elo.config import compose, configs_dir
+from elo.encoders import build_audio_encoder, build_encoder, build_video_encoder
+from elo.errors import ConfigError
+from elo.export import save_encoder
+
+
+@pytest.mark.parametrize("conv", ["2plus1d", "3d", "2d"])
+@pytest.mark.parametrize("in_channels,frames", [(3, 8), (2, 7)])
+def test_video_encoder_pyramid_and_embedding(conv: str, in_channels: int, frames: int) -> None:
+    enc = build_video_encoder(in_channels=in_channels, width=8, depth=3, embed_dim=24, conv=conv)
+    out = enc(torch.randn(2, in_channels, frames, 32, 32))  # B,C,T,H,W
+    assert out.embedding.shape == (2, 24) and enc.embed_dim == 24
+    assert [p.shape[1] for p in out.pyramid] == list(enc.pyramid_channels) == [8, 16, 32]
+    assert [p.shape[-1] for p in out.pyramid] == [16, 8, 4]  # stem /2, then /2 per stage
+    t_sizes = [p.shape[2] for p in out.pyramid]
+    assert t_sizes[0] == frames and (t_sizes[1] < frames) == (conv != "2d")
+    out.embedding.sum().backward()
+    assert all(p.grad is not None for p in enc.parameters())
+
+
+def test_audio_encoder_pyramid_and_embedding() -> None:
+    enc = build_audio_encoder(width=8, depth=3, embed_dim=16)
+    out = enc(torch.randn(2, 1, 40, 101))  # B,1,F,Tm
+    assert out.embedding.shape == (2, 16)
+    assert [tuple(p.shape[1:]) for p in out.pyramid] == [(8, 20, 51), (16, 10, 26), (32, 5, 13)]
+
+
+def test_paper_scale_config_is_a_2plus1d_resnet50() -> None:
+    cfg = compose(configs_dir() / "model" / "r2plus1d_50.yaml")
+    enc, kwargs = build_encoder("rgb", cfg["rgb"])
+    assert enc.pyramid_channels == (256, 512, 1024, 2048)  # bottleneck x4 expansion
+    blocks = [len(stage) for stage in enc.stages]
+    assert blocks == [3, 4, 6, 3] and kwargs["in_channels"] == 3
+    n = sum(p.numel() for p in enc.parameters())
+    assert 45e6 < n < 65e6, n  # R(2+1)D-50 is ~53M plus the 2048-d projection
+
+
+def test_every_model_config_builds_every_modality() -> None:
+    for path in sorted((configs_dir() / "model").glob("*.yaml")):
+        cfg = compose(path)
+        for m in ("rgb", "flow", "audio"):
+            enc, _ = build_encoder(m, cfg[m])
+            assert enc.embed_dim == cfg[m]["embed_dim"], (path, m)
+
+
+def test_bad_encoder_options_name_the_key() -> None:
+    with pytest.raises(ConfigError, match="model.rgb.widht"):
+        build_encoder("rgb", {"widht": 8})
+    with pytest.raises(ConfigError, match="unknown encoder block 'huge'"):
+        build_video_encoder(width=8, depth=2, block="huge")
+    with pytest.raises(ConfigError, match="layers must list 2"):
+        build_video_encoder(width=8, depth=2, layers=[1])
+    with pytest.raises(ConfigError, match="no encoder for modality 'depth'"):
+        build_encoder("depth", {})
+
+
+def test_positional_config_section_is_accepted() -> None:
+    enc = build_video_encoder({"width": 8, "depth": 2, "embed_dim": 8}, in_channels=2)
+    assert enc.pyramid_channels == (8, 16)
+    assert enc.stem[0].in_channels == 2
+
+
+def test_export_and_one_line_load(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    enc, kwargs = build_encoder("rgb", {"width": 8, "depth": 2, "embed_dim": 8})
+    x = torch.randn(2, 3, 8, 32, 32)
+    enc.train()(x)  # move BatchNorm running stats away from their init
+    save_encoder(
+        tmp_path,
+        enc,
+        builder="elo.encoders:build_video_encoder",
+        kwargs=kwargs,
+        input_info={"modality": "rgb", "shape": [3, 8, 32, 32]},
+    )
+    loaded = elo.load_encoder(tmp_path)
+    assert not loaded.training
+    with torch.no_grad():
+        assert torch.allclose(loaded(x).embedding, enc.eval()(x).embedding, atol=1e-6)
