@@ -56,17 +56,27 @@ class TapDecoder(nn.Module):
 
     ``src_dims``/``dst_dims`` are 3 (video) or 2 (spectrogram). Video -> spectrogram
     pools space and treats time as the spectrogram's time axis; spectrogram -> video
-    pools frequency and broadcasts over space. Resizing is (tri/bi)linear; then two
-    convolutions at the target resolution. The last layer starts small, so the first
-    prediction is near 0 (the mean of standardized inputs).
+    pools frequency and broadcasts over space. The tap is resized to a working grid
+    (the target's time axis at full length, the other axes at 1/``shrink``), decoded
+    there by three convolutions, and the ``out_channels`` result is resized to the
+    target: cheap enough that many decoding terms cost little next to the encoders.
+    The last layer starts small, so the first prediction is near 0 (the mean of
+    standardized inputs).
     """
 
     def __init__(
-        self, in_channels: int, out_channels: int, *, src_dims: int, dst_dims: int, hidden: int
+        self,
+        in_channels: int,
+        out_channels: int,
+        *,
+        src_dims: int,
+        dst_dims: int,
+        hidden: int,
+        shrink: int = 4,
     ) -> None:
         super().__init__()
         conv = nn.Conv3d if dst_dims == 3 else nn.Conv2d
-        self.src_dims, self.dst_dims = src_dims, dst_dims
+        self.src_dims, self.dst_dims, self.shrink = src_dims, dst_dims, shrink
         self.inp = conv(in_channels, hidden, 1)
         self.body = nn.Sequential(nn.ReLU(), conv(hidden, hidden, 3, padding=1), nn.ReLU())
         self.out = conv(hidden, out_channels, 3, padding=1)
@@ -75,15 +85,21 @@ class TapDecoder(nn.Module):
             if self.out.bias is not None:
                 self.out.bias.zero_()
 
+    def working_size(self, size: tuple[int, ...]) -> tuple[int, ...]:
+        k = self.shrink
+        if self.dst_dims == 3:  # T,H,W: keep T
+            return (size[0], -(-size[1] // k), -(-size[2] // k))
+        return (-(-size[0] // k), size[1])  # F,Tm: keep Tm
+
     def forward(self, h: torch.Tensor, size: tuple[int, ...]) -> torch.Tensor:
         if self.src_dims == 3 and self.dst_dims == 2:
             h = to_spectro(h)  # B,C,1,T
         elif self.src_dims == 2 and self.dst_dims == 3:
             h = h.mean(dim=2)[:, :, :, None, None]  # B,C,Tm,1,1
-        h = self.inp(h)
         mode = "trilinear" if self.dst_dims == 3 else "bilinear"
-        h = F.interpolate(h, size=size, mode=mode, align_corners=False)
-        return self.out(self.body(h))  # B,out_channels,*size
+        h = F.interpolate(self.inp(h), size=self.working_size(size), mode=mode, align_corners=False)
+        y = self.out(self.body(h))  # B,out_channels,*working
+        return F.interpolate(y, size=size, mode=mode, align_corners=False)  # B,out_channels,*size
 
 
 def dims_of(spec: FeatureSpec) -> int:
