@@ -114,36 +114,56 @@ def lightly_simsiam(backbone: nn.Module, dim: int, proj: int, pred: int) -> Any:
     return LSimSiam()
 
 
-def run(
-    name: str,
-    build: Callable[[], Any],
-    encoder_of: Callable[[Any], nn.Module],
-    step_fn: Callable[[Any, torch.Tensor, torch.Tensor, int, int], torch.Tensor],
+Method = tuple[
+    str,
+    Callable[[], Any],
+    Callable[[Any], nn.Module],
+    Callable[[Any, torch.Tensor, torch.Tensor, int, int], torch.Tensor],
+]
+
+
+def run_pair(
+    methods: list[Method],
     views: Callable[[int], tuple[torch.Tensor, torch.Tensor]],
     args: argparse.Namespace,
     images: torch.Tensor,
     labels: torch.Tensor,
-) -> dict[str, Any]:
+) -> list[dict[str, Any]]:
+    """Train the methods side by side, alternating steps on the same views, so a
+    loaded machine slows both alike; median step time after 5 warm-up steps."""
     from baselines.trainer import knn_eval, load_baseline_config
 
-    torch.manual_seed(args.seed)
-    model = build()
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=args.lr)
-    model.train()
-    times = []
+    models, opts = [], []
+    for _, build, _, _ in methods:
+        torch.manual_seed(args.seed)
+        model = build()
+        model.train()
+        models.append(model)
+        params = [p for p in model.parameters() if p.requires_grad]
+        opts.append(torch.optim.AdamW(params, lr=args.lr))
+    times: list[list[float]] = [[] for _ in methods]
     for step in range(args.steps):
         x0, x1 = views(step)
-        t0 = time.perf_counter()
-        loss = step_fn(model, x0, x1, step, args.steps)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        if hasattr(model, "update_target"):
-            model.update_target(args.steps)
-        times.append(time.perf_counter() - t0)
+        order = range(len(methods)) if step % 2 == 0 else reversed(range(len(methods)))
+        for i in order:
+            model, opt, step_fn = models[i], opts[i], methods[i][3]
+            t0 = time.perf_counter()
+            loss = step_fn(model, x0, x1, step, args.steps)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            if hasattr(model, "update_target"):
+                model.update_target(args.steps)
+            times[i].append(time.perf_counter() - t0)
     cfg = load_baseline_config("byol")
-    knn = knn_eval(encoder_of(model), images, labels, cfg, "cpu")
-    return {"name": name, "step_ms": 1e3 * statistics.median(times[5:]), "knn": knn}
+    return [
+        {
+            "name": name,
+            "step_ms": 1e3 * statistics.median(times[i][5:]),
+            "knn": knn_eval(encoder_of(models[i]), images, labels, cfg, "cpu"),
+        }
+        for i, (name, _, encoder_of, _) in enumerate(methods)
+    ]
 
 
 def main() -> None:
@@ -191,56 +211,47 @@ def main() -> None:
 
     dim = enc().embed_dim  # type: ignore[attr-defined]
     hidden, proj, s_proj, s_pred = 1024, 128, 512, 128
-    results = []
     byol_views = view_maker(byol_specs(16, **mild))
     sims_views = view_maker(simsiam_specs(16, **mild))
-    results.append(
-        run(
-            "BYOL ours",
-            lambda: BYOL(enc(), dim, hidden_dim=hidden, proj_dim=proj, tau_base=0.99),
-            lambda m: m.online_encoder,
-            lambda m, a, b, s, t: m(a, b)["loss"],
-            byol_views,
-            args,
-            images,
-            labels,
-        )
+    results = run_pair(
+        [
+            (
+                "BYOL ours",
+                lambda: BYOL(enc(), dim, hidden_dim=hidden, proj_dim=proj, tau_base=0.99),
+                lambda m: m.online_encoder,
+                lambda m, a, b, s, t: m(a, b)["loss"],
+            ),
+            (
+                "BYOL lightly",
+                lambda: lightly_byol(Backbone(enc()), dim, hidden, proj),
+                lambda m: m.backbone.enc,
+                lambda m, a, b, s, t: m.train_step(a, b, s, t)[0],
+            ),
+        ],
+        byol_views,
+        args,
+        images,
+        labels,
     )
-    results.append(
-        run(
-            "BYOL lightly",
-            lambda: lightly_byol(Backbone(enc()), dim, hidden, proj),
-            lambda m: m.backbone.enc,
-            lambda m, a, b, s, t: m.train_step(a, b, s, t)[0],
-            byol_views,
-            args,
-            images,
-            labels,
-        )
-    )
-    results.append(
-        run(
-            "SimSiam ours",
-            lambda: SimSiam(enc(), dim, proj_dim=s_proj, pred_dim=s_pred),
-            lambda m: m.encoder,
-            lambda m, a, b, s, t: m(a, b)["loss"],
-            sims_views,
-            args,
-            images,
-            labels,
-        )
-    )
-    results.append(
-        run(
-            "SimSiam lightly",
-            lambda: lightly_simsiam(Backbone(enc()), dim, s_proj, s_pred),
-            lambda m: m.backbone.enc,
-            lambda m, a, b, s, t: m.train_step(a, b, s, t)[0],
-            sims_views,
-            args,
-            images,
-            labels,
-        )
+    results += run_pair(
+        [
+            (
+                "SimSiam ours",
+                lambda: SimSiam(enc(), dim, proj_dim=s_proj, pred_dim=s_pred),
+                lambda m: m.encoder,
+                lambda m, a, b, s, t: m(a, b)["loss"],
+            ),
+            (
+                "SimSiam lightly",
+                lambda: lightly_simsiam(Backbone(enc()), dim, s_proj, s_pred),
+                lambda m: m.backbone.enc,
+                lambda m, a, b, s, t: m.train_step(a, b, s, t)[0],
+            ),
+        ],
+        sims_views,
+        args,
+        images,
+        labels,
     )
     torch.manual_seed(args.seed)
     random_knn = knn_eval(enc(), images, labels, load_baseline_config("byol"), "cpu")
