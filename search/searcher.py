@@ -164,6 +164,10 @@ class EvolutionSearcher(Searcher):
         metrics = dict(nested) if isinstance(nested, Mapping) else {}
         metrics.update({k[8:]: v for k, v in result.items() if k.startswith("metrics/")})
         metrics = {k: v for k, v in metrics.items() if _json_scalar(v)}
+        nested = result.get("details")
+        details = dict(nested) if isinstance(nested, Mapping) else {}
+        details.update({k[8:]: v for k, v in result.items() if k.startswith("details/")})
+        details = {k: v for k, v in details.items() if _json_list(v)}
         vector = self.population[index]
         return {
             "generation": self.generation,
@@ -175,6 +179,7 @@ class EvolutionSearcher(Searcher):
             "status": status,
             "seconds": float(result.get("seconds", seconds)),
             "metrics": metrics,
+            "details": details,
             "error": str(result.get("error_msg", "")) if error else "",
         }
 
@@ -299,3 +304,9 @@ def _json_scalar(v: Any) -> bool:
     if isinstance(v, float):
         return math.isfinite(v)
     return isinstance(v, int | str | bool) or v is None
+
+
+def _json_list(v: Any) -> bool:
+    return isinstance(v, list | tuple) and all(
+        isinstance(x, int | float) and math.isfinite(x) for x in v
+    )

@@ -1,4 +1,9 @@
-"""``elo-search``: evolve the loss weights."""
+"""``elo-search``: evolve the loss weights (CMA-ES or GA over λ, trials on Ray Tune).
+
+Options left unset come from the config (``configs/search/cma.yaml``); with
+``--resume RUN_DIR`` the run's own ``config.yaml`` is used and only ``--address``
+and ``--workers`` (which do not change results) apply.
+"""
 
 from __future__ import annotations
 
@@ -8,21 +13,65 @@ import argparse
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", default="demo", help="experiment config name or YAML path")
     p.add_argument("--data", help="folder of videos (or CSV manifest) to learn from")
-    p.add_argument("--population", type=int, default=64, help="individuals per generation")
-    p.add_argument("--generations", type=int, default=4)
-    p.add_argument("--strategy", choices=["cma", "ga"], default="cma")
-    p.add_argument("--fitness", default="zipf", help="zipf | xmodal | combined | weak")
-    p.add_argument("--steps", type=int, help="proxy training steps per candidate")
+    p.add_argument(
+        "--population", type=int, help="individuals per generation (config: search.population, 64)"
+    )
+    p.add_argument("--generations", type=int, help="generations (config: search.generations)")
+    p.add_argument("--strategy", choices=["cma", "ga"], help="config: search.strategy (cma)")
+    p.add_argument(
+        "--fitness",
+        help="zipf | weak | xmodal | combined (a configs/fitness/ name) | synthetic "
+        "(no training; for tests); config: fitness.kind (zipf)",
+    )
+    p.add_argument("--steps", type=int, help="proxy training steps per candidate (train.steps)")
     p.add_argument("--workers", type=int, help="concurrent trials (default: all CPUs)")
     p.add_argument("--address", help="join an existing Ray cluster (default: start locally)")
-    p.add_argument("--out", help="run directory (default runs/<timestamp>)")
+    p.add_argument("--out", help="run directory (default runs/search-<timestamp>)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a killed or stopped search")
     p.add_argument("--seed-points", action="store_true", help="inject uniform + single-task λ")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, help="experiment seed (config: seed)")
     p.add_argument("overrides", nargs="*", help="config overrides key=value")
 
 
-def run(args: argparse.Namespace) -> int:
-    from elo.cli import not_implemented
+def resolve_config(args: argparse.Namespace) -> dict:
+    """The experiment config with the command-line flags and overrides applied."""
+    from elo.config import apply_overrides, load_config, merge_checked
+    from search.run import SEARCH_DEFAULTS, fitness_section
 
-    return not_implemented("search", "issue 7")
+    cfg = load_config(args.config)
+    cfg["search"] = merge_checked(dict(SEARCH_DEFAULTS), cfg.get("search", {}) or {}, "search")
+    flags = {
+        "population": args.population,
+        "generations": args.generations,
+        "strategy": args.strategy,
+        "steps": args.steps,
+        "workers": args.workers,
+    }
+    cfg["search"].update({k: v for k, v in flags.items() if v is not None})
+    if args.seed_points:
+        cfg["search"]["seed_points"] = True
+    if args.seed is not None:
+        cfg["seed"] = args.seed
+    if args.data:
+        cfg.setdefault("data", {})["root"] = args.data
+    if args.fitness and args.fitness != (cfg.get("fitness", {}) or {}).get("kind"):
+        cfg["fitness"] = fitness_section(args.fitness)
+    return apply_overrides(cfg, args.overrides)
+
+
+def run(args: argparse.Namespace) -> int:
+    from search.run import load_run_config, prepare_run_dir, run_search
+
+    if args.resume:
+        cfg = load_run_config(args.resume)
+        run_dir = args.resume
+    else:
+        cfg = resolve_config(args)
+        from search.run import search_settings
+
+        search_settings(cfg)  # validate before creating anything
+        run_dir = str(prepare_run_dir(cfg, args.out))
+    out = run_search(
+        cfg, run_dir, resume=bool(args.resume), address=args.address, workers=args.workers
+    )
+    return 0 if out["finished"] else 130

@@ -1,0 +1,196 @@
+"""Plots and a markdown report of a search run directory (matplotlib, Agg backend).
+
+* ``fitness.png``: every evaluation's fitness per generation, with best and median
+  lines; failed trials are marked at the bottom.
+* ``lambda.png``: λ per generation as heatmaps (terms × generations): the mean over
+  the generation, and the generation's best individual.
+* ``clusters.png``: the best candidate's sorted k-means cluster sizes against the Zipf
+  law the fitness compares them with (ELo, Piergiovanni et al., CVPR 2020, §3.3).
+* ``report.md``: settings, a table per generation, the best weights, failures.
+
+Everything is read back from the run directory, so a report can be rebuilt at any
+time: ``python -c "from search.report import write_report; write_report('runs/x')"``.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from elo.rundir import atomic_write_text, read_jsonl
+
+FITNESS_PNG, LAMBDA_PNG, CLUSTERS_PNG, REPORT_MD = (
+    "fitness.png",
+    "lambda.png",
+    "clusters.png",
+    "report.md",
+)
+
+
+def _by_generation(records: list[dict[str, Any]]) -> dict[int, list[dict[str, Any]]]:
+    gens: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for r in records:
+        gens[int(r["generation"])].append(r)
+    return dict(sorted(gens.items()))
+
+
+def _best(records: list[dict[str, Any]]) -> dict[str, Any] | None:
+    ok = [r for r in records if r.get("status") == "ok"]
+    return max(ok, key=lambda r: r["fitness"]) if ok else None
+
+
+def _savefig(fig: Any, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=110, bbox_inches="tight")
+    tmp.replace(path)
+
+
+def plot_fitness(gens: dict[int, list[dict[str, Any]]], path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    xs, best, med = [], [], []
+    ok_all = [r["fitness"] for rs in gens.values() for r in rs if r.get("status") == "ok"]
+    floor = min(ok_all) if ok_all else 0.0
+    for g, rs in gens.items():
+        ok = [r["fitness"] for r in rs if r.get("status") == "ok"]
+        bad = len(rs) - len(ok)
+        ax.scatter([g + 1] * len(ok), ok, s=10, alpha=0.5, color="tab:blue")
+        if bad:
+            ax.scatter([g + 1] * bad, [floor] * bad, marker="x", color="tab:red", s=25)
+        if ok:
+            xs.append(g + 1)
+            best.append(max(ok))
+            med.append(statistics.median(ok))
+    ax.plot(xs, best, "-o", color="tab:green", label="best")
+    ax.plot(xs, med, "--", color="tab:orange", label="median")
+    ax.set_xlabel("generation")
+    ax.set_ylabel("fitness (higher is better)")
+    ax.set_title("fitness per generation (x: failed trials)")
+    ax.legend(loc="lower right")
+    _savefig(fig, path)
+    plt.close(fig)
+
+
+def plot_lambda(gens: dict[int, list[dict[str, Any]]], terms: list[str], path: Path) -> None:
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    mean = np.full((len(terms), len(gens)), np.nan)  # terms x generations
+    top = np.full((len(terms), len(gens)), np.nan)
+    for j, rs in enumerate(gens.values()):
+        lam = np.array([[r["weights"][t] for t in terms] for r in rs])  # n x terms
+        mean[:, j] = lam.mean(axis=0)
+        b = _best(rs)
+        if b is not None:
+            top[:, j] = [b["weights"][t] for t in terms]
+    h = max(2.5, 0.28 * len(terms) + 1.2)
+    fig, axes = plt.subplots(1, 2, figsize=(2 * max(3.0, 0.5 * len(gens) + 2.5), h), sharey=True)
+    for ax, data, title in ((axes[0], mean, "mean λ"), (axes[1], top, "best individual's λ")):
+        im = ax.imshow(data, aspect="auto", vmin=0, vmax=1, cmap="viridis")
+        ax.set_xticks(range(len(gens)), [str(g + 1) for g in gens])
+        ax.set_xlabel("generation")
+        ax.set_title(title)
+    axes[0].set_yticks(range(len(terms)), terms, fontsize=7)
+    fig.colorbar(im, ax=axes, fraction=0.03)
+    _savefig(fig, path)
+    plt.close(fig)
+
+
+def plot_clusters(best: dict[str, Any], path: Path) -> bool:
+    details = best.get("details") or {}
+    sizes, zipf = details.get("sizes"), details.get("zipf")
+    if not sizes or not zipf:
+        return False
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.4))
+    ranks = range(1, len(sizes) + 1)
+    ax.bar(ranks, sizes, color="tab:blue", alpha=0.7, label="cluster sizes (sorted)")
+    ax.plot(range(1, len(zipf) + 1), zipf, "-o", color="tab:red", ms=3, label="Zipf law")
+    ax.set_xlabel("cluster rank")
+    ax.set_ylabel("clips")
+    ax.set_title(f"best candidate (fitness {best['fitness']:.4f}): clusters vs Zipf")
+    ax.legend()
+    _savefig(fig, path)
+    plt.close(fig)
+    return True
+
+
+def write_report(run_dir: str | Path) -> Path:
+    """(Re)write the plots and ``report.md`` of ``run_dir``; returns the report's path."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    run_dir = Path(run_dir)
+    records = list(read_jsonl(run_dir / "evaluations.jsonl"))
+    errors = {e["trial_id"]: e.get("error", "") for e in read_jsonl(run_dir / "errors.jsonl")}
+    cfg_path = run_dir / "config.yaml"
+    cfg = yaml.safe_load(cfg_path.read_text(encoding="utf-8")) if cfg_path.exists() else {}
+    search = cfg.get("search", {}) or {}
+    gens = _by_generation(records)
+    terms = list(records[0]["weights"]) if records else []
+    state_path = run_dir / "search_state.json"
+    if state_path.exists():  # the search's own term order (the log's keys are sorted)
+        saved = json.loads(state_path.read_text(encoding="utf-8")).get("terms")
+        if isinstance(saved, list) and sorted(saved) == sorted(terms):
+            terms = saved
+    best = _best(records)
+    lines = [
+        f"# Search report: {run_dir.name}",
+        "",
+        f"- strategy **{search.get('strategy', '?')}**, population {search.get('population', '?')},"
+        f" generations {search.get('generations', '?')}, mapping {search.get('mapping', 'clip')},"
+        f" fitness **{(cfg.get('fitness', {}) or {}).get('kind', '?')}**, seed {cfg.get('seed', 0)}",
+        f"- evaluations: {len(records)} ({sum(r.get('status') != 'ok' for r in records)} failed),"
+        f" {len(terms)} loss terms",
+        "",
+    ]
+    if records:
+        plot_fitness(gens, run_dir / FITNESS_PNG)
+        plot_lambda(gens, terms, run_dir / LAMBDA_PNG)
+        lines += [
+            "## Fitness per generation",
+            "",
+            f"![fitness]({FITNESS_PNG})",
+            "",
+            "| generation | evaluated | failed | best | median | mean s/trial |",
+            "|---:|---:|---:|---:|---:|---:|",
+        ]
+        for g, rs in gens.items():
+            ok = [r["fitness"] for r in rs if r.get("status") == "ok"]
+            secs = statistics.mean(float(r.get("seconds", 0.0)) for r in rs)
+            b = f"{max(ok):.4f}" if ok else "n/a"
+            m = f"{statistics.median(ok):.4f}" if ok else "n/a"
+            lines.append(f"| {g + 1} | {len(rs)} | {len(rs) - len(ok)} | {b} | {m} | {secs:.1f} |")
+        lines += ["", "## λ per generation", "", f"![lambda]({LAMBDA_PNG})", ""]
+    if best is not None:
+        lines += [
+            "## Best candidate",
+            "",
+            f"fitness {best['fitness']:.4f} (generation {best['generation'] + 1}, individual "
+            f"{best['index']}); `best_weights.json` holds it for `elo-train --weights`.",
+            "",
+            "| term | λ |",
+            "|---|---:|",
+        ]
+        lines += [
+            f"| `{t}` | {v:.3f} |"
+            for t, v in sorted(best["weights"].items(), key=lambda kv: -kv[1])
+        ]
+        lines.append("")
+        if plot_clusters(best, run_dir / CLUSTERS_PNG):
+            lines += [f"![clusters vs Zipf]({CLUSTERS_PNG})", ""]
+    failed = [r for r in records if r.get("status") != "ok"]
+    if failed:
+        lines += ["## Failed trials (given the worst fitness)", ""]
+        for r in failed:
+            why = errors.get(r.get("trial_id", ""), "") or r.get("error", "") or r["status"]
+            lines.append(f"- generation {r['generation'] + 1}, individual {r['index']}: {why}")
+        lines.append("")
+    return atomic_write_text(run_dir / REPORT_MD, "\n".join(lines))

@@ -1,0 +1,151 @@
+"""One search trial: train a candidate λ for a few proxy steps, score it on held-out clips.
+
+ELo (Piergiovanni, Angelova & Ryoo, CVPR 2020, §3.3) scores each candidate loss by a
+short proxy training run followed by an unsupervised fitness (Zipf) of the RGB
+encoder's embeddings of held-out clips. :func:`evaluate` does exactly that and is
+plain Python; :func:`trial` wraps it for Ray Tune (``tune.report``). The fitness is
+chosen by name (``zipf`` | ``weak`` | any kind registered in
+:data:`search.fitness.FITNESSES`), from the ``fitness`` config section.
+
+``synthetic`` is a stand-in with a known optimum and no training (for tests and for
+measuring the scheduler's own overhead): fitness = −‖λ − λ*‖² with λ* from
+:func:`synthetic_target`, after sleeping ``fitness.seconds``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+#: held-out embeddings cached per worker process: (root, split, clip geometry) -> data
+_HELDOUT: dict[tuple[str, str], tuple[Any, Any]] = {}
+
+
+@dataclass
+class TrialContext:
+    """What every trial of one search shares (sent once to the Ray workers)."""
+
+    cfg: dict[str, Any]
+    data_root: str | None
+    steps: int
+    seed: int = 0
+    device: str = "cpu"
+    threads: int = 1
+    heldout_split: str = "test"
+    #: (generation, index) pairs that raise on purpose (fault-injection for tests).
+    fail_on: list[tuple[int, int]] = field(default_factory=list)
+
+
+def synthetic_target(terms: Sequence[str]) -> dict[str, float]:
+    """A known optimum over λ: spread over [0, 1], with one term at exactly 0 and one
+    at exactly 1 so the box boundary is exercised."""
+    n = len(terms)
+    vals = [0.0 if i == 0 else 1.0 if i == 1 else (0.15 + 0.7 * i / n) for i in range(n)]
+    return dict(zip(terms, vals, strict=True))
+
+
+def synthetic_fitness(weights: Mapping[str, float]) -> float:
+    target = synthetic_target(sorted(weights))  # independent of the dict's order
+    return -sum((weights[k] - v) ** 2 for k, v in target.items())
+
+
+def _heldout(ctx: TrialContext) -> tuple[Any, Any]:
+    """RGB inputs ``N,3,T,H,W`` and labels ``N`` of the held-out split (cached)."""
+    import torch
+
+    from elo.data import make_loader
+
+    data = ctx.cfg.get("data", {})
+    key = (str(ctx.data_root), f"{ctx.heldout_split}:{data.get('clip')}")
+    if key not in _HELDOUT:
+        loader = make_loader(
+            ctx.cfg,
+            str(ctx.data_root),
+            split=ctx.heldout_split,
+            modalities=["rgb"],
+            batch_size=64,
+            shuffle=False,
+            seed=ctx.seed,
+        )
+        xs, ys = [], []
+        for batch in loader:
+            keep = batch["present"]["rgb"]  # B bool
+            xs.append(batch["rgb"][keep])  # b,3,T,H,W
+            ys.append(batch["meta"]["label"][keep])  # b
+        _HELDOUT[key] = (torch.cat(xs), torch.cat(ys))
+    return _HELDOUT[key]
+
+
+def evaluate(
+    ctx: TrialContext, weights: Mapping[str, float], *, generation: int = 0, index: int = 0
+) -> dict[str, Any]:
+    """Train ``weights`` for ``ctx.steps`` and score it; returns the trial's report."""
+    t0 = time.perf_counter()
+    if (generation, index) in {tuple(p) for p in ctx.fail_on}:
+        raise RuntimeError(f"injected failure for generation {generation}, index {index}")
+    section = dict(ctx.cfg.get("fitness", {}) or {})
+    if section.get("kind") == "synthetic":
+        time.sleep(float(section.get("seconds", 0.0)))
+        value = synthetic_fitness(weights)
+        return {"fitness": value, "seconds": time.perf_counter() - t0, "metrics": {}}
+
+    import torch
+
+    from elo.model import embed
+    from elo.objective import Weights, terms_from_config
+    from elo.rundir import seed_everything
+    from elo.trainer import train_model
+    from search.fitness import build_fitness
+
+    torch.set_num_threads(max(1, int(ctx.threads)))
+    w = Weights(terms_from_config(ctx.cfg), dict(weights))
+    result = train_model(
+        ctx.cfg,
+        w,
+        data_root=ctx.data_root,
+        steps=ctx.steps,
+        seed=ctx.seed,
+        device=ctx.device,
+        progress=False,
+    )
+    t_train = time.perf_counter() - t0
+    x, labels = _heldout(ctx)
+    seed_everything(ctx.seed)
+    emb = embed(result.model.encoders["rgb"], x)  # N,D
+    fitness = build_fitness(section, seed=ctx.seed)
+    scored = fitness.score(emb, labels=labels)
+    last = result.history[-1] if result.history else {}
+    metrics: dict[str, Any] = {
+        "train_seconds": t_train,
+        "final_loss": float(last.get("loss", math.nan)),
+        "heldout_clips": len(x),
+    }
+    for k, v in scored.details.items():
+        if isinstance(v, int | float | str | bool):
+            metrics[f"fitness_{k}"] = v
+    return {
+        "fitness": float(scored.value),
+        "seconds": time.perf_counter() - t0,
+        "metrics": {k: v for k, v in metrics.items() if not _nonfinite(v)},
+        "details": {k: v for k, v in scored.details.items() if isinstance(v, list)},
+    }
+
+
+def _nonfinite(v: Any) -> bool:
+    return isinstance(v, float) and not math.isfinite(v)
+
+
+def trial(config: dict[str, Any], ctx: TrialContext) -> None:
+    """The Ray Tune function trainable (``tune.with_parameters(trial, ctx=...)``)."""
+    from ray import tune
+
+    report = evaluate(
+        ctx,
+        config["weights"],
+        generation=int(config.get("generation", 0)),
+        index=int(config.get("index", 0)),
+    )
+    tune.report(report)
