@@ -121,8 +121,8 @@ def extract_one(path: str | Path, cache_root: str | Path, spec: ExtractSpec) -> 
             cls = MODALITIES.get(name)
             params = spec.modalities[name]
             entry.write_modality(spec.modality_tag(name), [cls.extract(c, params) for c in clips])
-    except DataError as exc:  # a user-fixable parameter problem: stop the run
-        raise exc
+    except DataError:  # a user-fixable parameter problem (e.g. fmax > Nyquist): stop the run
+        raise
     except Exception as exc:
         return _skip(path, f"extraction failed: {type(exc).__name__}: {str(exc)[:200]}", t0)
     return {"path": str(path), "status": "ok", "clips": len(clips),
@@ -266,37 +266,64 @@ def extract_paths(
     return summary
 
 
-def _run_pool(paths: Sequence[Path], root: Path, spec: ExtractSpec, n: int, done: Any) -> None:
+def _mp_context() -> Any:
+    """Workers come from a forkserver that has imported the decoding stack once, so a
+    pool starts in milliseconds after the first. Plain fork is unsafe here: a parent
+    that has used OpenCV's or OpenMP's thread pools deadlocks its forked children
+    (seen: a child stuck in cv2's pthread_cond_destroy); spawn re-imports torch per
+    worker. ``ELO_START_METHOD`` overrides (fork / spawn / forkserver)."""
     import multiprocessing as mp
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
-    # fork starts workers in milliseconds (spawn re-imports torch: seconds per worker);
-    # workers run single-threaded (_worker_init), which keeps OpenMP fork-safe.
     method = os.environ.get("ELO_START_METHOD") or (
-        "fork" if "fork" in mp.get_all_start_methods() else "spawn"
+        "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
     )
     ctx = mp.get_context(method)
-    with ProcessPoolExecutor(max_workers=n, mp_context=ctx, initializer=_worker_init) as pool:
-        pending = iter(paths)
-        live = {}
-        try:
-            for p in pending:  # keep a bounded queue so a kill loses little
+    if method == "forkserver":
+        ctx.set_forkserver_preload(["elo.extract", "elo.video", "elo.cache", "elo.modality"])
+    return ctx
+
+
+def _run_pool(paths: Sequence[Path], root: Path, spec: ExtractSpec, n: int, done: Any) -> None:
+    """Run ``paths`` on ``n`` processes. If a worker dies (a decoder crash takes the
+    whole pool down), the files that were in flight are retried one by one in
+    isolated processes, so only the culprit is skipped, and the rest continue."""
+    queue = list(paths)
+    while queue:
+        suspects, queue = _pool_pass(queue, root, spec, n, done)
+        for p in suspects:
+            if not _pool_pass([p], root, spec, 1, done)[0]:
+                continue
+            done(_skip(p, "worker crashed while decoding (decoder fault?)", time.perf_counter()))
+
+
+def _pool_pass(
+    paths: Sequence[Path], root: Path, spec: ExtractSpec, n: int, done: Any
+) -> tuple[list[Path], list[Path]]:
+    """One pool over ``paths``; returns (in flight when the pool broke, never started)."""
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from concurrent.futures.process import BrokenProcessPool
+
+    pending = list(paths)[::-1]  # a stack: pop() takes the next file
+    live: dict[Any, Path] = {}
+    pool = ProcessPoolExecutor(max_workers=n, mp_context=_mp_context(), initializer=_worker_init)
+    broken = False
+    try:
+        while pending or live:
+            while pending and len(live) < 4 * n:  # a bounded queue: a kill loses little
+                p = pending.pop()
                 live[pool.submit(extract_one, p, root, spec)] = p
-                if len(live) >= 4 * n:
-                    break
-            while live:
-                finished, _ = wait(list(live), return_when=FIRST_COMPLETED)
-                for fut in finished:
-                    p = live.pop(fut)
-                    try:
-                        done(fut.result())
-                    except DataError:
-                        raise
-                    except Exception as exc:  # worker crashed (e.g. a decoder segfault)
-                        done(_skip(p, f"worker crashed: {type(exc).__name__}", time.perf_counter()))
-                    nxt = next(pending, None)
-                    if nxt is not None:
-                        live[pool.submit(extract_one, nxt, root, spec)] = nxt
-        except BaseException:
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
+            finished, _ = wait(list(live), return_when=FIRST_COMPLETED)
+            for fut in finished:
+                try:
+                    rec = fut.result()
+                except BrokenProcessPool:
+                    broken = True
+                    return list(live.values()), pending[::-1]
+                done(rec)
+                live.pop(fut)
+    except BaseException:
+        broken = True
+        raise
+    finally:  # don't wait for a broken or interrupted pool
+        pool.shutdown(wait=not broken, cancel_futures=True)
+    return [], []

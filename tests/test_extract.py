@@ -214,3 +214,29 @@ def test_cli_extract_prints_summary_and_fails_when_nothing_usable(tmp_path: Path
     (bad / "x.mp4").write_bytes(b"")
     assert cli.extract_main([str(bad), "--no-progress", "--workers", "0"]) == 2
     assert cli.extract_main([str(tmp_path / "nowhere"), "--no-progress"]) == 2
+
+
+def _crash_on_marked(path: object, root: object, spec: object) -> dict:
+    """Runs in a worker (pickled by reference); there ``elo.extract`` is unpatched."""
+    import elo.extract
+
+    if "crash" in str(path):
+        os._exit(3)  # what a segfaulting decoder looks like to the pool
+    return elo.extract.extract_one(path, root, spec)  # type: ignore[arg-type]
+
+
+def test_a_crashing_worker_loses_only_its_file(
+    corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import elo.extract
+
+    monkeypatch.setattr(elo.extract, "extract_one", _crash_on_marked)
+    crash = tmp_path / "crash.mp4"
+    crash.write_bytes((corpus / "a/with_audio.mp4").read_bytes())
+    paths = [corpus / n for n in GOOD] + [crash]
+    s = extract_paths(
+        paths, tmp_path / "cache", spec_from_config(_cfg()), workers=2, progress=False
+    )
+    assert (s.ok, s.skipped) == (len(GOOD), 1)
+    (rec,) = [r for r in s.records if r["status"] == "skipped"]
+    assert rec["path"] == str(crash) and "worker crashed" in rec["reason"]
