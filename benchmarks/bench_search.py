@@ -1,0 +1,139 @@
+"""Search throughput: one generation with 1 vs 2 Ray workers, Ray's overhead per trial,
+and the time of one population-64 generation of the demo profile.
+
+    python benchmarks/bench_search.py                      # tiny profile, population 8
+    python benchmarks/bench_search.py --profile demo --population 4 --steps 4
+    python benchmarks/bench_search.py --pop64              # the real target (long)
+
+Every row is measured in this run on the same data. ``overhead`` is the wall time the
+workers spend on a trial beyond the trial's own (training + fitness) seconds, as a
+fraction of those seconds: ``(wall × workers − Σ trial s) / Σ trial s``; it includes
+starting Ray's worker processes (importing torch once per worker) and scheduling.
+The synthetic row (a trial that sleeps 1 s, no training) isolates Ray Tune's own cost.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+TINY = [
+    "objective.modalities=[rgb]",
+    "objective.tasks=[reconstruction,temporal_order]",
+    "train.batch_size=4",
+    "fitness.k=4",
+]
+
+
+def one_generation(
+    cfg: dict[str, Any], workers: int, population: int, steps: int, out: Path
+) -> dict[str, float]:
+    import ray
+
+    from elo.rundir import read_jsonl
+    from search.run import prepare_run_dir, run_search
+
+    cfg = {**cfg, "search": {**cfg["search"], "population": population, "generations": 1}}
+    cfg["search"]["steps"] = steps
+    cfg["search"]["workers"] = workers
+    run_dir = prepare_run_dir(cfg, out)
+    ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
+    try:
+        t0 = time.perf_counter()
+        res = run_search(cfg, run_dir, echo=lambda s: None, report=False)
+        wall = time.perf_counter() - t0
+    finally:
+        ray.shutdown()
+    assert res["finished"], "the generation did not finish"
+    recs = list(read_jsonl(run_dir / "evaluations.jsonl"))
+    secs = [float(r["seconds"]) for r in recs]
+    total = sum(secs)
+    return {
+        "wall": wall,
+        "trial_mean": statistics.mean(secs),
+        "trial_median": statistics.median(secs),
+        "overhead": (wall * workers - total) / total,
+        "failed": sum(r["status"] != "ok" for r in recs),
+    }
+
+
+def main() -> None:
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    p = argparse.ArgumentParser()
+    p.add_argument("--profile", choices=["tiny", "demo"], default="tiny")
+    p.add_argument("--population", type=int, default=8)
+    p.add_argument("--steps", type=int, default=None, help="default: 4 (tiny) / train.steps")
+    p.add_argument("--data", help="demo dataset folder (default: make one with --clips)")
+    p.add_argument("--clips", type=int, default=48)
+    p.add_argument("--pop64", action="store_true", help="also run one generation of 64")
+    args = p.parse_args()
+
+    import torch
+
+    from elo.config import load_config
+
+    torch.set_num_threads(1)
+    tmp = Path(tempfile.mkdtemp(prefix="bench_search_"))
+    if args.data:
+        root = Path(args.data)
+    else:
+        from elo.demo_data import make_demo
+
+        root = make_demo(tmp / "demo", clips=args.clips, classes=4, seed=0, workers=1)
+    cfg = load_config("demo", TINY if args.profile == "tiny" else [])
+    cfg["data"]["root"] = str(root)
+    steps = args.steps or (4 if args.profile == "tiny" else int(cfg["train"]["steps"]))
+    from search.run import _prepare_data
+
+    _prepare_data(cfg, str(root), "test")  # extraction is not part of a generation
+    from search.space import WeightSpace
+
+    n_terms = WeightSpace.from_config(cfg).dim
+    print(
+        f"profile {args.profile} ({n_terms} terms, {steps} proxy steps), "
+        f"population {args.population}, data {root}, {os.cpu_count()} CPUs, "
+        f"load average {os.getloadavg()[0]:.1f}"
+    )
+    rows = []
+    for w in (1, 2):
+        r = one_generation(cfg, w, args.population, steps, tmp / f"w{w}")
+        rows.append((f"real, {w} worker{'s' if w > 1 else ''}", w, r))
+    synth = {**cfg, "fitness": {"kind": "synthetic", "seconds": 1.0}}
+    for w in (1, 2):
+        r = one_generation(synth, w, args.population, steps, tmp / f"s{w}")
+        rows.append((f"synthetic 1 s, {w} worker{'s' if w > 1 else ''}", w, r))
+    print()
+    print("| run | workers | generation wall s | trial s (mean) | Ray overhead / trial |")
+    print("|---|---:|---:|---:|---:|")
+    for name, w, r in rows:
+        print(
+            f"| {name} | {w} | {r['wall']:.1f} | {r['trial_mean']:.2f} | {100 * r['overhead']:.0f}% |"
+        )
+    real1, real2 = rows[0][2], rows[1][2]
+    s1, s2 = rows[2][2], rows[3][2]
+    print()
+    print(f"scaling 1 -> 2 workers (real):      {real1['wall'] / real2['wall']:.2f}x (ideal 2.00x)")
+    print(f"scaling 1 -> 2 workers (synthetic): {s1['wall'] / s2['wall']:.2f}x (ideal 2.00x)")
+    est = 64 * real2["trial_mean"] * (1 + max(0.0, real2["overhead"])) / 2
+    print(
+        f"population-64 generation, {args.profile} profile, 2 workers (estimated from the "
+        f"2-worker row): {est / 60:.1f} min (target < 10, goal 5)"
+    )
+    if args.pop64:
+        demo = load_config("demo")
+        demo["data"]["root"] = str(root)
+        r = one_generation(demo, 2, 64, int(demo["train"]["steps"]), tmp / "pop64")
+        print(
+            f"population-64 generation, demo profile, 2 workers (measured): "
+            f"{r['wall'] / 60:.1f} min, trial mean {r['trial_mean']:.1f} s, "
+            f"overhead {100 * r['overhead']:.0f}%"
+        )
+
+
+if __name__ == "__main__":
+    main()
