@@ -9,7 +9,8 @@ and the confusion matrix as a :class:`ProbeResult`.
   (Wu et al., "Unsupervised Feature Learning via Non-Parametric Instance
   Discrimination", CVPR 2018 — the kNN monitor used by solo-learn and lightly).
 * :func:`linear_probe`: features standardized on the train split, multinomial
-  logistic regression (scikit-learn, lbfgs). When ``C`` is ``None`` it is chosen on
+  logistic regression (scikit-learn, lbfgs), classes weighted inversely to their
+  train frequency by default. When ``C`` is ``None`` it is chosen on
   a stratified held-out quarter of train by **balanced** accuracy, then refit on
   all of train: on Zipf-sized train pools, choosing C by plain accuracy collapses
   the probe to the majority class (ENVIRONMENT.md, "Imbalanced train pools").
@@ -156,13 +157,15 @@ def knn_accuracy(train_x: Any, train_y: Any, test_x: Any, test_y: Any, k: int = 
     return knn_probe(train_x, train_y, test_x, test_y, k).top1
 
 
-def _fit_logreg(x: np.ndarray, y: np.ndarray, C: float, seed: int) -> Any:
+def _fit_logreg(
+    x: np.ndarray, y: np.ndarray, C: float, seed: int, class_weight: str | None = None
+) -> Any:
     import warnings
 
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import LogisticRegression
 
-    clf = LogisticRegression(C=C, max_iter=500, random_state=seed)
+    clf = LogisticRegression(C=C, max_iter=500, random_state=seed, class_weight=class_weight)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         clf.fit(x, y)
@@ -170,7 +173,12 @@ def _fit_logreg(x: np.ndarray, y: np.ndarray, C: float, seed: int) -> Any:
 
 
 def choose_c(
-    x: np.ndarray, y: np.ndarray, *, seed: int = 0, grid: Sequence[float] = C_GRID
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    seed: int = 0,
+    grid: Sequence[float] = C_GRID,
+    class_weight: str | None = None,
 ) -> tuple[float, dict[float, float]]:
     """C with the best balanced accuracy on a stratified held-out 25% of ``x``.
 
@@ -192,7 +200,7 @@ def choose_c(
     xa, xb = (xa - mean) / std, (xb - mean) / std
     scores = {}
     for c in grid:
-        clf = _fit_logreg(xa, ya, c, seed)
+        clf = _fit_logreg(xa, ya, c, seed, class_weight)
         scores[float(c)] = float(balanced_accuracy_score(yb, clf.predict(xb)))
     best = max(scores.values())
     tied = [c for c, s in scores.items() if s >= best - 1e-12]
@@ -208,10 +216,16 @@ def linear_probe(
     seed: int = 0,
     C: float | None = None,
     num_classes: int | None = None,
+    class_weight: str | None = "balanced",
 ) -> ProbeResult:
     """Standardized multinomial logistic regression; ``C=None`` picks C by balanced
     accuracy on held-out train (see module docstring). ``extra`` holds ``C`` and the
-    validation scores of the grid."""
+    validation scores of the grid.
+
+    ``class_weight="balanced"`` (default) weights each class's loss by the inverse of
+    its train frequency, so a Zipf-sized train pool is probed as if it were balanced
+    (on the demo, pixel statistics: balanced accuracy 0.31 -> 0.38-0.40); ``None`` is
+    plain logistic regression."""
     xtr, xte = as_numpy(train_x), as_numpy(test_x)
     ytr, yte = as_numpy(train_y, np.int64).ravel(), as_numpy(test_y, np.int64).ravel()
     _check(xtr, ytr, "train")
@@ -221,16 +235,21 @@ def linear_probe(
     xtr, xte = (xtr - mean) / std, (xte - mean) / std
     val: dict[float, float] = {}
     if C is None:
-        C, val = choose_c(xtr, ytr, seed=seed)
+        C, val = choose_c(xtr, ytr, seed=seed, class_weight=class_weight)
     classes = np.unique(ytr)
     if len(classes) == 1:  # logistic regression needs 2 classes; predict the only one
         scores = np.ones((len(xte), 1))
     else:
-        clf = _fit_logreg(xtr, ytr, C, seed)
+        clf = _fit_logreg(xtr, ytr, C, seed, class_weight)
         scores = clf.predict_proba(xte)  # N,len(classes)
         classes = clf.classes_
     res = result_from_scores(scores, classes.astype(np.int64), yte, n_cls)
     res.extra.update(
-        {"protocol": "linear", "C": C, "c_validation": {str(c): s for c, s in val.items()}}
+        {
+            "protocol": "linear",
+            "C": C,
+            "class_weight": class_weight,
+            "c_validation": {str(c): s for c, s in val.items()},
+        }
     )
     return res

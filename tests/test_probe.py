@@ -73,6 +73,11 @@ def test_c_chosen_by_balanced_accuracy_on_zipf_pool():
     res = linear_probe(x, y, xt, yt, seed=0)
     assert len(np.unique(res.predictions)) >= 4
     assert res.balanced_accuracy > 0.3  # chance is 1/6
+    # class weighting (default) predicts the rare classes more often than plain LR
+    plain = linear_probe(x, y, xt, yt, seed=0, class_weight=None)
+    assert res.extra["class_weight"] == "balanced" and plain.extra["class_weight"] is None
+    rare = lambda r: int(np.isin(r.predictions, [3, 4, 5]).sum())  # noqa: E731
+    assert rare(res) > rare(plain)
 
 
 def test_bad_inputs_name_the_cause():
