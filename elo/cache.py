@@ -3,7 +3,7 @@
 One entry per (video file identity, decode parameters)::
 
     <cache>/<h[:2]>/<h>/clips.json          clip starts, or the reason the file was skipped
-    <cache>/<h[:2]>/<h>/<mod>-<p>.npy       all clips of one modality, N,...  (memory-mapped on read)
+    <cache>/<h[:2]>/<h>/<mod>-<p>.npy       all clips of one modality, N,... (read row by row)
     <cache>/<h[:2]>/<h>/<mod>-<p>.json      per-clip "present" flags: written last = committed
 
 ``h`` hashes the file's resolved path, size and mtime with the decode parameters
@@ -18,10 +18,12 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import hashlib
 import io
 import json
 import os
+import stat
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -130,25 +132,51 @@ def spec_from_config(
 
 
 def file_identity(path: str | Path) -> dict[str, Any]:
-    """Resolved path, size and mtime; :class:`DataError` with the reason if unusable."""
+    """Absolute path, size and mtime (of the symlink target); :class:`DataError` with
+    the reason if the file is unusable."""
     p = Path(path)
     try:
-        real = p.resolve(strict=True)
-        st = real.stat()
-    except RuntimeError:  # pathlib reports symlink loops this way on 3.11
-        raise DataError(f"{p}: symlink loop") from None
+        st = os.stat(p)  # follows symlinks
     except FileNotFoundError:
         reason = "broken symlink" if p.is_symlink() else "file not found"
         raise DataError(f"{p}: {reason}") from None
     except OSError as exc:
-        if exc.errno == 40:  # ELOOP
+        if exc.errno == errno.ELOOP:
             raise DataError(f"{p}: symlink loop") from None
         raise DataError(f"{p}: cannot stat ({exc.strerror})") from None
-    if real.is_dir():
+    if stat.S_ISDIR(st.st_mode):
         raise DataError(f"{p}: is a directory, not a video file")
     if st.st_size == 0:
         raise DataError(f"{p}: zero-length file")
-    return {"path": str(real), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+    return {"path": os.path.abspath(p), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+#: parsed .npy headers by their raw bytes: every entry of a modality shares one layout
+_NPY_HEADERS: dict[bytes, tuple[tuple[int, ...], np.dtype[Any]]] = {}
+
+
+def read_npy_row(path: Path, k: int) -> np.ndarray:
+    """Row ``k`` of an ``N,...`` .npy file, reading only that row (no memory map, and
+    the header parsed once per layout): the cached epoch's hot path."""
+    with open(path, "rb") as fh:
+        head = fh.read(10)
+        if head[:6] != b"\x93NUMPY" or head[6] != 1:
+            return np.array(np.load(path, mmap_mode="r")[k])
+        hlen = int.from_bytes(head[8:10], "little")
+        raw = fh.read(hlen)
+        if raw not in _NPY_HEADERS:
+            fh.seek(6 + 2)  # after the magic string and the version bytes
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(fh)
+            if fortran:
+                return np.array(np.load(path, mmap_mode="r")[k])
+            _NPY_HEADERS[raw] = (tuple(shape), dtype)
+        shape, dtype = _NPY_HEADERS[raw]
+        if not 0 <= k < shape[0]:
+            raise IndexError(f"{path}: row {k} of {shape[0]}")
+        row = int(np.prod(shape[1:])) * dtype.itemsize
+        fh.seek(10 + hlen + k * row)
+        data = fh.read(row)
+    return np.frombuffer(data, dtype=dtype).reshape(shape[1:])
 
 
 @dataclass

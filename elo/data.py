@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from elo.cache import ClipCache, ExtractSpec, spec_from_config
+from elo.cache import ClipCache, ExtractSpec, read_npy_row, spec_from_config
 from elo.errors import DataError
 from elo.extract import find_videos
 from elo.video import VIDEO_SUFFIXES
@@ -177,7 +177,7 @@ def select_split(
 
 
 class ClipDataset(Dataset[dict[str, Any]]):
-    """Clips of ``records`` read (memory-mapped) from the cache; one item = one clip.
+    """Clips of ``records`` read row by row from the cache; one item = one clip.
 
     Videos that were skipped at extraction have no clips here (counted in
     ``skipped``). Items are dicts ``{modality: tensor, "present": {...}, "meta": {...}}``.
@@ -226,7 +226,6 @@ class ClipDataset(Dataset[dict[str, Any]]):
             self.present[d] = {m: entry.read_present(t) for m, t in self.tags.items()}
             for i, start in enumerate(info["starts"]):
                 self.items.append((rec, d, i, float(start)))
-        self._open: dict[tuple[str, str], np.ndarray | None] = {}
 
     # -- labels -----------------------------------------------------------------------
     @property
@@ -255,14 +254,11 @@ class ClipDataset(Dataset[dict[str, Any]]):
     def __len__(self) -> int:
         return len(self.items)
 
-    def _array(self, d: str, m: str) -> np.ndarray | None:
-        key = (d, m)
-        if key not in self._open:
-            if len(self._open) > 512:
-                self._open.clear()
-            p = Path(d) / f"{self.tags[m]}.npy"
-            self._open[key] = np.load(p, mmap_mode="r") if p.exists() else None
-        return self._open[key]
+    def _row(self, d: str, m: str, k: int) -> np.ndarray | None:
+        try:
+            return read_npy_row(Path(d) / f"{self.tags[m]}.npy", k)
+        except FileNotFoundError:  # no clip of this video has the modality
+            return None
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         rec, d, k, start = self.items[i]
@@ -270,12 +266,12 @@ class ClipDataset(Dataset[dict[str, Any]]):
         present: dict[str, bool] = {}
         for m in self.modalities:
             ok = self.present[d][m][k]
-            arr = self._array(d, m) if ok else None
+            arr = self._row(d, m, k) if ok else None
             if arr is None:
                 out[m] = torch.zeros(self.shapes[m], dtype=torch.float32)
                 ok = False
             else:
-                out[m] = self.classes[m].to_tensor(np.array(arr[k]), self.spec.modalities[m])  # type: ignore[attr-defined]
+                out[m] = self.classes[m].to_tensor(arr, self.spec.modalities[m])  # type: ignore[attr-defined]
             present[m] = ok
         out["present"] = present
         stem = (
