@@ -97,8 +97,16 @@ def strategy_for(cfg: Mapping[str, Any], space: Any) -> Any:
         centroid=space.centre(),
         bounds=(0.0, 1.0) if space.mapping == "clip" else None,
         seed_points=space.seed_points() if s["seed_points"] else (),
-        ga=dict(s["ga"] or {}),
+        ga={**_ga_box(space), **(s["ga"] or {})},
     )
+
+
+def _ga_box(space: Any) -> dict[str, float]:
+    """The GA's initial box in vector space: λ ∈ [0, 1] (clip) or [0.05, 0.95] (sigmoid)."""
+    from search.space import to_vector
+
+    lo, hi = to_vector([0.0, 1.0] if space.mapping == "clip" else [0.05, 0.95], space.mapping)
+    return {"low": lo, "high": hi}
 
 
 def _fmt_s(seconds: float) -> str:
@@ -199,7 +207,7 @@ def _prepare_data(cfg: Mapping[str, Any], root: str, split: str) -> None:
 
     mods = list((cfg.get("objective", {}) or {}).get("modalities", ["rgb", "flow", "audio"]))
     for s in ("train", split):
-        open_dataset(cfg, root, split=s, modalities=mods, extract_workers=0)
+        open_dataset(cfg, root, split=s, modalities=mods, extract_workers=None)
 
 
 def _error_callback(run_dir: Path) -> Any:

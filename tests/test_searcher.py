@@ -225,3 +225,29 @@ def test_restore_refuses_other_terms(tmp_path: Any) -> None:
     other = EvolutionSearcher(make_strategy("cma", dim=3, population=6), space, 3)
     with pytest.raises(ConfigError, match="different loss terms"):
         other.restore(str(tmp_path / "s.json"))
+
+
+@pytest.mark.parametrize("name", ["cma", "ga"])
+def test_config_seed_points_open_the_first_generation(name: str) -> None:
+    from search.run import strategy_for
+
+    cfg = {"seed": 0, "search": {"strategy": name, "population": 8, "seed_points": True}}
+    space = WeightSpace(TERMS, "clip")
+    se = EvolutionSearcher(strategy_for(cfg, space), space, 2)
+    first = [se.suggest(f"t{i}") for i in range(8)]
+    lam = [c["weights"] for c in first]  # type: ignore[index]
+    assert lam[0] == {t: 1.0 for t in TERMS}  # uniform
+    # then one single-task point per task: "a" (rgb/a + flow/a), "b", "distill"
+    assert lam[1] == {"rgb/a": 1.0, "rgb/b": 0.0, "flow/a": 1.0, "distill/flow->rgb@2": 0.0}
+    assert lam[2] == {"rgb/a": 0.0, "rgb/b": 1.0, "flow/a": 0.0, "distill/flow->rgb@2": 0.0}
+    assert lam[3] == {"rgb/a": 0.0, "rgb/b": 0.0, "flow/a": 0.0, "distill/flow->rgb@2": 1.0}
+    assert all(w not in lam[:4] for w in lam[4:])  # the rest come from the strategy
+
+
+def test_ga_starts_inside_the_sigmoid_box() -> None:
+    from search.run import strategy_for
+
+    cfg = {"seed": 0, "search": {"strategy": "ga", "population": 16, "mapping": "sigmoid"}}
+    space = WeightSpace(TERMS, "sigmoid")
+    lam = [v for x in strategy_for(cfg, space).ask() for v in space.weights(x).values()]
+    assert min(lam) < 0.2 and max(lam) > 0.8 and all(0.05 <= v <= 0.95 for v in lam)
