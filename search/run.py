@@ -204,10 +204,13 @@ def load_run_config(run_dir: str | Path) -> dict[str, Any]:
 def _prepare_data(cfg: Mapping[str, Any], root: str, split: str) -> None:
     """Extract and cache the training and held-out clips once, before the trials."""
     from elo.data import open_dataset
+    from search.trainable import reference_modalities
 
     mods = list((cfg.get("objective", {}) or {}).get("modalities", ["rgb", "flow", "audio"]))
-    for s in ("train", split):
-        open_dataset(cfg, root, split=s, modalities=mods, extract_workers=None)
+    refs = reference_modalities(cfg.get("fitness", {}) or {})
+    open_dataset(cfg, root, split="train", modalities=mods, extract_workers=None)
+    held = sorted({"rgb", *refs})
+    open_dataset(cfg, root, split=split, modalities=held, extract_workers=None)
 
 
 def _error_callback(run_dir: Path) -> Any:

@@ -4,8 +4,10 @@ ELo (Piergiovanni, Angelova & Ryoo, CVPR 2020, §3.3) scores each candidate loss
 short proxy training run followed by an unsupervised fitness (Zipf) of the RGB
 encoder's embeddings of held-out clips. :func:`evaluate` does exactly that and is
 plain Python; :func:`trial` wraps it for Ray Tune (``tune.report``). The fitness is
-chosen by name (``zipf`` | ``weak`` | any kind registered in
-:data:`search.fitness.FITNESSES`), from the ``fitness`` config section.
+chosen by name (``zipf`` | ``weak`` | ``xmodal`` | ``combined`` | any kind registered
+in :data:`search.fitness.FITNESSES`), from the ``fitness`` config section; the
+held-out clips' labels and, for the cross-modal kinds, their reference modalities
+are passed as context.
 
 ``synthetic`` is a stand-in with a known optimum and no training (for tests and for
 measuring the scheduler's own overhead): fitness = −‖λ − λ*‖² with λ* from
@@ -20,8 +22,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-#: held-out embeddings cached per worker process: (root, split, clip geometry) -> data
-_HELDOUT: dict[tuple[str, str], tuple[Any, Any]] = {}
+#: held-out clips cached per worker process: (root, split, modalities) -> tensors
+_HELDOUT: dict[tuple[str, str, tuple[str, ...]], dict[str, Any]] = {}
 
 
 @dataclass
@@ -52,30 +54,40 @@ def synthetic_fitness(weights: Mapping[str, float]) -> float:
     return -sum((weights[k] - v) ** 2 for k, v in target.items())
 
 
-def _heldout(ctx: TrialContext) -> tuple[Any, Any]:
-    """RGB inputs ``N,3,T,H,W`` and labels ``N`` of the held-out split (cached)."""
+def reference_modalities(section: Mapping[str, Any]) -> list[str]:
+    """Modalities besides RGB a fitness reads from the held-out clips (xmodal and
+    combined compare with ``fitness.references``, e.g. audio and flow)."""
+    if section.get("kind") in ("xmodal", "combined"):
+        return [str(m) for m in section.get("references", ("audio", "flow"))]
+    return []
+
+
+def _heldout(ctx: TrialContext, extra: Sequence[str] = ()) -> dict[str, Any]:
+    """Held-out clips (cached): ``rgb`` N,3,T,H,W, ``labels`` N, and each ``extra``
+    modality's tensors for the same N clips (clips without RGB are dropped)."""
     import torch
 
     from elo.data import make_loader
 
-    data = ctx.cfg.get("data", {})
-    key = (str(ctx.data_root), f"{ctx.heldout_split}:{data.get('clip')}")
+    mods = ("rgb", *sorted(set(extra) - {"rgb"}))
+    key = (str(ctx.data_root), f"{ctx.heldout_split}:{ctx.cfg.get('data', {}).get('clip')}", mods)
     if key not in _HELDOUT:
         loader = make_loader(
             ctx.cfg,
             str(ctx.data_root),
             split=ctx.heldout_split,
-            modalities=["rgb"],
+            modalities=list(mods),
             batch_size=64,
             shuffle=False,
             seed=ctx.seed,
         )
-        xs, ys = [], []
+        parts: dict[str, list[Any]] = {m: [] for m in (*mods, "labels")}
         for batch in loader:
             keep = batch["present"]["rgb"]  # B bool
-            xs.append(batch["rgb"][keep])  # b,3,T,H,W
-            ys.append(batch["meta"]["label"][keep])  # b
-        _HELDOUT[key] = (torch.cat(xs), torch.cat(ys))
+            for m in mods:
+                parts[m].append(batch[m][keep])  # b,...
+            parts["labels"].append(batch["meta"]["label"][keep])  # b
+        _HELDOUT[key] = {m: torch.cat(v) for m, v in parts.items()}
     return _HELDOUT[key]
 
 
@@ -112,11 +124,18 @@ def evaluate(
         progress=False,
     )
     t_train = time.perf_counter() - t0
-    x, labels = _heldout(ctx)
+    refs = reference_modalities(section)
+    held = _heldout(ctx, refs)
+    x = held["rgb"]
     seed_everything(ctx.seed)
     emb = embed(result.model.encoders["rgb"], x)  # N,D
+    context: dict[str, Any] = {"labels": held["labels"]}
+    for m in refs:
+        context[m] = held[m]  # raw clips, for fixed reference statistics
+        if m in result.model.encoders:  # the candidate's own encoder, if it has one
+            context[f"{m}_embeddings"] = embed(result.model.encoders[m], held[m])
     fitness = build_fitness(section, seed=ctx.seed)
-    scored = fitness.score(emb, labels=labels)
+    scored = fitness.score(emb, **context)
     last = result.history[-1] if result.history else {}
     metrics: dict[str, Any] = {
         "train_seconds": t_train,
