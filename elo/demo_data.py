@@ -273,7 +273,8 @@ def make_demo(
 ) -> Path:
     """Write the demo dataset to ``out`` (see the module docstring); returns ``out``.
     ``options`` are :class:`DemoSpec` fields (classes, zipf, test_fraction, size, ...).
-    ``workers``: processes (``None`` = all cores, ``0``/``1`` = this process)."""
+    ``workers``: processes (``None`` = all cores from 200 clips on, ``0``/``1`` = this
+    process). With a pool, call it under ``if __name__ == "__main__":``."""
     from sklearn.datasets import load_digits
 
     unknown = set(options) - set(DemoSpec.__dataclass_fields__)
@@ -288,7 +289,9 @@ def make_demo(
     out.mkdir(parents=True, exist_ok=True)
     plans = plan(spec, load_digits().target)
     jobs = [(spec, p, str(out)) for p in plans]
-    n = (os.cpu_count() or 1) if workers is None else workers
+    if workers is None:  # a pool pays off only for larger sets (spawn imports per worker)
+        workers = (os.cpu_count() or 1) if clips >= 200 else 0
+    n = workers
     rows: list[dict[str, Any]]
     if n <= 1:
         rows = [_make_clip(j) for j in _progress(jobs, progress)]

@@ -211,7 +211,8 @@ def extract_paths(
 ) -> ExtractSummary:
     """Extract ``paths`` into ``cache_dir`` with ``workers`` processes (``None``: all
     cores; ``0``/``1``: in this process). Skips are appended to ``report`` (default
-    ``<cache>/extract_report.jsonl``) as JSON lines, then one summary line."""
+    ``<cache>/extract_report.jsonl``) as JSON lines, then one summary line. Workers
+    start from a forkserver: in a script, call this under ``if __name__ == "__main__":``."""
     from tqdm import tqdm
 
     path_list = [Path(p) for p in paths]
@@ -279,7 +280,10 @@ def _mp_context() -> Any:
     )
     ctx = mp.get_context(method)
     if method == "forkserver":
-        ctx.set_forkserver_preload(["elo.extract", "elo.video", "elo.cache", "elo.modality"])
+        # imported once in the server instead of once per worker
+        ctx.set_forkserver_preload(
+            ["elo.extract", "elo.video", "modalities.rgb", "modalities.flow", "modalities.audio"]
+        )
     return ctx
 
 
