@@ -53,11 +53,12 @@ def test_layout_lists_and_csv(demo: Path) -> None:
 
 
 def test_files_decode_with_video_and_audio(demo: Path, tmp_path: Path) -> None:
-    cfg = load_config("demo")
+    cfg = load_config("demo", ["data.clip.size=64"])  # the demo's native size
     ds = open_dataset(cfg, demo, split="train", cache_dir=tmp_path)
     assert ds.num_classes == 8 and "identity" in ds.label_names
     item = ds[0]
-    assert item["rgb"].shape == (3, 8, 64, 64) and item["flow"].shape == (2, 7, 64, 64)
+    s = cfg["data"]["clip"]["size"]
+    assert item["rgb"].shape == (3, 8, s, s) and item["flow"].shape == (2, 7, s, s)
     assert item["present"]["audio"] and item["audio"].std() > 0.1
 
 
