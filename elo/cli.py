@@ -31,7 +31,12 @@ def _main(name: str, argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     module.add_arguments(parser)
-    args = parser.parse_args(argv)
+    # Intermixed, so `elo-extract DIR --cache X key=val` works (overrides after options);
+    # argparse cannot intermix with sub-commands (elo-data), which parse normally.
+    if parser._subparsers is None:
+        args = parser.parse_intermixed_args(argv)
+    else:
+        args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -1,58 +1,214 @@
-"""``make demo``: the main job on the built-in demo dataset.
+"""``make demo``: the whole method on the built-in demo dataset, in one command.
 
-Steps: make the demo dataset -> extract + cache -> evolve the loss -> distill the
-winner into the RGB model -> evaluate. Each step is one of the console commands; a
-step whose command is not implemented yet ends the demo early with a clear message.
+1. make the demo dataset (``elo-data demo``) and cache its modalities (``elo-extract``);
+2. evolve the loss (``elo-search --population 64`` with the demo profile);
+3. train, at one shared step budget, the evolved loss, uniform weights, the best
+   single task of the search's seed points, and the BYOL / SimSiam frame baselines;
+   a random-init encoder is exported untrained;
+4. evaluate every encoder with the same linear probe on the demo test split, for the
+   action label and the nuisance (object identity) label, and print one table.
+
+Every step is one console command run as a subprocess, so each is rerunnable alone;
+finished steps are skipped on a rerun (the search resumes). Seeds are printed.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import shlex
+import subprocess
 import sys
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
-from elo import cli
+from elo.rundir import atomic_write_json, atomic_write_text, read_jsonl
+
+#: rows of the comparison table, in order
+CONTENDERS = ("random", "uniform", "single", "byol", "simsiam", "evolved")
 
 
-def steps(data: str, run: str) -> list[tuple[str, Callable[[Sequence[str]], int], list[str]]]:
+def _bin(name: str) -> str:
+    return str(Path(sys.executable).parent / name)
+
+
+def _run(cmd: list[str], log: Path) -> None:
+    print(f"$ {shlex.join(cmd)}", flush=True)
+    t0 = time.time()
+    with open(log, "a", encoding="utf-8") as fh:
+        fh.write(f"$ {shlex.join(cmd)}\n")
+        fh.flush()
+        rc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT).returncode
+    print(f"  ... {time.time() - t0:.0f} s (log: {log})", flush=True)
+    if rc != 0:
+        tail = log.read_text(encoding="utf-8", errors="replace").splitlines()[-5:]
+        raise SystemExit(f"step failed (exit {rc}): {shlex.join(cmd)}\n" + "\n".join(tail))
+
+
+def best_single_task(search_dir: Path) -> tuple[str, dict[str, float]] | None:
+    """The single-task seed point with the best (label-free) fitness in the search."""
+    from elo.terms import TermKey
+
+    best: tuple[float, str, dict[str, float]] | None = None
+    for rec in read_jsonl(search_dir / "evaluations.jsonl"):
+        if rec.get("status") != "ok" or not isinstance(rec.get("weights"), dict):
+            continue
+        on = {TermKey.parse(k).task for k, v in rec["weights"].items() if v > 1e-6}
+        if len(on) != 1:
+            continue
+        if best is None or rec["fitness"] > best[0]:
+            best = (float(rec["fitness"]), on.pop(), rec["weights"])
+    return None if best is None else (best[1], best[2])
+
+
+def baseline_overrides(objective: str, args: argparse.Namespace) -> list[str]:
+    """Frame baselines sized like the demo's video model: the train split only, small CNN,
+    64 frames a step (8 clips x 8 frames), heads scaled down from the paper's."""
+    heads = (
+        ["byol.hidden_dim=256", "byol.proj_dim=64"]
+        if objective == "byol"
+        else ["simsiam.proj_dim=128", "simsiam.pred_dim=32"]
+    )
     return [
-        ("make the demo dataset", cli.data_main, ["demo", "--out", data]),
-        ("extract and cache modalities", cli.extract_main, [data, "--cache", f"{data}-cache"]),
-        (
-            "evolve the loss",
-            cli.search_main,
-            ["--data", data, "--population", "64", "--out", f"{run}/search"],
-        ),
-        (
-            "distill the winner",
-            cli.train_main,
-            [
-                "--weights",
-                f"{run}/search/best_weights.json",
-                "--data",
-                data,
-                "--out",
-                f"{run}/final",
-            ],
-        ),
-        ("evaluate", cli.eval_main, ["--encoder", f"{run}/final", "--data", data]),
+        "data.split=train",
+        "data.image_size=32",
+        "encoder.arch=small_cnn",
+        "train.batch_size=64",
+        "train.checkpoint_every=0",
+        *heads,
     ]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m elo.demo")
+    p = argparse.ArgumentParser(prog="python -m elo.demo", description=__doc__.splitlines()[0])
     p.add_argument("--data", default="data/demo")
     p.add_argument("--run", default="runs/demo")
+    p.add_argument("--config", default="demo")
+    p.add_argument("--clips", type=int, default=1200)
+    p.add_argument("--population", type=int, default=64)
+    p.add_argument("--generations", type=int, default=2)
+    p.add_argument("--proxy-steps", type=int, default=None, help="default: train.steps")
+    p.add_argument("--final-steps", type=int, default=150, help="budget of every model")
+    p.add_argument("--workers", type=int, default=None)
+    p.add_argument("--fitness", default=None)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--contenders",
+        default=",".join(CONTENDERS),
+        help=f"comma list of rows to train and evaluate, from {','.join(CONTENDERS)}",
+    )
     args = p.parse_args(argv)
-    for title, fn, fn_args in steps(args.data, args.run):
-        print(f"== {title}: {' '.join(fn_args)}", flush=True)
-        rc = fn(fn_args)
-        if rc == 2:
-            print(f"== demo stops here: '{title}' is not available yet (see README Status)")
-            return 0
-        if rc != 0:
-            return rc
+    wanted = [c.strip() for c in args.contenders.split(",") if c.strip()]
+    unknown = sorted(set(wanted) - set(CONTENDERS))
+    if unknown:
+        p.error(f"unknown contender(s) {', '.join(unknown)}; choose from {', '.join(CONTENDERS)}")
+
+    data, run = Path(args.data), Path(args.run)
+    run.mkdir(parents=True, exist_ok=True)
+    log = run / "demo.log"
+    cfg = ["--config", args.config]
+    seed = ["--seed", str(args.seed)]
+    t_start = time.time()
+    print(f"ELo demo: data={data} run={run} seed={args.seed}", flush=True)
+
+    if not (data / "labels.csv").exists():
+        _run([_bin("elo-data"), "demo", "--out", str(data), "--clips", str(args.clips),
+              "--seed", str(args.seed)], log)  # fmt: skip
+    _run([_bin("elo-extract"), str(data), *cfg, "--no-progress"], log)
+
+    search = run / "search"
+    s_cmd = [_bin("elo-search"), *cfg, "--data", str(data), "--population",
+             str(args.population), "--generations", str(args.generations),
+             "--seed-points", *seed]  # fmt: skip
+    if args.proxy_steps:
+        s_cmd += ["--steps", str(args.proxy_steps)]
+    if args.workers:
+        s_cmd += ["--workers", str(args.workers)]
+    if args.fitness:
+        s_cmd += ["--fitness", args.fitness]
+    s_cmd += (
+        ["--resume", str(search)] if (search / "config.yaml").exists() else ["--out", str(search)]
+    )
+    _run(s_cmd, log)
+
+    weights_dir = run / "weights"
+    weights_dir.mkdir(exist_ok=True)
+    evolved = json.loads((search / "best_weights.json").read_text())
+    uniform = {"weights": {k: 1.0 for k in evolved["weights"]}}
+    single = best_single_task(search)
+    atomic_write_json(weights_dir / "uniform.json", uniform)
+    table: dict[str, tuple[str, list[str]]] = {
+        "random": ("random init", ["--steps", "0"]),
+        "uniform": ("uniform λ", ["--weights", str(weights_dir / "uniform.json")]),
+        "byol": ("BYOL (frames)", ["--objective", "byol", *baseline_overrides("byol", args)]),
+        "simsiam": (
+            "SimSiam (frames)",
+            ["--objective", "simsiam", *baseline_overrides("simsiam", args)],
+        ),
+        "evolved": ("evolved λ (ELo)", ["--weights", str(search / "best_weights.json")]),
+    }
+    if single is not None:
+        atomic_write_json(weights_dir / "single.json", {"weights": single[1]})
+        table["single"] = (
+            f"best single task ({single[0]})",
+            ["--weights", str(weights_dir / "single.json")],
+        )
+
+    rows: list[dict[str, Any]] = []
+    for key in [c for c in CONTENDERS if c in wanted and c in table]:
+        name, extra = table[key]
+        out = run / "models" / key
+        baseline = "--objective" in extra
+        encoder_dir = out / "final" if baseline else out  # baselines export into final/
+        if not (encoder_dir / "encoder.yaml").exists():
+            steps = [] if "--steps" in extra else ["--steps", str(args.final_steps)]
+            conf = [] if baseline else cfg  # baselines read configs/baseline/<name>.yaml
+            opts = [] if baseline else ["--no-progress"]
+            _run([_bin("elo-train"), *conf, "--data", str(data), *steps, *seed,
+                  "--out", str(out), *opts, *extra], log)  # fmt: skip
+        row: dict[str, Any] = {"model": name, "dir": str(encoder_dir)}
+        for label in ("label", "identity"):
+            ev = out / f"eval-{label}"
+            if not (ev / "results.json").exists():
+                _run([_bin("elo-eval"), "--encoder", str(encoder_dir), "--data", str(data), *cfg,
+                      "--protocol", "linear", "--label", label, "--out", str(ev), *seed], log)  # fmt: skip
+            res = json.loads((ev / "results.json").read_text())
+            row[label] = res
+        rows.append(row)
+
+    text = comparison_table(rows, args)
+    atomic_write_text(run / "comparison.md", text)
+    atomic_write_json(run / "comparison.json", {"seed": args.seed, "rows": rows})
+    print(text)
+    print(f"demo finished in {(time.time() - t_start) / 60:.1f} min; seed {args.seed}; "
+          f"rerun: make demo (finished steps are reused; delete {run} to start over)")  # fmt: skip
     return 0
+
+
+def _metric(res: dict[str, Any], key: str) -> float:
+    for where in (res, res.get("test", {}), res.get("metrics", {})):
+        if isinstance(where, dict) and isinstance(where.get(key), int | float):
+            return float(where[key])
+    return float("nan")
+
+
+def comparison_table(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
+    lines = [
+        f"Demo test split, linear probe, {args.final_steps} training steps per model, "
+        f"seed {args.seed}.",
+        "",
+        "| model | action top-1 | action balanced acc | identity top-1 (nuisance) |",
+        "|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['model']} | {_metric(r['label'], 'top1'):.3f} | "
+            f"{_metric(r['label'], 'balanced_accuracy'):.3f} | "
+            f"{_metric(r['identity'], 'top1'):.3f} |"
+        )
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":

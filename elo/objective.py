@@ -66,14 +66,28 @@ def terms_from_config(cfg: Mapping[str, Any]) -> list[TermKey]:
     obj = cfg.get("objective", {})
     mods = list(obj.get("modalities", ["rgb", "flow", "audio"]))
     tasks = obj.get("tasks", "all")
+    exclude = set(obj.get("exclude", []) or [])
+    if tasks in ("all", None):
+        from elo.heads import TASKS
+
+        tasks = TASKS.list()
+    for name in exclude:
+        _check_task(name)
     distill = obj.get("distill", {}) or {}
     return enumerate_terms(
         mods,
-        None if tasks in ("all", None) else list(tasks),
+        [t for t in tasks if t not in exclude],
         distill_teachers=[m for m in distill.get("teachers", []) if m in mods],
         distill_student=distill.get("student", "rgb"),
         distill_levels=distill.get("levels", []),
     )
+
+
+def _check_task(name: str) -> None:
+    """An unknown name in ``objective.exclude`` is a typo worth an error."""
+    from elo.heads import TASKS
+
+    TASKS.get(name)
 
 
 class Weights:

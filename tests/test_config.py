@@ -17,7 +17,7 @@ def test_configs_dir_holds_experiments() -> None:
 def test_demo_composes_components() -> None:
     cfg = load_config("demo")
     assert set(cfg) >= {"data", "model", "objective", "train", "search", "fitness", "seed"}
-    assert cfg["train"]["steps"] == 40
+    assert cfg["train"]["steps"] == 10
     assert cfg["objective"]["modalities"] == ["rgb", "flow", "audio"]
 
 

@@ -143,3 +143,15 @@ def test_weights_file_shape_errors(tmp_path: Path) -> None:
         Weights.load(bad, _terms())
     with pytest.raises(ConfigError, match="weights file not found"):
         Weights.load(tmp_path / "nope.json", _terms())
+
+
+def test_config_all_tasks_minus_excluded(fake_tasks: list[str]) -> None:
+    from elo.objective import terms_from_config
+
+    cfg = {"objective": {"modalities": ["rgb", "flow"], "tasks": "all", "exclude": ["zz_pair"]}}
+    keys = [str(t) for t in terms_from_config(cfg)]
+    assert "rgb/zz_one" in keys and "rgb->flow/zz_ordered" in keys
+    assert not any("zz_pair" in k for k in keys)
+    cfg["objective"]["exclude"] = ["zz_nope"]
+    with pytest.raises(ConfigError, match="unknown task 'zz_nope'"):
+        terms_from_config(cfg)
