@@ -62,15 +62,33 @@ def _read_video_frames(path: Path, count: int) -> list[torch.Tensor]:
 
 
 def load_frames(
-    root: str | Path, *, size: int, frames_per_video: int = 8, max_files: int = 0
+    root: str | Path,
+    *,
+    size: int,
+    frames_per_video: int = 8,
+    max_files: int = 0,
+    split: str | None = None,
 ) -> FrameSet:
-    """All images / video frames under ``root`` as one uint8 tensor N,3,size,size."""
+    """All images / video frames under ``root`` as one uint8 tensor N,3,size,size.
+
+    ``split`` (e.g. ``"train"``) keeps only the videos of that split of a video dataset
+    (its split column or ``<split>list*.txt``, else ELo's deterministic hash split; see
+    :func:`elo.data.select_split`), so a baseline pre-trains on exactly the clips the
+    ELo model trains on and never sees the test videos.
+    """
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"--data {root}: not a folder; give a folder of images or videos")
-    files = sorted(
-        p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTS | VIDEO_EXTS
-    )
+    if split is not None:
+        from elo.data import scan, select_split
+
+        files = sorted(r.path for r in select_split(scan(root), split))
+    else:
+        files = sorted(
+            p
+            for p in root.rglob("*")
+            if p.is_file() and p.suffix.lower() in IMAGE_EXTS | VIDEO_EXTS
+        )
     if max_files > 0:
         files = files[:max_files]
     if not files:
