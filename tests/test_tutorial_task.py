@@ -1,0 +1,75 @@
+"""The README tutorial: copying tasks/_example_speed.py to tasks/ adds a task that
+appears in the search space with no other edit, and it trains on real video."""
+
+from __future__ import annotations
+
+import importlib
+import shutil
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from test_tasks import check_term, real_batch, single_term_model, tiny_cfg, write_clips
+
+import tasks as tasks_pkg
+from elo.config import load_config
+from elo.heads import TASKS, VIEWS
+from elo.objective import terms_from_config
+from elo.terms import TermKey
+
+
+@pytest.fixture(scope="module")
+def batch(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    return real_batch(write_clips(tmp_path_factory.mktemp("speed") / "videos", 8), 8)
+
+
+@pytest.fixture()
+def speed_task() -> Iterator[str]:
+    src = Path(tasks_pkg.__path__[0]) / "_example_speed.py"
+    mod = f"speed_{uuid.uuid4().hex[:8]}"
+    dst = src.with_name(f"{mod}.py")
+    shutil.copy(src, dst)
+    try:
+        importlib.invalidate_caches()
+        TASKS.discover(force=True)
+        yield "speed"
+    finally:
+        dst.unlink()
+        TASKS.remove("speed")
+        VIEWS.remove("speed")
+        sys.modules.pop(f"tasks.{mod}", None)
+
+
+def test_dropped_task_joins_the_search_space(speed_task: str) -> None:
+    terms = [str(t) for t in terms_from_config(load_config("demo"))]
+    assert "rgb/speed" in terms and "flow/speed" in terms
+    assert "audio/speed" not in terms  # supports() keeps it to video-like modalities
+    from search.space import WeightSpace
+
+    space = WeightSpace.from_config(load_config("demo"))
+    assert "rgb/speed" in space.terms
+
+
+def test_example_task_trains_on_real_video(speed_task: str, batch: dict[str, Any]) -> None:
+    term = TermKey.parse("rgb/speed")
+    check_term(term, batch)  # finite loss, gradients exactly where it should train
+    torch.manual_seed(0)
+    model = single_term_model(term, tiny_cfg())
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    accs = []
+    for step in range(30):
+        out = model(batch, step=step % 2)  # two fixed views: memorize them
+        opt.zero_grad()
+        out.total.backward()
+        opt.step()
+        accs.append(float(out.logs["rgb/speed/accuracy"]))
+    assert sum(accs[-4:]) / 4 > 0.9, accs
+
+
+def test_no_speed_terms_without_the_file() -> None:
+    assert "speed" not in TASKS.list()
+    assert all("speed" not in str(t) for t in terms_from_config(load_config("demo")))
