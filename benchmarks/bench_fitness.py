@@ -1,28 +1,39 @@
-"""How far can the fitness be trusted? Rank a population of differently trained RGB
-encoders on the demo dataset by each fitness and by linear-probe accuracy, and print
-the Spearman correlations and the seconds per fitness evaluation.
+"""Proxy validation: does a label-free fitness rank encoders the way downstream
+accuracy does? A population of encoders of deliberately different quality is embedded
+once (cached on disk), then every fitness scores every encoder and is correlated with
+linear-probe accuracy (Spearman and Kendall, bootstrap confidence intervals over
+encoders, seconds per evaluation).
 
-    .venv/bin/python benchmarks/bench_fitness.py                  # full: 18 encoders
-    .venv/bin/python benchmarks/bench_fitness.py --trained 4 --steps 6 --clips 200  # quick
+    .venv/bin/python benchmarks/bench_fitness.py                 # full study (cached)
+    .venv/bin/python benchmarks/bench_fitness.py --steps 6       # quicker population
+    .venv/bin/python benchmarks/bench_fitness.py --out runs/bench-fitness  # JSON + markdown
 
-Population (all the demo's tiny RGB encoder unless noted):
+Population (the demo's tiny encoders, ``configs/model/tiny.yaml``):
 
-* ``random``: random initialisation, several seeds and conv types (2+1D, 3D, 2D);
-* ``trained``: short ELo runs (:func:`elo.trainer.train_model`) with random λ on a
-  random sparse subset of 1-3 terms (all terms at once cost ~14 s/step on 2 cores);
-* ``pixels``: the parameter-free pixel-statistics reference encoder
-  (:class:`elo.evaluate.PixelStatsEncoder`), grid 1 and 2.
+* ``random-*``: random initialisation, several seeds and conv types (2+1D, 3D, 2D);
+* ``pixels-*``: the parameter-free pixel-statistics encoder
+  (:class:`elo.evaluate.PixelStatsEncoder`);
+* ``task-*``: one ELo term trained alone (every task family touching RGB: alignment,
+  contrastive, future, reconstruction, temporal order, transfer, distillation) and the
+  frame baselines ``rgb/byol`` and ``rgb/simsiam`` (small heads: the paper's 4096-wide
+  MLPs cost seconds per step on 2 cores);
+* ``long-*``: three of those terms trained 4x longer;
+* ``randlam-*``: random λ over a random subset of 2-4 RGB terms;
+* ``uniform``: every term at λ = 1 (fewer steps: ~14 s/step with all 26 terms);
+* ``supervised-*``: the RGB encoder trained with cross-entropy on the pool's labels
+  (an upper bound; three lengths).
 
-Per encoder: embeddings of the (Zipf-sized, unlabeled) train pool -> Zipf fitness in
-several settings; a small labeled subset of that pool (``--labeled`` per class) ->
-weak fitness; the whole labeled train pool -> linear probe scored on the (balanced)
-test split = the target. ELo, arXiv 2002.12177, §3.3 reports that the Zipf fitness
-gives results similar to the weakly-supervised one; this measures it at demo scale.
+Per encoder: embeddings of the Zipf-sized *train pool* (unlabeled for the fitnesses)
+are scored by each fitness; the target is the balanced accuracy of a linear probe
+trained on the whole labeled pool and tested on the balanced test split. The
+cross-modal fitnesses also get the pool's raw audio / flow (fixed references) or the
+candidate's own audio / flow embeddings (``xmodal own``: the drift-prone variant).
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import time
 from pathlib import Path
@@ -30,61 +41,116 @@ from typing import Any
 
 import numpy as np
 
+RGB_TERMS = (
+    "rgb+audio/alignment", "rgb+flow/alignment", "rgb+audio/contrastive",
+    "rgb+flow/contrastive", "rgb/future", "rgb/reconstruction", "rgb/temporal_order",
+    "rgb->flow/transfer", "rgb->audio/transfer", "distill/flow->rgb@4",
+    "distill/audio->rgb@4", "rgb/byol", "rgb/simsiam",
+)  # fmt: skip
+LONG_TERMS = ("rgb->flow/transfer", "distill/flow->rgb@4", "rgb+audio/contrastive")
+SMALL_HEADS = {"byol": {"hidden_dim": 256, "proj_dim": 64}, "simsiam": {"proj_dim": 256}}
 
-def _tensors(cfg: dict[str, Any], root: Path, split: str) -> tuple[Any, np.ndarray]:
+
+# -- data -------------------------------------------------------------------------------------
+def _load(cfg: dict[str, Any], root: Path, split: str) -> dict[str, Any]:
+    """All clips of a split with RGB present: rgb, flow, audio tensors and labels."""
     import torch
 
     from elo.data import make_loader
 
-    ld = make_loader(cfg, root, split=split, modalities=("rgb",), batch_size=64, shuffle=False)
-    xs, ys = [], []
+    mods = ("rgb", "flow", "audio")
+    ld = make_loader(cfg, root, split=split, modalities=mods, batch_size=64, shuffle=False)
+    parts: dict[str, list[Any]] = {m: [] for m in (*mods, "label")}
     for b in ld:
-        keep = b["present"]["rgb"]
-        xs.append(b["rgb"][keep])  # B,3,T,H,W
-        ys.append(b["meta"]["label"][keep].numpy())
-    return torch.cat(xs), np.concatenate(ys)
+        keep = b["present"]["rgb"]  # B bool
+        for m in mods:
+            parts[m].append(b[m][keep])
+        parts["label"].append(b["meta"]["label"][keep])
+    return {k: torch.cat(v) for k, v in parts.items()}
 
 
-def _population(args: argparse.Namespace, cfg: dict[str, Any], root: Path) -> list[tuple[str, Any]]:
-    """``(name, encoder)`` pairs; trained ones are built lazily (they take minutes)."""
-    from elo.encoders import build_video_encoder
-    from elo.evaluate import build_pixel_stats_encoder
+def pinned_config(cfg: dict[str, Any]) -> dict[str, Any]:
+    """The demo config with the study's geometry pinned (64x64 clips, width-16 encoders,
+    every term available) so cached encoders stay comparable when demo.yaml changes."""
+    cfg = json.loads(json.dumps(cfg))
+    cfg["data"]["clip"]["size"] = 64
+    for m in ("rgb", "flow", "audio"):
+        cfg["model"][m]["width"] = 16
+    cfg.setdefault("objective", {})["exclude"] = []
+    return cfg
 
-    rgb = dict(cfg["model"]["rgb"])
-    pop: list[tuple[str, Any]] = []
+
+# -- population -------------------------------------------------------------------------------
+def population(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Specs of the encoders to build; each is cached under its name + spec hash."""
+    pop: list[dict[str, Any]] = []
     convs = ["2plus1d", "3d", "2d"]
     for i in range(args.random):
-        import torch
-
-        torch.manual_seed(args.seed + 100 + i)
-        conv = convs[i % len(convs)]
-        pop.append((f"random-{conv}-s{i}", build_video_encoder(rgb, conv=conv)))
-    for g in (1, 2):
-        pop.append((f"pixels-grid{g}", build_pixel_stats_encoder(grid=g)))
+        pop.append({"name": f"random-{convs[i % 3]}-s{i}", "kind": "random",
+                    "conv": convs[i % 3], "seed": args.seed + 100 + i})  # fmt: skip
+    for g in (1, 2, 3):
+        pop.append({"name": f"pixels-grid{g}", "kind": "pixels", "grid": g})
+    for t in RGB_TERMS:
+        pop.append({"name": f"task-{t}", "kind": "elo", "weights": {t: 1.0},
+                    "steps": args.steps, "seed": args.seed})  # fmt: skip
+    for t in LONG_TERMS:
+        pop.append({"name": f"long-{t}", "kind": "elo", "weights": {t: 1.0},
+                    "steps": 4 * args.steps, "seed": args.seed})  # fmt: skip
     rng = np.random.default_rng(args.seed)
-    for i in range(args.trained):
-        pop.append((f"trained-{i}", ("train", int(rng.integers(1 << 30)))))
+    for i in range(args.randlam):
+        terms = rng.choice(RGB_TERMS, size=int(rng.integers(2, 5)), replace=False)
+        lam = {str(t): round(float(rng.uniform(0.2, 1.0)), 3) for t in terms}
+        pop.append({"name": f"randlam-{i}", "kind": "elo", "weights": lam,
+                    "steps": args.steps, "seed": args.seed + i})  # fmt: skip
+    if args.uniform_steps:
+        pop.append({"name": "uniform", "kind": "elo", "weights": "uniform",
+                    "steps": args.uniform_steps, "seed": args.seed})  # fmt: skip
+    for n in args.supervised:
+        pop.append({"name": f"supervised-{n}", "kind": "supervised", "steps": n,
+                    "seed": args.seed})  # fmt: skip
     return pop
 
 
-def _train(cfg: dict[str, Any], root: Path, seed: int, steps: int, loader: Any) -> tuple[Any, str]:
+def _train_elo(cfg: dict[str, Any], root: Path, spec: dict[str, Any], loader: Any) -> Any:
     from elo.objective import Weights, terms_from_config
     from elo.trainer import train_model
 
+    cfg = {**cfg, "heads": {**cfg.get("heads", {}), **SMALL_HEADS}}
     terms = terms_from_config(cfg)
-    rng = np.random.default_rng(seed)
-    n = int(rng.integers(1, 4))
-    chosen = {str(terms[j]) for j in rng.choice(len(terms), size=n, replace=False)}
-    lam = {str(t): (float(rng.uniform(0.2, 1.0)) if str(t) in chosen else 0.0) for t in terms}
-    res = train_model(
-        cfg, Weights(terms, lam), data_root=root, steps=steps, seed=seed % 10_000,
-        progress=False, loader=loader,
-    )  # fmt: skip
-    desc = "+".join(f"{k}={v:.2f}" for k, v in sorted(lam.items()) if v > 0)
-    return res.model.encoders["rgb"], desc
+    want = spec["weights"]
+    lam = {str(t): (1.0 if want == "uniform" else float(want.get(str(t), 0.0))) for t in terms}
+    res = train_model(cfg, Weights(terms, lam), data_root=root, steps=int(spec["steps"]),
+                      seed=int(spec["seed"]), progress=False, loader=loader)  # fmt: skip
+    return res.model.encoders
 
 
-def _embed(enc: Any, x: Any, bs: int = 64) -> np.ndarray:
+def _train_supervised(cfg: dict[str, Any], pool: dict[str, Any], spec: dict[str, Any]) -> Any:
+    """Upper bound: the RGB encoder + a linear layer, class-balanced cross-entropy."""
+    import torch
+
+    from elo.encoders import build_video_encoder
+
+    torch.manual_seed(int(spec["seed"]))
+    enc = build_video_encoder(dict(cfg["model"]["rgb"]))
+    y = pool["label"]
+    n_cls = int(y.max()) + 1
+    head = torch.nn.Linear(enc.embed_dim, n_cls)
+    w = 1.0 / torch.bincount(y, minlength=n_cls).clamp(min=1).float()
+    opt = torch.optim.AdamW([*enc.parameters(), *head.parameters()], lr=2e-3)
+    g = torch.Generator().manual_seed(int(spec["seed"]))
+    enc.train()
+    for _ in range(int(spec["steps"])):
+        idx = torch.randint(len(y), (32,), generator=g)
+        loss = torch.nn.functional.cross_entropy(
+            head(enc(pool["rgb"][idx]).embedding), y[idx], weight=w * n_cls / w.sum()
+        )
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return {"rgb": enc}
+
+
+def _embed(enc: Any, x: Any, bs: int = 32) -> np.ndarray:
     import torch
 
     enc.eval()
@@ -92,95 +158,247 @@ def _embed(enc: Any, x: Any, bs: int = 64) -> np.ndarray:
         return torch.cat([enc(x[i : i + bs]).embedding for i in range(0, len(x), bs)]).numpy()
 
 
-def _labeled_subset(y: np.ndarray, per_class: int, seed: int) -> np.ndarray:
+def build_and_embed(
+    spec: dict[str, Any], cfg: dict[str, Any], root: Path, pool: dict[str, Any],
+    test: dict[str, Any], loader: Any,
+) -> dict[str, Any]:  # fmt: skip
+    """Train (or build) one encoder; its embeddings of pool and test, probe accuracy."""
+    import torch
+
+    from elo.encoders import build_video_encoder
+    from elo.evaluate import build_pixel_stats_encoder
+    from elo.probe import linear_probe
+
+    t0 = time.perf_counter()
+    if spec["kind"] == "random":
+        torch.manual_seed(int(spec["seed"]))
+        encs = {"rgb": build_video_encoder(dict(cfg["model"]["rgb"]), conv=spec["conv"])}
+    elif spec["kind"] == "pixels":
+        encs = {"rgb": build_pixel_stats_encoder(grid=int(spec["grid"]))}
+    elif spec["kind"] == "elo":
+        encs = _train_elo(cfg, root, spec, loader)
+    else:
+        encs = _train_supervised(cfg, pool, spec)
+    train_s = time.perf_counter() - t0
+    with torch.no_grad():  # not elo.model.embed: the pixel encoder has no parameters
+        out: dict[str, Any] = {
+            "pool": _embed(encs["rgb"], pool["rgb"]),  # N,D
+            "test": _embed(encs["rgb"], test["rgb"]),
+        }
+        for m in ("audio", "flow"):
+            if m in encs:
+                out[f"pool_{m}"] = _embed(encs[m], pool[m])
+    probe = linear_probe(out["pool"], pool["label"].numpy(), out["test"], test["label"].numpy(),
+                         seed=0)  # fmt: skip
+    out["probe"] = np.float64(probe.balanced_accuracy)
+    out["train_s"] = np.float64(train_s)
+    return out
+
+
+def cached_population(
+    args: argparse.Namespace, cfg: dict[str, Any], root: Path, pool: dict[str, Any],
+    test: dict[str, Any],
+) -> list[dict[str, Any]]:  # fmt: skip
+    """Every encoder of :func:`population`, built once and cached as ``.npz``."""
+    cache = Path(args.cache)
+    cache.mkdir(parents=True, exist_ok=True)
+    loader = None
+    rows = []
+    for i, spec in enumerate(population(args)):
+        part, parts = (int(v) for v in args.part.split("/"))
+        if i % parts != part:
+            continue
+        key = hashlib.sha1(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:10]
+        path = cache / f"{spec['name'].replace('/', '_').replace('>', '')}-{key}.npz"
+        if path.exists():
+            data = dict(np.load(path))
+        elif args.cached_only:
+            continue
+        else:
+            if spec["kind"] == "elo" and loader is None:
+                from elo.data import make_loader
+
+                loader = make_loader(cfg, root, split="train", modalities=("rgb", "flow", "audio"),
+                                     batch_size=16, shuffle=True, seed=args.seed)  # fmt: skip
+            data = build_and_embed(spec, cfg, root, pool, test, loader)
+            tmp = path.with_suffix(".tmp.npz")
+            np.savez(tmp, **data)
+            tmp.replace(path)  # atomic: a parallel --part never reads half a file
+        rows.append({"spec": spec, **data})
+        print(f"{spec['name']:<30} probe {float(data['probe']):.3f}  "
+              f"train {float(data['train_s']):6.1f}s", flush=True)  # fmt: skip
+    return rows
+
+
+# -- study ------------------------------------------------------------------------------------
+def fitnesses(seed: int) -> dict[str, Any]:
+    """Every fitness compared, by display name."""
+    from search.fitness import CombinedFitness, WeakFitness, XModalFitness, ZipfFitness
+
+    return {
+        "zipf k16": ZipfFitness(k=16, seed=seed),
+        "zipf k8": ZipfFitness(k=8, seed=seed),
+        "zipf k16 rev": ZipfFitness(k=16, direction="zipf||clusters", seed=seed),
+        "zipf k16 l2": ZipfFitness(k=16, normalize=True, seed=seed),
+        "weak knn": WeakFitness(protocol="knn", seed=seed),
+        "weak linear": WeakFitness(protocol="linear", seed=seed),
+        "xmodal audio": XModalFitness(references=("audio",), seed=seed),
+        "xmodal flow": XModalFitness(references=("flow",), seed=seed),
+        "xmodal geomean": XModalFitness(seed=seed),
+        "xmodal mean": XModalFitness(aggregate="mean", seed=seed),
+        "xmodal nmi": XModalFitness(metric="nmi", seed=seed),
+        "xmodal l2": XModalFitness(normalize="l2", seed=seed),
+        "xmodal own": XModalFitness(reference="candidate", seed=seed),
+        "combined z0.1": CombinedFitness(zipf_weight=0.1, seed=seed),
+        "combined z0.3": CombinedFitness(zipf_weight=0.3, seed=seed),
+    }
+
+
+def _own_defaults(cfg: dict[str, Any], pool: dict[str, Any], seed: int) -> dict[str, Any]:
+    """Random-init audio / flow embeddings for encoders that have no own audio/flow."""
+    import torch
+
+    from elo.encoders import build_encoder
+    from elo.model import embed
+
+    out = {}
+    for m in ("audio", "flow"):
+        torch.manual_seed(seed)
+        enc, _ = build_encoder(m, dict(cfg["model"][m]))
+        with torch.no_grad():
+            out[f"{m}_embeddings"] = embed(enc, pool[m]).numpy()
+    return out
+
+
+def correlations(f: np.ndarray, acc: np.ndarray, boot: int, seed: int) -> dict[str, float]:
+    """Spearman ρ, Kendall τ, their 95% bootstrap CIs over encoders, Spearman p-value."""
+    from scipy.stats import kendalltau, spearmanr
+
+    rho, p = spearmanr(f, acc)
+    tau = kendalltau(f, acc)[0]
     rng = np.random.default_rng(seed)
-    idx = [rng.permutation(np.flatnonzero(y == c))[:per_class] for c in np.unique(y)]
-    return np.sort(np.concatenate(idx))
+    rs, ts = [], []
+    for _ in range(boot):
+        i = rng.integers(len(f), size=len(f))
+        if np.ptp(f[i]) == 0 or np.ptp(acc[i]) == 0:
+            continue
+        rs.append(spearmanr(f[i], acc[i])[0])
+        ts.append(kendalltau(f[i], acc[i])[0])
+    lo, hi = np.nanpercentile(rs, [2.5, 97.5])
+    tlo, thi = np.nanpercentile(ts, [2.5, 97.5])
+    return {"spearman": float(rho), "p": float(p), "spearman_lo": float(lo),
+            "spearman_hi": float(hi), "kendall": float(tau), "kendall_lo": float(tlo),
+            "kendall_hi": float(thi)}  # fmt: skip
 
 
-def main(argv: list[str] | None = None) -> int:
+def study(
+    args: argparse.Namespace, cfg: dict[str, Any], rows: list[dict[str, Any]],
+    pool: dict[str, Any],
+) -> int:  # fmt: skip
+    from search.fitness import reference_features
+
+    t0 = time.perf_counter()
+    refs = reference_features(audio=pool["audio"], flow=pool["flow"])
+    t_refs = time.perf_counter() - t0
+    ytr = pool["label"].numpy()
+    rng = np.random.default_rng(args.seed)
+    sub = np.sort(np.concatenate([rng.permutation(np.flatnonzero(ytr == c))[:6]
+                                  for c in np.unique(ytr)]))  # fmt: skip
+    own_default = _own_defaults(cfg, pool, args.seed)
+    fits = fitnesses(args.seed)
+    table: list[dict[str, Any]] = []
+    for row in rows:
+        out: dict[str, Any] = {"encoder": row["spec"]["name"], "probe": float(row["probe"])}
+        own = {f"{m}_embeddings": row.get(f"pool_{m}", own_default[f"{m}_embeddings"])
+               for m in ("audio", "flow")}  # fmt: skip
+        for name, f in fits.items():
+            x, ctx = row["pool"], {"references": refs, **own}
+            if name.startswith("weak"):
+                x, ctx = x[sub], {"labels": ytr[sub]}
+            t0 = time.perf_counter()
+            out[name] = f.score(x, **ctx).value
+            out[f"{name} s"] = time.perf_counter() - t0
+        table.append(out)
+        print(f"{out['encoder']:<30} probe {out['probe']:.3f}  zipf {out['zipf k16']:+.3f}  "
+              f"xmodal {out['xmodal geomean']:.3f} (a {out['xmodal audio']:.3f} "
+              f"f {out['xmodal flow']:.3f})  own {out['xmodal own']:.3f}  "
+              f"comb {out['combined z0.1']:+.3f}", flush=True)  # fmt: skip
+    acc = np.array([r["probe"] for r in table])
+    summary = {}
+    for name in fits:
+        c = correlations(np.array([r[name] for r in table]), acc, args.boot, args.seed)
+        c["seconds"] = float(np.mean([r[f"{name} s"] for r in table]))
+        summary[name] = c
+    n_cls = len(np.unique(ytr))
+    lines = [
+        f"{len(table)} encoders; probe balanced accuracy {acc.min():.3f}..{acc.max():.3f} "
+        f"(chance {1 / n_cls:.3f}); pool {len(ytr)} clips; {args.boot} bootstrap resamples; "
+        f"fixed reference statistics {t_refs:.2f} s once",
+        "",
+        "| fitness | Spearman ρ [95% CI] | p | Kendall τ [95% CI] | s / evaluation |",
+        "|---|---|---|---|---|",
+    ]
+    for name, c in summary.items():
+        lines.append(
+            f"| {name} | {c['spearman']:+.2f} [{c['spearman_lo']:+.2f}, {c['spearman_hi']:+.2f}] "
+            f"| {c['p']:.3f} | {c['kendall']:+.2f} [{c['kendall_lo']:+.2f}, "
+            f"{c['kendall_hi']:+.2f}] | {c['seconds']:.3f} |"
+        )
+    print("\n" + "\n".join(lines))
+    if args.out:
+        out_dir = Path(args.out)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "study.md").write_text("\n".join(lines) + "\n")
+        (out_dir / "study.json").write_text(
+            json.dumps({"summary": summary, "encoders": table}, indent=1)
+        )
+    return 0
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", default="data/bench-fitness", help="demo dataset (made if missing)")
     p.add_argument("--clips", type=int, default=400, help="demo clips when making it")
+    p.add_argument("--cache", default="data/bench-fitness-pop", help="cached encoder embeddings")
     p.add_argument("--random", type=int, default=6, help="random-init encoders")
-    p.add_argument("--trained", type=int, default=10, help="short ELo runs with random λ")
-    p.add_argument("--steps", type=int, default=20, help="steps per trained encoder")
-    p.add_argument("--labeled", type=int, default=6, help="labeled clips per class (weak)")
+    p.add_argument("--randlam", type=int, default=4, help="short ELo runs with random λ")
+    p.add_argument("--steps", type=int, default=20, help="steps per ELo run")
+    p.add_argument(
+        "--uniform-steps", type=int, default=8, help="steps of the all-terms run (0: skip)"
+    )
+    p.add_argument(
+        "--supervised", type=int, nargs="*", default=[30, 100, 250], help="steps per run"
+    )
+    p.add_argument("--boot", type=int, default=2000, help="bootstrap resamples of encoders")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--json", help="also write the per-encoder rows here")
-    args = p.parse_args(argv)
+    p.add_argument("--part", default="0/1", help="i/n: build every n-th encoder from i (parallel)")
+    p.add_argument("--cached-only", action="store_true", help="study the cached encoders only")
+    p.add_argument("--build-only", action="store_true", help="only build the cached population")
+    p.add_argument("--out", help="write study.json and study.md here")
+    return p.parse_args(argv)
 
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
     import torch
-    from scipy.stats import spearmanr
 
     from elo.config import load_config
-    from elo.data import make_loader
     from elo.demo_data import make_demo
-    from elo.probe import linear_probe
-    from search.fitness import WeakFitness, ZipfFitness
 
     torch.set_num_threads(args.threads)
     root = Path(args.data)
     if not (root / "labels.csv").exists():
         print(f"making the demo dataset ({args.clips} clips) in {root} ...", flush=True)
         make_demo(root, clips=args.clips, seed=args.seed, workers=args.threads)
-    cfg = load_config("demo")
-    xtr, ytr = _tensors(cfg, root, "train")
-    xte, yte = _tensors(cfg, root, "test")
-    sub = _labeled_subset(ytr, args.labeled, args.seed)
-    print(f"pool {len(xtr)} clips (class sizes {np.bincount(ytr).tolist()}), test {len(xte)}, "
-          f"weak subset {len(sub)}", flush=True)  # fmt: skip
-    fitnesses: dict[str, Any] = {
-        "zipf k16": ZipfFitness(k=16, seed=args.seed),
-        "zipf k8": ZipfFitness(k=8, seed=args.seed),
-        "zipf k16 rev": ZipfFitness(k=16, direction="zipf||clusters", seed=args.seed),
-        "zipf k16 l2": ZipfFitness(k=16, normalize=True, seed=args.seed),
-        "weak knn": WeakFitness(protocol="knn", seed=args.seed),
-        "weak linear": WeakFitness(protocol="linear", seed=args.seed),
-    }
-    loader = None
-    if args.trained:
-        loader = make_loader(
-            cfg, root, split="train", modalities=("rgb", "flow", "audio"), batch_size=16,
-            shuffle=True, seed=args.seed, extract_workers=args.threads,
-        )  # fmt: skip
-    rows: list[dict[str, Any]] = []
-    for name, enc in _population(args, cfg, root):
-        t0 = time.perf_counter()
-        desc = ""
-        if isinstance(enc, tuple):
-            enc, desc = _train(cfg, root, enc[1], args.steps, loader)
-        t_train = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        etr, ete = _embed(enc, xtr), _embed(enc, xte)  # N,D
-        t_embed = time.perf_counter() - t0
-        probe = linear_probe(etr, ytr, ete, yte, seed=args.seed)
-        row: dict[str, Any] = {"encoder": name, "terms": desc, "probe": probe.balanced_accuracy}
-        row["train_s"], row["embed_s"] = t_train, t_embed
-        for fname, f in fitnesses.items():
-            t0 = time.perf_counter()
-            ctx = {"labels": ytr[sub]} if fname.startswith("weak") else {}
-            r = f.score(etr[sub] if fname.startswith("weak") else etr, **ctx)
-            row[fname], row[f"{fname} s"] = r.value, time.perf_counter() - t0
-        rows.append(row)
-        print(f"{name:<22} probe {row['probe']:.3f}  zipf {row['zipf k16']:+.4f}  "
-              f"weak {row['weak knn']:.3f}  train {t_train:5.1f}s  {desc}", flush=True)  # fmt: skip
-
-    acc = np.array([r["probe"] for r in rows])
-    print(f"\n{len(rows)} encoders; probe balanced accuracy {acc.min():.3f}..{acc.max():.3f} "
-          f"(chance {1 / len(np.unique(yte)):.3f}); pool {len(xtr)} clips, test {len(xte)}\n")  # fmt: skip
-    print("| fitness | Spearman ρ vs probe | p-value | seconds / evaluation |")
-    print("|---|---|---|---|")
-    for fname in fitnesses:
-        rho, pval = spearmanr([r[fname] for r in rows], acc)
-        sec = float(np.mean([r[f"{fname} s"] for r in rows]))
-        print(f"| {fname} | {rho:+.2f} | {pval:.3f} | {sec:.3f} |")
-    emb = float(np.mean([r["embed_s"] for r in rows]))
-    print(f"| (embedding {len(xtr) + len(xte)} clips, shared) | | | {emb:.3f} |")
-    if args.json:
-        Path(args.json).write_text(json.dumps(rows, indent=1))
-    return 0
+    cfg = pinned_config(load_config("demo"))
+    pool, test = _load(cfg, root, "train"), _load(cfg, root, "test")
+    print(f"pool {len(pool['rgb'])} clips (class sizes {np.bincount(pool['label']).tolist()}), "
+          f"test {len(test['rgb'])}", flush=True)  # fmt: skip
+    rows = cached_population(args, cfg, root, pool, test)
+    if args.build_only:
+        return 0
+    return study(args, cfg, rows, pool)
 
 
 if __name__ == "__main__":
