@@ -290,7 +290,12 @@ def run_search(
 
     if not searcher.finished:
         kind = (cfg.get("fitness", {}) or {}).get("kind", "zipf")
-        root = str((cfg.get("data", {}) or {}).get("root", "data/demo"))
+        # Ray Tune runs each trial in its own working folder: relative paths break there.
+        data = cfg.setdefault("data", {})
+        root = str(Path(str(data.get("root", "data/demo"))).resolve())
+        data["root"] = root
+        if data.get("cache"):
+            data["cache"] = str(Path(str(data["cache"])).resolve())
         if kind != "synthetic":
             _prepare_data(cfg, root, s["heldout_split"])
         n_workers = workers or s["workers"]
