@@ -419,3 +419,27 @@ def make_loader(
         persistent_workers=workers > 0,
         drop_last=drop_last,
     )
+
+
+def drop_absent_modalities(cfg: dict[str, Any], root: str | Path | None = None) -> list[str]:
+    """Remove from ``cfg["objective"]["modalities"]`` (and the fitness references) every
+    modality that *no* training clip has, e.g. audio in a dataset of silent videos, so a
+    search runs without those terms instead of training on masks; returns the removed
+    modalities. Extracts the training split if needed (the search needs it anyway)."""
+    obj = cfg.setdefault("objective", {})
+    mods = list(obj.get("modalities", ["rgb", "flow", "audio"]))
+    ds = open_dataset(cfg, root, split="train", modalities=mods, extract_workers=None)
+    absent = [
+        m for m in mods if m != "rgb" and not any(any(p[m]) for p in ds.present.values() if m in p)
+    ]
+    if absent:
+        obj["modalities"] = [m for m in mods if m not in absent]
+        fit = cfg.get("fitness") or {}
+        if isinstance(fit.get("references"), list):
+            fit["references"] = [m for m in fit["references"] if m not in absent]
+            if not fit["references"]:
+                raise DataError(
+                    f"{root}: the {fit.get('kind')} fitness needs {', '.join(absent)}, which no "
+                    "clip has; use --fitness zipf or weak"
+                )
+    return absent

@@ -8,6 +8,7 @@ and ``--workers`` (which do not change results) apply.
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -59,6 +60,22 @@ def resolve_config(args: argparse.Namespace) -> dict:
     return apply_overrides(cfg, args.overrides)
 
 
+def _drop_absent_modalities(cfg: dict[str, Any]) -> None:
+    from elo.data import drop_absent_modalities
+    from elo.objective import terms_from_config
+
+    before = len(terms_from_config(cfg))
+    root = cfg.get("data", {}).get("root")
+    absent = drop_absent_modalities(cfg, root)
+    if absent:
+        n = before - len(terms_from_config(cfg))
+        print(
+            f"elo-search: no clip in {root} has {' or '.join(absent)}; searching without "
+            f"{', '.join(absent)} ({n} of {before} terms excluded)",
+            flush=True,
+        )
+
+
 def run(args: argparse.Namespace) -> int:
     from search.run import load_run_config, prepare_run_dir, run_search
 
@@ -70,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
         from search.run import search_settings
 
         search_settings(cfg)  # validate before creating anything
+        _drop_absent_modalities(cfg)
         run_dir = str(prepare_run_dir(cfg, args.out))
     out = run_search(
         cfg, run_dir, resume=bool(args.resume), address=args.address, workers=args.workers
