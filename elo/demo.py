@@ -27,7 +27,7 @@ from typing import Any
 from elo.rundir import atomic_write_json, atomic_write_text, read_jsonl
 
 #: rows of the comparison table, in order
-CONTENDERS = ("random", "uniform", "single", "byol", "simsiam", "evolved")
+CONTENDERS = ("pixels", "random", "uniform", "single", "byol", "simsiam", "evolved")
 
 
 def _bin(name: str) -> str:
@@ -61,6 +61,21 @@ def best_single_task(search_dir: Path) -> tuple[str, dict[str, float]] | None:
         if best is None or rec["fitness"] > best[0]:
             best = (float(rec["fitness"]), on.pop(), rec["weights"])
     return None if best is None else (best[1], best[2])
+
+
+def export_pixel_stats(out: Path) -> None:
+    """The parameter-free reference encoder (mean colour per cell, motion energy,
+    Lucas-Kanade flow per cell): what a probe can read from the clips without learning."""
+    from elo.evaluate import PIXEL_STATS_BUILDER, build_pixel_stats_encoder
+    from elo.export import save_encoder
+
+    save_encoder(
+        out,
+        build_pixel_stats_encoder(),
+        builder=PIXEL_STATS_BUILDER,
+        kwargs={},
+        input_info={"modality": "rgb"},
+    )
 
 
 def baseline_overrides(objective: str, args: argparse.Namespace) -> list[str]:
@@ -140,6 +155,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     single = best_single_task(search)
     atomic_write_json(weights_dir / "uniform.json", uniform)
     table: dict[str, tuple[str, list[str]]] = {
+        "pixels": ("pixel statistics (hand-made, no training)", ["--pixels"]),
         "random": ("random init", ["--steps", "0"]),
         "uniform": ("uniform λ", ["--weights", str(weights_dir / "uniform.json")]),
         "byol": ("BYOL (frames)", ["--objective", "byol", *baseline_overrides("byol", args)]),
@@ -162,7 +178,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         out = run / "models" / key
         baseline = "--objective" in extra
         encoder_dir = out / "final" if baseline else out  # baselines export into final/
-        if not (encoder_dir / "encoder.yaml").exists():
+        if extra == ["--pixels"]:
+            if not (encoder_dir / "encoder.yaml").exists():
+                export_pixel_stats(encoder_dir)
+        elif not (encoder_dir / "encoder.yaml").exists():
             steps = [] if "--steps" in extra else ["--steps", str(args.final_steps)]
             conf = [] if baseline else cfg  # baselines read configs/baseline/<name>.yaml
             opts = [] if baseline else ["--no-progress"]

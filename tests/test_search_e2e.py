@@ -21,7 +21,13 @@ ray = pytest.importorskip("ray")
 from elo.config import load_config  # noqa: E402
 from elo.objective import Weights, terms_from_config  # noqa: E402
 from elo.rundir import read_jsonl  # noqa: E402
-from search.run import EVALUATIONS, load_run_config, prepare_run_dir, run_search  # noqa: E402
+from search.run import (  # noqa: E402
+    EVALUATIONS,
+    fitness_section,
+    load_run_config,
+    prepare_run_dir,
+    run_search,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -52,7 +58,6 @@ def tiny_config(root: Path) -> dict[str, Any]:
             "objective.modalities=[rgb]",
             "objective.tasks=[reconstruction,temporal_order]",
             "train.batch_size=4",
-            "fitness.k=2",
             "search.population=4",
             "search.generations=2",
             "search.steps=2",
@@ -60,6 +65,7 @@ def tiny_config(root: Path) -> dict[str, Any]:
         ],
     )
     cfg["data"]["root"] = str(root)
+    cfg["fitness"] = {**fitness_section("zipf"), "k": 2}  # the paper's fitness, tiny k
     return cfg
 
 
