@@ -15,7 +15,7 @@ projected embedding. The blocks are torchvision's video ResNet blocks
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -50,7 +50,54 @@ def _pick(table: dict[str, Any], key: str, what: str) -> Any:
     return table[key]
 
 
-class VideoEncoder(Encoder):
+class _ResNetEncoder(Encoder):
+    """What the video and audio ResNets share: residual stages after a stem (built by
+    the subclass as ``self.stem``), each stage's output a pyramid level, and a linear
+    projection of the last level's global average."""
+
+    stem: nn.Module
+
+    def _add_stages(
+        self,
+        counts: Sequence[int],
+        width: int,
+        expansion: int,
+        block: Callable[..., nn.Module],
+        downsample: Callable[[int, int, int], nn.Module],
+        embed_dim: int,
+    ) -> None:
+        """Stage ``i`` has ``counts[i]`` blocks of ``width * 2**i`` planes, stride 2 for
+        ``i > 0``. ``block(inplanes, planes[, stride, down])`` builds one block;
+        ``downsample(inplanes, out_planes, stride)`` the shortcut projection when the
+        shape changes."""
+        stages, channels, inplanes = [], [], width
+        for i, n in enumerate(counts):
+            planes, stride = width * 2**i, 1 if i == 0 else 2
+            out_planes = planes * expansion
+            down = None
+            if stride != 1 or inplanes != out_planes:
+                down = downsample(inplanes, out_planes, stride)
+            blocks = [block(inplanes, planes, stride, down)]
+            blocks += [block(out_planes, planes) for _ in range(n - 1)]
+            stages.append(nn.Sequential(*blocks))
+            channels.append(out_planes)
+            inplanes = out_planes
+        self.stages = nn.ModuleList(stages)
+        self.pyramid_channels = tuple(channels)
+        self.embed_dim = embed_dim
+        self.proj = nn.Linear(channels[-1], embed_dim)
+
+    def _encode(self, x: torch.Tensor) -> EncoderOutput:
+        h = self.stem(x)
+        pyramid = []
+        for stage in self.stages:
+            h = stage(h)
+            pyramid.append(h)  # B,C_l,*spatiotemporal_l
+        emb = self.proj(h.mean(dim=tuple(range(2, h.dim()))))  # B,D
+        return EncoderOutput(pyramid=pyramid, embedding=emb)
+
+
+class VideoEncoder(_ResNetEncoder):
     """(2+1)D or 3D ResNet over ``B,C,T,H,W``; stage ``l`` halves T, H, W for ``l > 1``."""
 
     def __init__(
@@ -90,40 +137,28 @@ class VideoEncoder(Encoder):
             nn.BatchNorm3d(width),
             nn.ReLU(inplace=True),
         )
-        stages, channels, inplanes = [], [], width
-        for i, n in enumerate(counts):
-            planes, stride = width * 2**i, 1 if i == 0 else 2
-            out_planes = planes * block_cls.expansion
-            down = None
-            if stride != 1 or inplanes != out_planes:
-                ds = conv_cls.get_downsample_stride(stride)
-                down = nn.Sequential(
-                    nn.Conv3d(inplanes, out_planes, 1, stride=ds, bias=False),
-                    nn.BatchNorm3d(out_planes),
-                )
-            blocks = [block_cls(inplanes, planes, conv_cls, stride, down)]
-            blocks += [block_cls(out_planes, planes, conv_cls) for _ in range(n - 1)]
-            stages.append(nn.Sequential(*blocks))
-            channels.append(out_planes)
-            inplanes = out_planes
-        self.stages = nn.ModuleList(stages)
-        self.pyramid_channels = tuple(channels)
-        self.embed_dim = embed_dim
-        self.proj = nn.Linear(channels[-1], embed_dim)
+
+        def block_fn(
+            inplanes: int, planes: int, stride: int = 1, down: nn.Module | None = None
+        ) -> nn.Module:
+            return block_cls(inplanes, planes, conv_cls, stride, down)
+
+        def down_fn(inplanes: int, out_planes: int, stride: int) -> nn.Module:
+            ds = conv_cls.get_downsample_stride(stride)
+            return nn.Sequential(
+                nn.Conv3d(inplanes, out_planes, 1, stride=ds, bias=False),
+                nn.BatchNorm3d(out_planes),
+            )
+
+        self._add_stages(counts, width, block_cls.expansion, block_fn, down_fn, embed_dim)
 
     def forward(self, x: torch.Tensor) -> EncoderOutput:  # x: B,C,T,H,W
         if x.dim() != 5:
             raise ValueError(f"video encoder expects B,C,T,H,W, got shape {tuple(x.shape)}")
-        h = self.stem(x)
-        pyramid = []
-        for stage in self.stages:
-            h = stage(h)
-            pyramid.append(h)  # B,C_l,T_l,H_l,W_l
-        emb = self.proj(h.mean(dim=(2, 3, 4)))  # B,D
-        return EncoderOutput(pyramid=pyramid, embedding=emb)
+        return self._encode(x)  # pyramid B,C_l,T_l,H_l,W_l; embedding B,D
 
 
-class AudioEncoder(Encoder):
+class AudioEncoder(_ResNetEncoder):
     """2D ResNet over a log-mel spectrogram ``B,1,F,Tm``; stage ``l`` halves F, Tm for ``l > 1``."""
 
     def __init__(
@@ -144,36 +179,19 @@ class AudioEncoder(Encoder):
             nn.BatchNorm2d(width),
             nn.ReLU(inplace=True),
         )
-        stages, channels, inplanes = [], [], width
-        for i, n in enumerate(counts):
-            planes, stride = width * 2**i, 1 if i == 0 else 2
-            out_planes = planes * block_cls.expansion
-            down = None
-            if stride != 1 or inplanes != out_planes:
-                down = nn.Sequential(
-                    nn.Conv2d(inplanes, out_planes, 1, stride=stride, bias=False),
-                    nn.BatchNorm2d(out_planes),
-                )
-            blocks = [block_cls(inplanes, planes, stride, down)]
-            blocks += [block_cls(out_planes, planes) for _ in range(n - 1)]
-            stages.append(nn.Sequential(*blocks))
-            channels.append(out_planes)
-            inplanes = out_planes
-        self.stages = nn.ModuleList(stages)
-        self.pyramid_channels = tuple(channels)
-        self.embed_dim = embed_dim
-        self.proj = nn.Linear(channels[-1], embed_dim)
+
+        def down_fn(inplanes: int, out_planes: int, stride: int) -> nn.Module:
+            return nn.Sequential(
+                nn.Conv2d(inplanes, out_planes, 1, stride=stride, bias=False),
+                nn.BatchNorm2d(out_planes),
+            )
+
+        self._add_stages(counts, width, block_cls.expansion, block_cls, down_fn, embed_dim)
 
     def forward(self, x: torch.Tensor) -> EncoderOutput:  # x: B,1,F,Tm
         if x.dim() != 4:
             raise ValueError(f"audio encoder expects B,C,F,Tm, got shape {tuple(x.shape)}")
-        h = self.stem(x)
-        pyramid = []
-        for stage in self.stages:
-            h = stage(h)
-            pyramid.append(h)  # B,C_l,F_l,Tm_l
-        emb = self.proj(h.mean(dim=(2, 3)))  # B,D
-        return EncoderOutput(pyramid=pyramid, embedding=emb)
+        return self._encode(x)  # pyramid B,C_l,F_l,Tm_l; embedding B,D
 
 
 def build_video_encoder(
@@ -204,10 +222,7 @@ def build_video_encoder(
         layers=layers,
         stem_kernel=stem_kernel,
     )
-    kw.update(_checked(config, kw, "video"))
-    if kw["layers"] is not None:
-        kw["layers"] = list(kw["layers"])
-    return VideoEncoder(**kw)
+    return VideoEncoder(**_checked(config, kw, "video"))
 
 
 def build_audio_encoder(
@@ -231,22 +246,24 @@ def build_audio_encoder(
         block=block,
         layers=layers,
     )
-    kw.update(_checked(config, kw, "audio"))
-    if kw["layers"] is not None:
-        kw["layers"] = list(kw["layers"])
-    return AudioEncoder(**kw)
+    return AudioEncoder(**_checked(config, kw, "audio"))
 
 
 def _checked(
-    config: Mapping[str, Any] | None, known: Mapping[str, Any], kind: str
+    config: Mapping[str, Any] | None, defaults: Mapping[str, Any], kind: str
 ) -> dict[str, Any]:
+    """The builder's keyword ``defaults`` overridden by ``config`` (keys checked), with
+    ``layers`` as a list: the constructor kwargs."""
     out = dict(config or {})
     for key in out:
-        if key not in known:
+        if key not in defaults:
             raise ConfigError(
-                f"unknown {kind} encoder option {key!r}; known: {', '.join(sorted(known))}"
+                f"unknown {kind} encoder option {key!r}; known: {', '.join(sorted(defaults))}"
             )
-    return out
+    kw = {**defaults, **out}
+    if kw["layers"] is not None:
+        kw["layers"] = list(kw["layers"])
+    return kw
 
 
 #: modality -> (builder path for export, input channels, builder)

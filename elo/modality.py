@@ -72,6 +72,12 @@ class Modality:
         raise NotImplementedError
 
     @classmethod
+    def to_tensor(cls, arr: np.ndarray, params: Mapping[str, Any]) -> torch.Tensor:
+        """A cached array (one clip, or a batch) as the model's float32 input; the values
+        as they are by default (a modality that normalizes, e.g. RGB, overrides it)."""
+        return torch.from_numpy(np.asarray(arr, dtype=np.float32))
+
+    @classmethod
     def augment(cls, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """Training-time augmentation of a batch ``B,...``; identity by default."""
         return x

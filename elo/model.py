@@ -14,6 +14,7 @@ export and fitness, but only run when a term needs it).
 
 from __future__ import annotations
 
+import itertools
 import math
 import zlib
 from collections.abc import Mapping, Sequence
@@ -210,12 +211,20 @@ class ELoModel(nn.Module):
 
 
 @torch.no_grad()
+def _module_device(module: nn.Module) -> torch.device:
+    """The device of ``module``'s first parameter, else of its first buffer, else the CPU
+    (a module with neither, e.g. :class:`elo.evaluate.PixelStatsEncoder`)."""
+    for t in itertools.chain(module.parameters(), module.buffers()):
+        return t.device
+    return torch.device("cpu")
+
+
 def embed(encoder: nn.Module, x: torch.Tensor, batch_size: int = 32) -> torch.Tensor:
     """Pooled embeddings ``N,D`` of inputs ``N,...`` in eval mode, in chunks."""
     was_training = encoder.training
     encoder.eval()
     try:
-        device = next(encoder.parameters()).device
+        device = _module_device(encoder)
         chunks = [
             encoder(x[i : i + batch_size].to(device)).embedding.float().cpu()
             for i in range(0, len(x), batch_size)

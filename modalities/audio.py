@@ -88,10 +88,6 @@ class Audio(Modality):
         return (1, int(params["n_mels"]), n // int(params["hop"]) + 1)
 
     @classmethod
-    def to_tensor(cls, arr: np.ndarray, params: Mapping[str, Any]) -> torch.Tensor:
-        return torch.from_numpy(np.asarray(arr, dtype=np.float32))
-
-    @classmethod
     def augment(cls, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """Per-clip gain (±6 dB, an additive shift in standardized log units)."""
         b = x.shape[0]

@@ -86,10 +86,6 @@ class Flow(Modality):
         return (2, frames - 1, size, size)
 
     @classmethod
-    def to_tensor(cls, arr: np.ndarray, params: Mapping[str, Any]) -> torch.Tensor:
-        return torch.from_numpy(np.asarray(arr, dtype=np.float32))
-
-    @classmethod
     def augment(cls, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """Per-clip magnitude jitter (x0.8-1.2), which keeps the flow's direction."""
         b = x.shape[0]

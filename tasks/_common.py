@@ -1,7 +1,8 @@
 """Machinery shared by the task heads (not a task: the underscore keeps it out of the
-registry's discovery): masked reductions, tap selection, and a small decoder that maps
+registry's discovery): masked reductions, tap selection, a small decoder that maps
 an encoder tap to a target tensor of another shape (video ``B,C,T,H,W`` or
-spectrogram ``B,C,F,Tm``)."""
+spectrogram ``B,C,F,Tm``), and the set-up and L2 loss of the heads that decode
+(reconstruction, future, transfer: :func:`tap_decoder`, :func:`decoded_mse`)."""
 
 from __future__ import annotations
 
@@ -115,3 +116,33 @@ def check_positive(name: str, **values: Any) -> None:
     for key, v in values.items():
         if not v > 0:
             raise ConfigError(f"heads.{name}.{key} must be > 0, got {v!r}")
+
+
+def tap_decoder(
+    name: str, src: FeatureSpec, dst: FeatureSpec, level: int, hidden: int
+) -> tuple[int, TapDecoder]:
+    """The checked pyramid level of ``src`` and a :class:`TapDecoder` from that tap to
+    ``dst``'s input channels; config errors name ``heads.<name>.level`` / ``.hidden``."""
+    check_positive(name, hidden=hidden)
+    lvl = pick_level(src, level, f"heads.{name}.level")
+    decoder = TapDecoder(
+        src.pyramid_channels[lvl - 1],
+        dst.input_shape[0],
+        src_dims=dims_of(src),
+        dst_dims=dims_of(dst),
+        hidden=hidden,
+    )
+    return lvl, decoder
+
+
+def decoded_mse(
+    decoder: TapDecoder,
+    out: EncoderOutput,
+    level: int,
+    target: torch.Tensor,
+    mask: torch.Tensor | None,
+) -> torch.Tensor:
+    """L2 between ``out``'s tap at ``level`` decoded to ``target``'s size and ``target``
+    (``B,C,...``), averaged per clip, then over the clips where ``mask`` is True."""
+    pred = decoder(tap(out, level), tuple(target.shape[2:]))  # B,C,*target
+    return masked_mean(per_sample_mse(pred, target), mask)

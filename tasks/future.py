@@ -16,15 +16,7 @@ import torch
 
 from elo.heads import TASKS, FeatureSpec, HeadInputs, TaskHead
 from elo.terms import TermKey
-from tasks._common import (
-    TapDecoder,
-    check_positive,
-    dims_of,
-    masked_mean,
-    per_sample_mse,
-    pick_level,
-    tap,
-)
+from tasks._common import decoded_mse, tap_decoder
 
 
 @TASKS.register()
@@ -40,22 +32,14 @@ class FutureHead(TaskHead):
 
     def __init__(self, term: TermKey, specs: Mapping[str, FeatureSpec], config: Config) -> None:
         super().__init__(term, specs, config)
-        check_positive(self.name, hidden=config.hidden)
         (m,) = term.modalities
-        spec = specs[m]
-        self.level = pick_level(spec, config.level, f"heads.{self.name}.level")
-        d = dims_of(spec)
-        self.decoder = TapDecoder(
-            spec.pyramid_channels[self.level - 1],
-            spec.input_shape[0],
-            src_dims=d,
-            dst_dims=d,
-            hidden=config.hidden,
+        self.level, self.decoder = tap_decoder(
+            self.name, specs[m], specs[m], config.level, config.hidden
         )
 
     def forward(self, inputs: HeadInputs) -> dict[str, torch.Tensor]:
         (m,) = self.term.modalities
         target = inputs.view_info[(m, "past")]["future"].detach()  # B,C,T_future,...
-        pred = self.decoder(tap(inputs.features[(m, "past")], self.level), tuple(target.shape[2:]))
-        loss = masked_mean(per_sample_mse(pred, target), inputs.mask.get(m))
+        features = inputs.features[(m, "past")]  # of the context: the first half
+        loss = decoded_mse(self.decoder, features, self.level, target, inputs.mask.get(m))
         return {"loss": loss}

@@ -19,16 +19,7 @@ import torch
 
 from elo.heads import TASKS, FeatureSpec, HeadInputs, TaskHead
 from elo.terms import TermKey
-from tasks._common import (
-    TapDecoder,
-    both_present,
-    check_positive,
-    dims_of,
-    masked_mean,
-    per_sample_mse,
-    pick_level,
-    tap,
-)
+from tasks._common import both_present, decoded_mse, tap_decoder
 
 
 @TASKS.register()
@@ -54,22 +45,14 @@ class TransferHead(TaskHead):
 
     def __init__(self, term: TermKey, specs: Mapping[str, FeatureSpec], config: Config) -> None:
         super().__init__(term, specs, config)
-        check_positive(self.name, hidden=config.hidden)
         src, dst = term.modalities
-        self.level = pick_level(specs[src], config.level, f"heads.{self.name}.level")
-        self.decoder = TapDecoder(
-            specs[src].pyramid_channels[self.level - 1],
-            specs[dst].input_shape[0],
-            src_dims=dims_of(specs[src]),
-            dst_dims=dims_of(specs[dst]),
-            hidden=config.hidden,
+        self.level, self.decoder = tap_decoder(
+            self.name, specs[src], specs[dst], config.level, config.hidden
         )
 
     def forward(self, inputs: HeadInputs) -> dict[str, torch.Tensor]:
         src, dst = self.term.modalities
-        target = inputs.views[(dst, "base")].detach()
-        pred = self.decoder(
-            tap(inputs.features[(src, "base")], self.level), tuple(target.shape[2:])
-        )
+        target = inputs.views[(dst, "base")].detach()  # the raw input of the target modality
         mask = both_present(inputs.mask, (src, dst))
-        return {"loss": masked_mean(per_sample_mse(pred, target), mask)}
+        features = inputs.features[(src, "base")]
+        return {"loss": decoded_mse(self.decoder, features, self.level, target, mask)}

@@ -169,6 +169,18 @@ def test_embed_gives_pooled_embeddings_in_eval_mode(batch: dict[str, Any]) -> No
         assert torch.allclose(e, enc(batch["rgb"]).embedding, atol=1e-5)
 
 
+def test_embed_works_for_an_encoder_without_parameters() -> None:
+    from elo.evaluate import PixelStatsEncoder
+
+    enc = PixelStatsEncoder(in_channels=3, grid=2).train()
+    assert not list(enc.parameters()) and not list(enc.buffers())
+    x = torch.rand(5, 3, 4, 16, 16, generator=torch.Generator().manual_seed(0))  # B,C,T,H,W
+    e = embed(enc, x, batch_size=2)
+    assert e.shape == (5, enc.embed_dim) and e.device.type == "cpu" and enc.training
+    assert torch.allclose(e, enc(x).embedding, atol=1e-6)
+    assert embed(enc, x[:0]).shape == (0, enc.embed_dim)
+
+
 def test_real_batch_with_selected_modalities(clips_dir: Any) -> None:
     b = real_batch(clips_dir, 2, ["rgb"])
     assert set(b) == {"rgb", "present", "meta"}
