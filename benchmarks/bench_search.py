@@ -26,7 +26,7 @@ TINY = [
     "objective.modalities=[rgb]",
     "objective.tasks=[reconstruction,temporal_order]",
     "train.batch_size=4",
-    "fitness.k=4",
+    "fitness.ks=[4]",
 ]
 
 
