@@ -72,8 +72,3 @@ def extract_main(argv: Sequence[str] | None = None) -> int:
 
 def data_main(argv: Sequence[str] | None = None) -> int:
     return _main("data", argv)
-
-
-def not_implemented(command: str, issue: str) -> int:
-    print(f"elo-{command}: not implemented yet ({issue})", file=sys.stderr)
-    return 2

@@ -206,13 +206,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def _metric(res: dict[str, Any], key: str) -> float:
-    for where in (res, res.get("test", {}), res.get("metrics", {})):
-        if isinstance(where, dict) and isinstance(where.get(key), int | float):
-            return float(where[key])
-    return float("nan")
-
-
 def comparison_table(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
     lines = [
         f"Demo test split, linear probe, {args.final_steps} training steps per model, "
@@ -223,9 +216,9 @@ def comparison_table(rows: list[dict[str, Any]], args: argparse.Namespace) -> st
     ]
     for r in rows:
         lines.append(
-            f"| {r['model']} | {_metric(r['label'], 'top1'):.3f} | "
-            f"{_metric(r['label'], 'balanced_accuracy'):.3f} | "
-            f"{_metric(r['identity'], 'top1'):.3f} |"
+            f"| {r['model']} | {r['label']['top1']:.3f} | "
+            f"{r['label']['balanced_accuracy']:.3f} | "
+            f"{r['identity']['top1']:.3f} |"
         )
     return "\n".join(lines) + "\n"
 
