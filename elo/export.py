@@ -1,11 +1,16 @@
 """Export and load an encoder: ``DIR/rgb_encoder.safetensors`` + ``DIR/encoder.yaml``.
 
-``encoder.yaml`` names the builder (a ``module:function`` inside ELo's own packages)
-and its keyword arguments, so loading never unpickles code::
+``encoder.yaml`` names the builder and its keyword arguments, so loading never unpickles
+code::
 
     builder: modalities.rgb:build_encoder
     kwargs: {width: 16, depth: 4, embed_dim: 64}
     input: {modality: rgb, shape: [3, 8, 64, 64]}
+
+Only the builders in :data:`ENCODER_BUILDERS` are accepted, each with a fixed set of
+keyword arguments of checked types and ranges; anything else (another function, an
+unknown or ill-typed argument) is refused with one line before anything is imported,
+built or written. An exported folder is data, never code (README: Reliability).
 
 >>> enc = elo.load_encoder("runs/demo/final")   # doctest: +SKIP
 >>> enc(clips).embedding.shape                   # doctest: +SKIP
@@ -15,7 +20,7 @@ torch.Size([B, 64])
 from __future__ import annotations
 
 import importlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +31,46 @@ from elo.rundir import atomic_write_bytes, atomic_write_text
 
 WEIGHTS_FILE = "rgb_encoder.safetensors"
 CONFIG_FILE = "encoder.yaml"
-_ALLOWED_PREFIXES = ("elo.", "modalities.", "baselines.", "tasks.")
+
+
+def _int(lo: int, hi: int) -> Callable[[Any], bool]:
+    return lambda v: isinstance(v, int) and not isinstance(v, bool) and lo <= v <= hi
+
+
+def _one_of(*choices: str) -> Callable[[Any], bool]:
+    return lambda v: isinstance(v, str) and v in choices
+
+
+def _int_list(v: Any) -> bool:
+    return v is None or (isinstance(v, list) and 0 < len(v) <= 8 and all(_int(1, 64)(x) for x in v))
+
+
+def _bool(v: Any) -> bool:
+    return isinstance(v, bool)
+
+
+_VIDEO_ARGS: dict[str, Callable[[Any], bool]] = {
+    "in_channels": _int(1, 16),
+    "width": _int(1, 1024),
+    "depth": _int(1, 8),
+    "embed_dim": _int(1, 65536),
+    "block": _one_of("basic", "bottleneck"),
+    "conv": _one_of("2plus1d", "3d", "2d"),
+    "layers": _int_list,
+    "stem_kernel": _int(1, 15),
+}
+
+#: the only builders an ``encoder.yaml`` may name: builder -> {argument: check}
+ENCODER_BUILDERS: dict[str, dict[str, Callable[[Any], bool]]] = {
+    "elo.encoders:build_video_encoder": _VIDEO_ARGS,
+    "elo.encoders:build_audio_encoder": {k: v for k, v in _VIDEO_ARGS.items() if k != "conv"},
+    "elo.evaluate:build_pixel_stats_encoder": {"in_channels": _int(1, 16), "grid": _int(1, 64)},
+    "baselines.image_encoder:build_image_encoder": {
+        "arch": _one_of("resnet18", "small_cnn"),
+        "small_input": _bool,
+        "width": _int(1, 1024),
+    },
+}
 
 
 def save_encoder(
@@ -41,7 +85,7 @@ def save_encoder(
     """Write the encoder's weights and how to rebuild it; returns ``out_dir``."""
     from safetensors.torch import save
 
-    _check_builder(builder)
+    _check_builder(builder, kwargs, "save_encoder")
     out = Path(out_dir)
     state = {k: v.detach().cpu().contiguous() for k, v in encoder.state_dict().items()}
     atomic_write_bytes(out / WEIGHTS_FILE, save(state))
@@ -64,13 +108,20 @@ def load_encoder(path: str | Path, device: str = "cpu") -> Any:
     for p in (cfg_path, w_path):
         if not p.is_file():
             raise ConfigError(f"{p} not found; point at a folder written by elo-train")
-    with open(cfg_path, encoding="utf-8") as fh:
-        doc = yaml.safe_load(fh) or {}
+    try:
+        with open(cfg_path, encoding="utf-8") as fh:
+            doc = yaml.safe_load(fh) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{cfg_path}: invalid YAML ({str(exc).splitlines()[0]})") from None
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{cfg_path}: top level must be a mapping (builder, kwargs, ...)")
     builder = doc.get("builder")
     if not isinstance(builder, str):
         raise ConfigError(f"{cfg_path}: missing 'builder' (module:function)")
+    kwargs = doc.get("kwargs") or {}
+    _check_builder(builder, kwargs, str(cfg_path))
     fn = _resolve(builder)
-    encoder = fn(**(doc.get("kwargs") or {}))
+    encoder = fn(**kwargs)
     state = load_file(str(w_path), device="cpu")
     missing, unexpected = encoder.load_state_dict(state, strict=False)
     if missing or unexpected:
@@ -82,16 +133,27 @@ def load_encoder(path: str | Path, device: str = "cpu") -> Any:
     return encoder.to(device).eval()
 
 
-def _check_builder(builder: str) -> None:
-    mod, _, fn = builder.partition(":")
-    if not fn or not mod.startswith(_ALLOWED_PREFIXES) and mod not in ("elo", "modalities"):
+def _check_builder(builder: str, kwargs: Any, where: str) -> None:
+    """Refuse a builder outside :data:`ENCODER_BUILDERS` or an argument it does not
+    take (unknown name, wrong type, out of range); one line naming ``where``."""
+    if builder not in ENCODER_BUILDERS:
         raise ConfigError(
-            f"encoder builder {builder!r} must be 'module:function' inside ELo's packages"
+            f"{where}: encoder builder {builder!r} is not allowed; "
+            f"known builders: {', '.join(sorted(ENCODER_BUILDERS))}"
         )
+    if not isinstance(kwargs, Mapping):
+        raise ConfigError(f"{where}: 'kwargs' must be a mapping of argument -> value")
+    checks = ENCODER_BUILDERS[builder]
+    for key, value in kwargs.items():
+        if key not in checks:
+            raise ConfigError(
+                f"{where}: {builder} takes no argument {key!r}; known: {', '.join(sorted(checks))}"
+            )
+        if not checks[key](value):
+            raise ConfigError(f"{where}: {builder} argument {key}={value!r} is out of range")
 
 
 def _resolve(builder: str) -> Any:
-    _check_builder(builder)
     mod, _, fn = builder.partition(":")
     try:
         return getattr(importlib.import_module(mod), fn)
