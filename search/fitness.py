@@ -20,6 +20,8 @@ by ``kind`` and are built from a config section with :func:`build_fitness`::
 * :class:`XModalFitness`, :class:`CombinedFitness` — cross-modal cluster agreement
   (alone, or with a Zipf penalty), defined in :mod:`search.fitness_xmodal` and
   re-exported (and so registered) here.
+* :class:`RankMeFitness`, :class:`AlphaReqFitness` — effective rank (RankMe) and
+  eigenspectrum decay (α-ReQ) of the embeddings, in :mod:`search.fitness_spectral`.
 
 A collapsed representation (fewer than two distinct embeddings, all equal, or all on
 one line) is detected before clustering and gets the fitness's ``worst`` value with
@@ -49,6 +51,12 @@ from search.fitness_base import (
     as_embeddings,
     collapse_reason,
 )
+from search.fitness_spectral import (  # registers "rankme" and "alphareq"
+    AlphaReqFitness,
+    RankMeFitness,
+    alpha_decay,
+    rankme,
+)
 from search.fitness_xmodal import (  # registers "xmodal" and "combined"
     REFERENCES,
     CombinedFitness,
@@ -57,6 +65,7 @@ from search.fitness_xmodal import (  # registers "xmodal" and "combined"
     flow_statistics,
     kmeans_labels,
     reference_features,
+    signed_geomean,
 )
 
 DIRECTIONS = ("clusters||zipf", "zipf||clusters")
@@ -328,6 +337,11 @@ class WeakFitness:
 
 __all__ = [
     "DIRECTIONS",
+    "AlphaReqFitness",
+    "RankMeFitness",
+    "alpha_decay",
+    "rankme",
+    "signed_geomean",
     "FITNESSES",
     "REFERENCES",
     "CombinedFitness",

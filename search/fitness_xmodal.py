@@ -156,9 +156,12 @@ class XModalFitness(AgreementOptions):
     ``0..seeds-1``: k-means on the RGB embeddings and on the reference, agreement
     = adjusted mutual information (``metric="ami"``, chance-corrected: ≈ 0 for
     unrelated partitions, 1 when they coincide) or NMI. Averaged over k and seeds per
-    reference, then over references by ``aggregate`` (``geomean`` of the values
-    clipped at 0 — default —, ``mean`` or ``min``). Range [0, 1]; ``worst`` = −1 for a
-    collapsed representation (strictly below unrelated features).
+    reference, then over references by ``aggregate``: ``geomean`` (the geometric mean
+    when every reference agrees above chance, else the smallest agreement:
+    :func:`signed_geomean`, continuous and signed), ``mean`` or ``min``. Range
+    [−1, 1], ≈ 0 for features unrelated to the references (AMI is chance-corrected and
+    may be slightly negative: never clipped, so candidates near chance still rank);
+    ``worst`` = −1 for a collapsed representation.
 
     Cross-modal agreement as a learning signal is the idea of audio-visual clustering
     (Alwassel et al., "Self-Supervised Learning by Cross-Modal Audio-Video
@@ -250,7 +253,7 @@ class XModalFitness(AgreementOptions):
         per = {r: self.agreement(x, ref) for r, ref in refs.items()}
         vals = np.array(list(per.values()))
         if self.aggregate == "geomean":
-            value = float(np.exp(np.mean(np.log(np.maximum(vals, 0.0) + 1e-12))))
+            value = signed_geomean(vals)
         elif self.aggregate == "min":
             value = float(vals.min())
         else:
@@ -258,6 +261,20 @@ class XModalFitness(AgreementOptions):
         details.update({f"{self.metric}_{r}": v for r, v in per.items()})
         details["seconds"] = time.perf_counter() - t0
         return FitnessResult(float(np.clip(value, -1.0, 1.0)), details)
+
+
+def signed_geomean(vals: Any) -> float:
+    """Geometric mean of ``vals`` when all are > 0, else their minimum: continuous
+    (both tend to 0 as the smallest value does) and signed, so an agreement below
+    chance (AMI < 0) ranks below one at chance instead of tying with it at 0.
+
+    >>> round(signed_geomean([0.04, 0.09]), 6), signed_geomean([0.3, -0.01])
+    (0.06, -0.01)
+    """
+    v = np.asarray(vals, dtype=np.float64)
+    if (v > 0).all():
+        return float(np.exp(np.mean(np.log(v))))
+    return float(v.min())
 
 
 @dataclass
