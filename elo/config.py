@@ -13,12 +13,20 @@ An experiment file lists the component files it builds on::
 Overrides use dotted keys, values parsed as YAML: ``train.lr=3e-4 tasks=[a,b]``.
 A key that does not exist in the composed config is an error naming the key and the
 known keys at that level, so a typo never silently does nothing.
+
+Config files are checked the same way: every key of an experiment file and of each
+component file it names must be known, or loading fails with one line naming the file,
+the key and the closest known key. The known keys of a group are those of every file
+shipped in ``configs/<group>/`` (a new key is declared by adding it there with its
+default); ``heads.<task>`` and ``data.modalities.<name>`` options are checked by the
+task and the modality that own them.
 """
 
 from __future__ import annotations
 
 import copy
 import difflib
+import functools
 import importlib.resources
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -95,8 +103,87 @@ def _unknown_key_message(full: str, key: str, level: Mapping[str, Any]) -> str:
     return f"unknown config key {full!r}{hint}; known keys here: {known}"
 
 
+#: groups whose files are whole configs of their own, not sections of an experiment
+_STANDALONE_GROUPS = ("experiment", "baseline")
+#: top-level experiment keys that are not a component group
+_TOP_LEVEL = ("seed", "heads")
+#: levels whose keys are checked by their owner (a task's head, a modality's params);
+#: ``*`` matches any key at that position
+_OWNED_ELSEWHERE = (("heads",), ("data", "modalities", "*"))
+#: builder options that the shipped model files leave at their defaults
+_EXTRA_KEYS = {("model", "*"): ("in_channels", "stem_kernel")}
+
+
+def _union(into: dict[str, Any], top: Mapping[str, Any]) -> None:
+    for k, v in top.items():
+        if isinstance(v, Mapping):
+            sub = into.get(k)
+            if not isinstance(sub, dict):
+                sub = into[k] = {}
+            _union(sub, v)
+        else:
+            into.setdefault(k, None)
+
+
+@functools.cache
+def _schema_for(root: str) -> dict[str, Any]:
+    schema: dict[str, Any] = {k: None for k in _TOP_LEVEL}
+    for group_dir in sorted(Path(root).iterdir()):
+        if not group_dir.is_dir() or group_dir.name in _STANDALONE_GROUPS:
+            continue
+        if group_dir.name.startswith(("_", ".")):
+            continue
+        section: dict[str, Any] = {}
+        for f in sorted(group_dir.glob("*.yaml")):
+            _union(section, _load_yaml(f))
+        schema[group_dir.name] = section
+    return schema
+
+
+def config_schema() -> dict[str, Any]:
+    """Every known experiment key: a nested mapping (``None`` marks a leaf)."""
+    return _schema_for(str(configs_dir()))
+
+
+def _matches(path: tuple[str, ...], pattern: tuple[str, ...]) -> bool:
+    return len(path) == len(pattern) and all(
+        p in ("*", q) for p, q in zip(pattern, path, strict=True)
+    )
+
+
+def check_keys(doc: Mapping[str, Any], file: Path | str, prefix: tuple[str, ...] = ()) -> None:
+    """Every key of ``doc`` (an experiment, or the ``prefix`` section of one) must be
+    known; else one line naming ``file``, the dotted key and the closest known key."""
+    schema: Any = config_schema()
+    for part in prefix:
+        schema = schema.get(part) if isinstance(schema, dict) else None
+    _check_level(doc, schema, prefix, file)
+
+
+def _check_level(
+    doc: Mapping[str, Any], schema: Any, path: tuple[str, ...], file: Path | str
+) -> None:
+    if any(_matches(path, pat) for pat in _OWNED_ELSEWHERE) or not isinstance(schema, dict):
+        return
+    known = dict(schema)
+    for pat, extra in _EXTRA_KEYS.items():
+        if _matches(path, pat):
+            known.update(dict.fromkeys(extra))
+    for k, v in doc.items():
+        if k == "defaults" and not path:
+            continue
+        key = str(k)
+        if key not in known:
+            raise ConfigError(
+                f"{file}: " + _unknown_key_message(".".join((*path, key)), key, known)
+            )
+        if isinstance(v, Mapping):
+            _check_level(v, known[key], (*path, key), file)
+
+
 def compose(path: Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
-    """Load an experiment file and the component files its ``defaults`` names."""
+    """Load an experiment file and the component files its ``defaults`` names; in an
+    experiment (a file with ``defaults``), every key must be known (:func:`check_keys`)."""
     if path in _seen:
         raise ConfigError(f"config cycle: {' -> '.join(map(str, (*_seen, path)))}")
     raw = _load_yaml(path)
@@ -108,7 +195,12 @@ def compose(path: Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
         if group == "base":  # another experiment file
             out = deep_merge(out, compose(resolve_config_path(name, "experiment"), (*_seen, path)))
             continue
-        out[group] = deep_merge(out.get(group, {}), _load_yaml(resolve_config_path(name, group)))
+        part_path = resolve_config_path(name, group)
+        part = _load_yaml(part_path)
+        check_keys(part, part_path, (group,))
+        out[group] = deep_merge(out.get(group, {}), part)
+    if defaults:
+        check_keys(raw, path)
     return deep_merge(out, raw)
 
 
@@ -149,8 +241,12 @@ def apply_overrides(cfg: dict[str, Any], overrides: Iterable[str]) -> dict[str, 
 
 
 def load_config(name: str | Path = "demo", overrides: Iterable[str] = ()) -> dict[str, Any]:
-    """Compose an experiment config (a name in ``configs/experiment`` or a path)."""
-    return apply_overrides(compose(resolve_config_path(name)), overrides)
+    """Compose an experiment config (a name in ``configs/experiment`` or a path); every
+    key of every file must be known (:func:`check_keys`)."""
+    path = resolve_config_path(name)
+    cfg = compose(path)
+    check_keys(cfg, path)
+    return apply_overrides(cfg, overrides)
 
 
 def require(cfg: Mapping[str, Any], dotted: str, kind: type | tuple[type, ...]) -> Any:

@@ -69,3 +69,58 @@ def test_merge_checked_and_require() -> None:
         require({"a": {"b": "x"}}, "a.b", int)
     with pytest.raises(ConfigError, match=r"missing config key 'a.q'"):
         require({"a": {}}, "a.q", int)
+
+
+@pytest.mark.parametrize(
+    "text, key, hint",
+    [
+        ("trian:\n  steps: 5\n", "trian", "train"),
+        ("data:\n  clip:\n    frmaes: 4\n", "data.clip.frmaes", "frames"),
+        ("objective:\n  modalites: [rgb]\n", "objective.modalites", "modalities"),
+        ("search:\n  ga:\n    tournamnet: 2\n", "search.ga.tournamnet", "tournament"),
+        ("data:\n  modalities:\n    flwo: {method: dis}\n", "data.modalities.flwo", "flow"),
+    ],
+)
+def test_typo_in_a_config_file_is_named_with_file_and_hint(
+    tmp_path: Path, text: str, key: str, hint: str
+) -> None:
+    """Issue 14: a misspelled key in a YAML file is an error like a misspelled override
+    (it used to load and silently do nothing)."""
+    exp = tmp_path / "mine.yaml"
+    exp.write_text("defaults:\n  base: demo\n" + text)
+    with pytest.raises(ConfigError) as err:
+        load_config(exp)
+    msg = str(err.value)
+    assert "\n" not in msg
+    assert msg.startswith(f"{exp}: unknown config key '{key}'")
+    assert f"did you mean '{hint}'" in msg
+    # the same file without defaults (a standalone experiment) is checked too
+    exp.write_text(text)
+    with pytest.raises(ConfigError, match=f"unknown config key '{key}'"):
+        load_config(exp)
+
+
+def test_typo_in_a_component_file_names_that_file(tmp_path: Path) -> None:
+    data = tmp_path / "mydata.yaml"
+    data.write_text((configs_dir() / "data" / "demo.yaml").read_text() + "cahce: x\n")
+    exp = tmp_path / "exp.yaml"
+    exp.write_text(f"defaults:\n  base: demo\n  data: {data}\n")
+    with pytest.raises(ConfigError, match=rf"^{data}: unknown config key 'data.cahce' .*'cache'"):
+        load_config(exp)
+
+
+def test_known_keys_in_files_still_load(tmp_path: Path) -> None:
+    """Options owned by a task head or a modality, and builder options the shipped
+    model files leave at their defaults, are accepted; so is every shipped profile."""
+    exp = tmp_path / "ok.yaml"
+    exp.write_text(
+        "defaults:\n  base: demo\n"
+        "heads:\n  anything: {x: 1}\n"
+        "data:\n  modalities:\n    flow: {method: farneback, custom: 1}\n"
+        "model:\n  rgb: {stem_kernel: 3}\n"
+    )
+    cfg = load_config(exp)
+    assert cfg["data"]["modalities"]["flow"]["method"] == "farneback"
+    assert cfg["model"]["rgb"]["stem_kernel"] == 3
+    for name in sorted(p.stem for p in (configs_dir() / "experiment").glob("*.yaml")):
+        assert load_config(name)["seed"] == 0
