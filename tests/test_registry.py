@@ -50,11 +50,16 @@ def test_duplicate_name_is_an_error() -> None:
         reg.register("x")(type("Second", (), {}))
 
 
-def test_discovers_a_task_file_dropped_into_tasks(tmp_path: Path) -> None:
+def test_discovers_a_task_file_dropped_into_tasks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A module dropped into the ``tasks`` package is discovered; the drop folder is a
+    temporary folder joined to the package's path, so the source tree is never written
+    (a killed test used to leave a junk task that every later command imported)."""
     mod = f"tmp_speed_{uuid.uuid4().hex[:8]}"
-    path = Path(tasks_pkg.__path__[0]) / f"{mod}.py"
-    private = Path(tasks_pkg.__path__[0]) / f"_{mod}.py"
-    path.write_text(
+    drop = tmp_path / "tasks"
+    drop.mkdir()
+    (drop / f"{mod}.py").write_text(
         textwrap.dedent(
             f"""
             from elo.heads import TASKS, TaskHead
@@ -65,15 +70,17 @@ def test_discovers_a_task_file_dropped_into_tasks(tmp_path: Path) -> None:
             """
         )
     )
-    private.write_text("raise RuntimeError('machinery modules must not be imported')\n")
+    (drop / f"_{mod}.py").write_text(
+        "raise RuntimeError('machinery modules must not be imported')\n"
+    )
+    monkeypatch.setattr(tasks_pkg, "__path__", [*tasks_pkg.__path__, str(drop)])
     try:
         importlib.invalidate_caches()
         TASKS.discover(force=True)
         assert mod in TASKS.list()
         assert TASKS.get(mod).__name__ == "SpeedHead"
+        assert TASKS.origin(mod) == f"tasks.{mod}.SpeedHead"
     finally:
-        path.unlink()
-        private.unlink()
         TASKS.remove(mod)
         sys.modules.pop(f"tasks.{mod}", None)
 

@@ -28,17 +28,21 @@ def batch(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 
 @pytest.fixture()
-def speed_task() -> Iterator[str]:
+def speed_task(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """The tutorial's copy of ``tasks/_example_speed.py``, made into a temporary folder
+    joined to the ``tasks`` package's path: discovered exactly like a file in
+    ``tasks/``, while the source tree is never written."""
     src = Path(tasks_pkg.__path__[0]) / "_example_speed.py"
     mod = f"speed_{uuid.uuid4().hex[:8]}"
-    dst = src.with_name(f"{mod}.py")
-    shutil.copy(src, dst)
+    drop = tmp_path / "tasks"
+    drop.mkdir()
+    shutil.copy(src, drop / f"{mod}.py")
+    monkeypatch.setattr(tasks_pkg, "__path__", [*tasks_pkg.__path__, str(drop)])
     try:
         importlib.invalidate_caches()
         TASKS.discover(force=True)
         yield "speed"
     finally:
-        dst.unlink()
         TASKS.remove("speed")
         VIEWS.remove("speed")
         sys.modules.pop(f"tasks.{mod}", None)
