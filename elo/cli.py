@@ -21,6 +21,17 @@ DESCRIPTIONS = {
     "data": "Make datasets (the built-in demo dataset).",
 }
 
+#: commands that read a labeled dataset's split and take ``--fold N`` (elo-eval has its
+#: own ``--fold 1|2|3|all``)
+FOLD_COMMANDS = ("train", "search")
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
 
 def _main(name: str, argv: Sequence[str] | None = None) -> int:
     module = importlib.import_module(f"elo.commands.{name}")
@@ -31,12 +42,21 @@ def _main(name: str, argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     module.add_arguments(parser)
+    if name in FOLD_COMMANDS:
+        parser.add_argument(
+            "--fold",
+            type=_positive_int,
+            help="official split fold of a labeled dataset (UCF101 / HMDB51: 1-3); "
+            "sets data.fold (default: the config's, 1)",
+        )
     # Intermixed, so `elo-extract DIR --cache X key=val` works (overrides after options);
     # argparse cannot intermix with sub-commands (elo-data), which parse normally.
     if parser._subparsers is None:
         args = parser.parse_intermixed_args(argv)
     else:
         args = parser.parse_args(argv)
+    if getattr(args, "fold", None) is not None and name in FOLD_COMMANDS:
+        args.overrides = [*args.overrides, f"data.fold={args.fold}"]
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -1,26 +1,15 @@
 """Datasets of video clips read from the extraction cache, and their DataLoader.
 
-Sources (:func:`scan`):
-
-* a CSV manifest (a ``.csv`` path, or ``labels.csv`` inside the folder): column
-  ``path`` (relative to the CSV), optional ``label`` (int) / ``class`` (name), ``split``,
-  and any other column becomes a named label (e.g. the demo's ``identity``);
-* a labeled folder, UCF101-style ``root/<class>/<clip>.<ext>`` (Soomro et al., "UCF101",
-  2012), with optional ``classInd.txt`` and split lists ``trainlist*.txt`` /
-  ``testlist*.txt``;
-* any other folder: unlabeled (``label = -1``).
-
-Without a split column or list, ``split="train"/"test"`` is a deterministic
-stratified hash split. Batches follow the shared contract (see ``collate``).
+Sources: every layout of :func:`elo.layouts.scan` (CSV manifest, Kinetics CSVs, UCF101
+and HMDB51 split lists, mmaction2-style ``path label`` lists, labeled or unlabeled
+folders); ``split`` / ``data.fold`` pick the clips (:func:`elo.layouts.select_split`).
+Batches follow the shared contract (see ``collate``).
 """
 
 from __future__ import annotations
 
-import csv
 import logging
-import zlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,150 +19,16 @@ from torch.utils.data import DataLoader, Dataset
 
 from elo.cache import ClipCache, ExtractSpec, read_npy_row, spec_from_config
 from elo.errors import DataError
-from elo.extract import find_videos
+from elo.layouts import VideoIndex, VideoRecord, read_manifest, scan, select_split
 from elo.video import VIDEO_SUFFIXES
 
 log = logging.getLogger(__name__)
 
-_RESERVED = {"path", "label", "class", "split"}
-
-
-@dataclass(frozen=True)
-class VideoRecord:
-    path: Path
-    rel: str  # path relative to the dataset root, "/"-separated
-    label: int  # -1 when unlabeled
-    labels: Mapping[str, int] = field(default_factory=dict)
-    split: str | None = None
-
-
-@dataclass
-class VideoIndex:
-    """The videos of a dataset with their labels."""
-
-    root: Path
-    records: list[VideoRecord]
-    class_names: list[str]
-    label_names: list[str]
-    label_values: dict[str, list[str]]  # label name -> value names by index
-
-
-def _code(values: Sequence[str]) -> tuple[list[int], list[str]]:
-    """Integer codes for a column: ints stay ints, other values index their sorted set."""
-    try:
-        ints = [int(v) for v in values]
-        names = [str(i) for i in range(max(ints) + 1)] if ints else []
-        return ints, names
-    except ValueError:
-        names = sorted(set(values))
-        pos = {n: i for i, n in enumerate(names)}
-        return [pos[v] for v in values], names
-
-
-def read_manifest(csv_path: str | Path) -> VideoIndex:
-    """A CSV manifest (see the module docstring)."""
-    csv_path = Path(csv_path)
-    try:
-        with open(csv_path, newline="", encoding="utf-8") as fh:
-            rows = list(csv.DictReader(fh))
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise DataError(f"{csv_path}: cannot read manifest ({exc})") from None
-    if not rows or "path" not in rows[0]:
-        raise DataError(f"{csv_path}: a manifest needs a header with a 'path' column")
-    base = csv_path.parent
-    cols = list(rows[0])
-    classes: list[str] = []
-    if "label" in cols:
-        labels, _ = _code([r["label"] for r in rows])
-        if "class" in cols:
-            by_label = {lab: r["class"] for lab, r in zip(labels, rows, strict=True)}
-            classes = [by_label.get(i, str(i)) for i in range(max(labels) + 1)]
-        else:
-            classes = [str(i) for i in range(max(labels) + 1)]
-    elif "class" in cols:
-        labels, classes = _code([r["class"] for r in rows])
-    else:
-        labels = [-1] * len(rows)
-    extra = [c for c in cols if c not in _RESERVED]
-    coded = {c: _code([r[c] for r in rows]) for c in extra}
-    records = [
-        VideoRecord(
-            path=base / r["path"],
-            rel=r["path"],
-            label=labels[i],
-            labels={c: coded[c][0][i] for c in extra},
-            split=(r.get("split") or None),
-        )
-        for i, r in enumerate(rows)
-    ]
-    return VideoIndex(base, records, classes, extra, {c: coded[c][1] for c in extra})
-
-
-def _read_list(path: Path) -> list[str]:
-    return [ln.split()[0] for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
-
-
-def scan(root: str | Path, *, labeled: bool | None = None) -> VideoIndex:
-    """Index a dataset root: CSV manifest, labeled folder or unlabeled folder."""
-    root = Path(root)
-    if root.suffix.lower() == ".csv":
-        return read_manifest(root)
-    if not root.is_dir():
-        raise DataError(f"{root}: no such dataset folder or .csv manifest")
-    if (root / "labels.csv").exists() and labeled is not False:
-        return read_manifest(root / "labels.csv")
-    videos = find_videos(root)
-    rels = [v.relative_to(root).as_posix() for v in videos]
-    by_folder = all(r.count("/") == 1 for r in rels) and bool(rels)
-    if labeled is None:
-        labeled = by_folder
-    if labeled and not by_folder:
-        raise DataError(f"{root}: a labeled folder must look like root/<class>/<clip>")
-    if not labeled:
-        recs = [VideoRecord(v, r, -1) for v, r in zip(videos, rels, strict=True)]
-        return VideoIndex(root, recs, [], [], {})
-    ind = root / "classInd.txt"
-    if ind.exists():  # UCF101: "1 ApplyEyeMakeup"
-        classes = [
-            ln.split()[-1] for ln in ind.read_text(encoding="utf-8").splitlines() if ln.strip()
-        ]
-    else:
-        classes = sorted({r.split("/")[0] for r in rels})
-    pos = {c: i for i, c in enumerate(classes)}
-    recs = []
-    for v, r in zip(videos, rels, strict=True):
-        cls = r.split("/")[0]
-        if cls not in pos:
-            raise DataError(f"{root / 'classInd.txt'}: class folder {cls!r} is not listed")
-        recs.append(VideoRecord(v, r, pos[cls]))
-    return VideoIndex(root, recs, classes, [], {})
-
-
-def select_split(
-    index: VideoIndex, split: str | None, *, test_fraction: float = 0.2, seed: int = 0
-) -> list[VideoRecord]:
-    """Records of ``split``: from the split column, else ``<split>list*.txt``, else a
-    deterministic stratified hash split (``test_fraction`` of each class is "test")."""
-    recs = index.records
-    if split is None:
-        return list(recs)
-    if any(r.split for r in recs):
-        return [r for r in recs if r.split == split]
-    lists = sorted(index.root.glob(f"{split}list*.txt")) if index.root.is_dir() else []
-    if lists:
-        wanted = set(_read_list(lists[0]))
-        return [r for r in recs if r.rel in wanted]
-    if split not in ("train", "test"):
-        raise DataError(f"{index.root}: no split {split!r} (no split column or {split}list*.txt)")
-    out = []
-    groups: dict[int, list[VideoRecord]] = {}
-    for r in recs:
-        groups.setdefault(r.label, []).append(r)
-    for group in groups.values():
-        ranked = sorted(group, key=lambda r: zlib.crc32(f"{seed}:{r.rel}".encode()))
-        n_test = int(round(test_fraction * len(ranked)))
-        out += ranked[:n_test] if split == "test" else ranked[n_test:]
-    return sorted(out, key=lambda r: r.rel)
+# The layouts and split rules live in elo/layouts.py; re-exported here for callers.
+__all__ = [
+    "VideoIndex", "VideoRecord", "read_manifest", "scan", "select_split", "ClipDataset",
+    "collate", "default_cache_dir", "open_dataset", "make_loader", "drop_absent_modalities",
+]  # fmt: skip
 
 
 class ClipDataset(Dataset[dict[str, Any]]):
@@ -352,9 +207,11 @@ def open_dataset(
     root, cache_dir = _root_and_cache(cfg, root, cache_dir)
     spec = spec_from_config(cfg, modalities)
     index = scan(root)
-    records = select_split(index, split, seed=spec.seed)  # the split ignores the loader seed
+    fold = int(cfg.get("data", cfg).get("fold", 1) or 1)
+    # the split ignores the loader seed
+    records = select_split(index, split, fold=fold, seed=spec.seed)
     if not records:
-        raise DataError(f"{root}: no videos for split {split!r}")
+        raise DataError(f"{root}: no videos for split {split!r} (fold {fold})")
     if extract:
         cache = ClipCache(cache_dir)
         todo = []

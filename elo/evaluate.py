@@ -11,6 +11,12 @@ literature it compares with):
 * ``finetune``: encoder + a linear head trained end to end with cross-entropy for a
   few epochs (:func:`finetune`), then scored on the test split.
 
+Testing as the field reports it (e.g. Feichtenhofer et al., SlowFast, ICCV 2019;
+Alwassel et al., XDC, NeurIPS 2020): every test video is scored by the mean of the
+class scores (probabilities, normalized kNN votes or softmax) of its clips (the loader's
+``data.clip.per_video`` uniformly spaced windows) times ``crops`` spatial crops
+(:func:`spatial_crops`); accuracy counts videos. Train clips use the centre crop.
+
 >>> enc = build_pixel_stats_encoder(grid=2)
 >>> enc(torch.zeros(2, 3, 8, 32, 32)).embedding.shape   # B,D with D = 6 * grid**2
 torch.Size([2, 24])
@@ -91,13 +97,52 @@ def build_pixel_stats_encoder(*, in_channels: int = 3, grid: int = 2) -> PixelSt
 
 
 # -- embedding a split -------------------------------------------------------------------
+def spatial_crops(x: torch.Tensor, n: int, size: int | None) -> list[torch.Tensor]:
+    """``n`` square crops of side ``size`` of clips ``B,C,T,H,W``: one centred crop for
+    ``n = 1``, else ``n`` crops evenly spaced from the left edge to the right edge,
+    centred vertically (the field's 3-crop test spans the longer side this way).
+    ``size=None`` (or the full side) with ``n = 1`` returns the clip itself.
+
+    >>> [c.shape[-1] for c in spatial_crops(torch.zeros(1, 3, 2, 8, 8), 3, 6)]
+    [6, 6, 6]
+    """
+    h, w = int(x.shape[-2]), int(x.shape[-1])
+    if size is None or (n == 1 and size >= min(h, w)):
+        return [x]
+    size = min(int(size), h, w)
+    top = (h - size) // 2
+    lefts = [(w - size) // 2] if n == 1 else [round(i * (w - size) / (n - 1)) for i in range(n)]
+    return [x[..., top : top + size, left : left + size] for left in lefts]
+
+
+class CroppedBatches:
+    """Re-iterable view of ``batches`` with ``modality`` centre-cropped to ``size``."""
+
+    def __init__(self, batches: Iterable[Mapping[str, Any]], modality: str, size: int | None):
+        self.batches, self.modality, self.size = batches, modality, size
+
+    def __iter__(self) -> Any:
+        for batch in self.batches:
+            if self.size is None:
+                yield batch
+            else:
+                (crop,) = spatial_crops(batch[self.modality], 1, self.size)
+                yield {**batch, self.modality: crop}
+
+
 @dataclass
 class Embedded:
-    """Embeddings of one split and their labels (rows where the modality is present)."""
+    """Embeddings of one split and their labels (rows where the modality is present);
+    with several crops one row per (clip, crop). ``groups`` is each row's video."""
 
     x: np.ndarray  # N,D float32
     labels: dict[str, np.ndarray] = field(default_factory=dict)  # name -> N int64
     clip_ids: list[str] = field(default_factory=list)
+
+    @property
+    def groups(self) -> list[str]:
+        """The video of each row: its clip id without ``#clip`` and ``@crop``."""
+        return [c.split("@", 1)[0].rsplit("#", 1)[0] for c in self.clip_ids]
 
 
 def _embedding(out: Any) -> torch.Tensor:
@@ -118,8 +163,12 @@ def embed(
     *,
     modality: str = "rgb",
     device: str = "cpu",
+    crops: int = 1,
+    crop_size: int | None = None,
 ) -> Embedded:
-    """Run ``encoder`` (eval mode) over every batch dict; collect embeddings and labels."""
+    """Run ``encoder`` (eval mode) over every batch dict; collect embeddings and labels.
+    ``crops`` / ``crop_size``: the rows of each clip's :func:`spatial_crops` (clip ids
+    get ``@<crop>`` when ``crops > 1``)."""
     was_training = encoder.training
     encoder.eval()
     xs: list[np.ndarray] = []
@@ -130,13 +179,16 @@ def embed(
             x = batch[modality]  # B,C,T,H,W
             keep = torch.as_tensor(batch.get("present", {}).get(modality, torch.ones(len(x))))
             keep = keep.bool()
-            emb = _embedding(encoder(x.to(device)))  # B,D
-            xs.append(emb[keep.to(emb.device)].float().cpu().numpy())
             meta = batch.get("meta", {})
-            for name, v in _labels_of(meta).items():
-                labels.setdefault(name, []).append(v[keep].cpu().numpy().astype(np.int64))
             cid = meta.get("clip_id", [""] * len(x))
-            ids.extend(c for c, k in zip(cid, keep.tolist(), strict=True) if k)
+            views = spatial_crops(x, crops, crop_size)
+            for j, view in enumerate(views):
+                emb = _embedding(encoder(view.to(device)))  # B,D
+                xs.append(emb[keep.to(emb.device)].float().cpu().numpy())
+                for name, v in _labels_of(meta).items():
+                    labels.setdefault(name, []).append(v[keep].cpu().numpy().astype(np.int64))
+                tag = f"@{j}" if len(views) > 1 else ""
+                ids.extend(f"{c}{tag}" for c, k in zip(cid, keep.tolist(), strict=True) if k)
     finally:
         encoder.train(was_training)
     if not xs:
@@ -144,8 +196,11 @@ def embed(
     return Embedded(np.concatenate(xs), {k: np.concatenate(v) for k, v in labels.items()}, ids)
 
 
-def select_label(e: Embedded, label: str) -> tuple[np.ndarray, np.ndarray]:
-    """``(x, y)`` for label column ``label`` with unlabeled (−1) rows dropped."""
+def select_label(
+    e: Embedded, label: str, *, with_groups: bool = False
+) -> tuple[np.ndarray, np.ndarray] | tuple[np.ndarray, np.ndarray, list[str]]:
+    """``(x, y)`` for label column ``label`` with unlabeled (−1) rows dropped (and the
+    rows' videos with ``with_groups``)."""
     if label not in e.labels:
         known = ", ".join(sorted(e.labels)) or "(none)"
         raise DataError(f"label column {label!r} not in this dataset; known: {known}")
@@ -153,6 +208,8 @@ def select_label(e: Embedded, label: str) -> tuple[np.ndarray, np.ndarray]:
     keep = y >= 0
     if not keep.any():
         raise DataError(f"label column {label!r} has no labeled clips in this split")
+    if with_groups:
+        return e.x[keep], y[keep], [g for g, k in zip(e.groups, keep, strict=True) if k]
     return e.x[keep], y[keep]
 
 
@@ -217,6 +274,11 @@ def finetune(
 
 
 # -- one evaluation ------------------------------------------------------------------------
+def _xy(e: Embedded, label: str) -> tuple[np.ndarray, np.ndarray]:
+    x, y = select_label(e, label)[:2]
+    return x, y
+
+
 def evaluate(
     encoder: nn.Module,
     train_batches: Iterable[Mapping[str, Any]],
@@ -231,18 +293,39 @@ def evaluate(
     lr: float = 1e-3,
     modality: str = "rgb",
     device: str = "cpu",
+    crops: int = 1,
+    crop_size: int | None = None,
 ) -> ProbeResult:
-    """Score ``encoder`` on the test split with ``protocol`` (linear, knn, finetune)."""
+    """Score ``encoder`` on the test split with ``protocol`` (linear, knn, finetune).
+
+    Each test video's prediction averages the scores of all its clips and ``crops``
+    crops of side ``crop_size`` (module docstring); train clips are centre-cropped to
+    ``crop_size`` (``None``: the whole clip, with ``crops = 1`` only)."""
+    if crops < 1:
+        raise DataError(f"--crops must be >= 1, got {crops}")
+    if crops > 1 and crop_size is None:
+        raise DataError("several crops need a crop size smaller than the clip")
+    train_batches = CroppedBatches(train_batches, modality, crop_size)
+    views: dict[str, Any] = {"crops": crops, "crop_size": crop_size}
+
+    def embed_test(enc: nn.Module) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        e = embed(
+            enc, test_batches, modality=modality, device=device, crops=crops, crop_size=crop_size
+        )
+        x, y, groups = select_label(e, label, with_groups=True)  # type: ignore[misc]
+        return x, y, groups
+
     if protocol in ("linear", "knn"):
-        xtr, ytr = select_label(
-            embed(encoder, train_batches, modality=modality, device=device), label
-        )
-        xte, yte = select_label(
-            embed(encoder, test_batches, modality=modality, device=device), label
-        )
+        xtr, ytr = _xy(embed(encoder, train_batches, modality=modality, device=device), label)
+        xte, yte, groups = embed_test(encoder)
         if protocol == "knn":
-            return knn_probe(xtr, ytr, xte, yte, k, num_classes=num_classes)
-        return linear_probe(xtr, ytr, xte, yte, seed=seed, num_classes=num_classes)
+            res = knn_probe(xtr, ytr, xte, yte, k, num_classes=num_classes, groups=groups)
+        else:
+            res = linear_probe(
+                xtr, ytr, xte, yte, seed=seed, num_classes=num_classes, groups=groups
+            )
+        res.extra.update(views)
+        return res
     if protocol != "finetune":
         raise DataError(f"unknown protocol {protocol!r}; use linear, knn or finetune")
     if num_classes is None:
@@ -258,11 +341,13 @@ def evaluate(
         modality=modality,
         device=device,
     )
-    xte, yte = select_label(embed(enc, test_batches, modality=modality, device=device), label)
+    xte, yte, groups = embed_test(enc)
     with torch.no_grad():
-        logits = head(torch.from_numpy(xte).to(device)).cpu().numpy()  # N,K
-    res = result_from_scores(logits, np.arange(num_classes), yte, num_classes)
+        logits = head(torch.from_numpy(xte).to(device))  # N,K
+        probs = torch.softmax(logits.double(), dim=1).cpu().numpy()
+    res = result_from_scores(probs, np.arange(num_classes), yte, num_classes, groups)
     res.extra.update({"protocol": "finetune", "epochs": epochs, "lr": lr, "train_loss": losses})
+    res.extra.update(views)
     return res
 
 

@@ -92,10 +92,43 @@ def _check(x: np.ndarray, y: np.ndarray, split: str) -> None:
         raise DataError(f"{split} has {int((y < 0).sum())} unlabeled clips (label -1)")
 
 
+def average_over_groups(
+    scores: np.ndarray, test_y: np.ndarray, groups: Sequence[str]
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Mean of the ``scores`` rows of each group (e.g. the clips x crops of one test
+    video), groups in order of first appearance; returns ``(scores, labels, groups)``.
+    Every row of a group must carry the same label."""
+    if len(groups) != len(scores):
+        raise DataError(f"{len(groups)} group ids for {len(scores)} score rows")
+    names = list(dict.fromkeys(groups))
+    pos = {g: i for i, g in enumerate(names)}
+    idx = np.array([pos[g] for g in groups], dtype=np.int64)
+    sums = np.zeros((len(names), scores.shape[1]))
+    np.add.at(sums, idx, scores)
+    counts = np.bincount(idx, minlength=len(names))[:, None]
+    labels = np.full(len(names), -1, dtype=np.int64)
+    labels[idx] = test_y
+    if (labels[idx] != test_y).any():
+        bad = names[int(idx[np.flatnonzero(labels[idx] != test_y)[0]])]
+        raise DataError(f"test video {bad!r}: its clips carry different labels")
+    return sums / counts, labels, names
+
+
 def result_from_scores(
-    scores: np.ndarray, classes: np.ndarray, test_y: np.ndarray, num_classes: int
+    scores: np.ndarray,
+    classes: np.ndarray,
+    test_y: np.ndarray,
+    num_classes: int,
+    groups: Sequence[str] | None = None,
 ) -> ProbeResult:
-    """``scores`` N,len(classes) (higher = more likely) -> metrics over all classes."""
+    """``scores`` N,len(classes) (higher = more likely) -> metrics over all classes.
+
+    With ``groups`` (one id per row, e.g. the test video of each clip and crop), the
+    scores of a group are averaged first and the metrics count groups, not rows: the
+    field's multi-clip, multi-crop testing. ``extra["test_views"]`` is the row count."""
+    n_views = len(scores)
+    if groups is not None:
+        scores, test_y, _ = average_over_groups(np.asarray(scores, np.float64), test_y, groups)
     order = np.argsort(-scores, axis=1, kind="stable")  # N,C
     ranked = classes[order]  # N,C class indices
     pred = ranked[:, 0].astype(np.int64)
@@ -109,7 +142,10 @@ def result_from_scores(
         int(c): float(conf[c, c] / conf[c].sum()) for c in range(num_classes) if conf[c].sum()
     }
     balanced = float(np.mean(list(per_class.values())))
-    return ProbeResult(top1, top5, balanced, per_class, conf, pred, num_classes)
+    res = ProbeResult(top1, top5, balanced, per_class, conf, pred, num_classes)
+    if groups is not None:
+        res.extra.update({"test_videos": len(test_y), "test_views": n_views})
+    return res
 
 
 def _num_classes(train_y: np.ndarray, test_y: np.ndarray, num_classes: int | None) -> int:
@@ -130,8 +166,11 @@ def knn_probe(
     *,
     temperature: float = KNN_TEMPERATURE,
     num_classes: int | None = None,
+    groups: Sequence[str] | None = None,
 ) -> ProbeResult:
-    """Weighted cosine kNN (``k`` clamped to the train size); ties go to the lower class."""
+    """Weighted cosine kNN (``k`` clamped to the train size); ties go to the lower class.
+    With ``groups`` each row's votes are normalized to sum 1 and averaged per group
+    (:func:`result_from_scores`)."""
     xtr, xte = as_numpy(train_x), as_numpy(test_x)
     ytr, yte = as_numpy(train_y, np.int64).ravel(), as_numpy(test_y, np.int64).ravel()
     _check(xtr, ytr, "train")
@@ -147,7 +186,9 @@ def knn_probe(
         w = np.exp((np.take_along_axis(sim, idx, axis=1) - 1.0) / temperature)  # n,k
         rows = np.repeat(np.arange(len(idx)), k)
         np.add.at(votes[lo : lo + 1024], (rows, ytr[idx].ravel()), w.ravel())
-    res = result_from_scores(votes, np.arange(n_cls), yte, n_cls)
+    if groups is not None:
+        votes = votes / np.maximum(votes.sum(axis=1, keepdims=True), 1e-300)
+    res = result_from_scores(votes, np.arange(n_cls), yte, n_cls, groups)
     res.extra.update({"protocol": "knn", "k": k, "temperature": temperature})
     return res
 
@@ -217,6 +258,7 @@ def linear_probe(
     C: float | None = None,
     num_classes: int | None = None,
     class_weight: str | None = "balanced",
+    groups: Sequence[str] | None = None,
 ) -> ProbeResult:
     """Standardized multinomial logistic regression; ``C=None`` picks C by balanced
     accuracy on held-out train (see module docstring). ``extra`` holds ``C`` and the
@@ -225,7 +267,8 @@ def linear_probe(
     ``class_weight="balanced"`` (default) weights each class's loss by the inverse of
     its train frequency, so a Zipf-sized train pool is probed as if it were balanced
     (on the demo, pixel statistics: balanced accuracy 0.31 -> 0.38-0.40); ``None`` is
-    plain logistic regression."""
+    plain logistic regression. With ``groups`` the class probabilities are averaged
+    per group (:func:`result_from_scores`)."""
     xtr, xte = as_numpy(train_x), as_numpy(test_x)
     ytr, yte = as_numpy(train_y, np.int64).ravel(), as_numpy(test_y, np.int64).ravel()
     _check(xtr, ytr, "train")
@@ -243,7 +286,7 @@ def linear_probe(
         clf = _fit_logreg(xtr, ytr, C, seed, class_weight)
         scores = clf.predict_proba(xte)  # N,len(classes)
         classes = clf.classes_
-    res = result_from_scores(scores, classes.astype(np.int64), yte, n_cls)
+    res = result_from_scores(scores, classes.astype(np.int64), yte, n_cls, groups)
     res.extra.update(
         {
             "protocol": "linear",

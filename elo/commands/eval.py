@@ -1,7 +1,9 @@
 """``elo-eval``: linear probe / kNN / fine-tune of an exported encoder.
 
 Writes ``OUT/results.json`` (atomic) and ``OUT/confusion.png``; prints top-1 (and
-top-5 with ≥ 5 classes) and balanced accuracy. The clip geometry (frames, size) and
+top-5 with ≥ 5 classes) and balanced accuracy. ``--fold all`` evaluates every official
+fold of the dataset (UCF101 / HMDB51: 3) and reports mean ± sd; ``--clips N --crops M``
+scores each test video by its N uniformly spaced clips x M crops (docs/evaluation.md). The clip geometry (frames, size) and
 the RGB normalization come from the encoder's ``encoder.yaml``, so the labeled data is
 extracted exactly as the encoder was trained on.
 """
@@ -27,6 +29,24 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--k", type=int, default=20, help="neighbours for --protocol knn")
     p.add_argument("--epochs", type=int, default=5, help="epochs for --protocol finetune")
     p.add_argument("--lr", type=float, default=1e-3, help="head lr for --protocol finetune")
+    p.add_argument(
+        "--fold",
+        default="1",
+        help="official split fold to evaluate (1, 2, 3, ...) or 'all' (mean ± sd over folds)",
+    )
+    p.add_argument(
+        "--clips",
+        type=int,
+        help="test clips per video, uniformly spaced; predictions averaged "
+        "(default: the config's data.clip sampling, 1 window per video in the demo)",
+    )
+    p.add_argument("--crops", type=int, default=1, help="spatial crops per test clip, averaged")
+    p.add_argument(
+        "--crop-fraction",
+        type=float,
+        default=0.875,
+        help="crop side / clip side when --crops > 1 (train clips then use the centre crop)",
+    )
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--device", default="cpu")
     p.add_argument("--seed", type=int, default=0)
@@ -46,74 +66,157 @@ def data_config(cfg: dict[str, Any], export_info: dict[str, Any]) -> dict[str, A
     return deep_merge(cfg, {"data": top}) if top else cfg
 
 
+def _folds(text: str, root: Any) -> list[int]:
+    from elo.errors import DataError
+    from elo.layouts import scan
+
+    if text == "all":
+        return scan(root).fold_numbers
+    try:
+        fold = int(text)
+    except ValueError:
+        fold = 0
+    if fold < 1:
+        raise DataError(f"--fold {text!r}: use a fold number (1, 2, 3, ...) or 'all'")
+    return [fold]
+
+
+def _mean_sd(values: list[float]) -> tuple[float, float]:
+    import statistics
+
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+
 def run(args: argparse.Namespace) -> int:
     import time
     from pathlib import Path
 
-    from elo.config import load_config
+    import numpy as np
+
+    from elo.config import deep_merge, load_config
     from elo.data import make_loader
     from elo.errors import DataError
     from elo.evaluate import evaluate, save_confusion_png
     from elo.export import load_encoder
+    from elo.probe import ProbeResult
     from elo.rundir import atomic_write_json, seed_everything
 
     t0 = time.perf_counter()
     seed_everything(args.seed)
+    if args.clips is not None and args.clips < 1:
+        raise DataError(f"--clips must be >= 1, got {args.clips}")
+    if args.crops < 1 or not 0 < args.crop_fraction <= 1:
+        raise DataError("--crops must be >= 1 and --crop-fraction in (0, 1]")
     encoder = load_encoder(args.encoder, device=args.device)
     cfg = data_config(load_config(args.config, args.overrides), encoder.export_info)
-    loaders = {
-        split: make_loader(
-            cfg,
-            args.data,
-            split=split,
-            modalities=("rgb",),
-            batch_size=args.batch_size,
-            shuffle=split == "train" and args.protocol == "finetune",
+    root = args.data or cfg["data"].get("root")
+    if not root:
+        raise DataError("no dataset given: pass --data DIR or set data.root in the config")
+    size = int(cfg["data"]["clip"]["size"])
+    crop_size = max(1, round(args.crop_fraction * size)) if args.crops > 1 else None
+    test_clip = {"per_video": args.clips, "sampling": "uniform"} if args.clips else {}
+    folds = _folds(args.fold, root)
+    per_fold: list[dict[str, Any]] = []
+    results: list[ProbeResult] = []
+    names: list[str] = []
+    for fold in folds:
+        fold_cfg = deep_merge(cfg, {"data": {"fold": fold}})
+        loaders = {
+            split: make_loader(
+                deep_merge(fold_cfg, {"data": {"clip": test_clip}})
+                if split == "test"
+                else fold_cfg,
+                args.data,  # None: the config's data.root and data.cache
+                split=split,
+                modalities=("rgb",),
+                batch_size=args.batch_size,
+                shuffle=split == "train" and args.protocol == "finetune",
+                seed=args.seed,
+            )
+            for split in ("train", "test")
+        }
+        ds: Any = loaders["train"].dataset
+        if args.label == "label":
+            names = list(ds.class_names)
+        elif args.label in ds.label_names:
+            names = list(ds.index.label_values[args.label])
+        else:
+            known = ", ".join(["label", *ds.label_names])
+            raise DataError(f"{root}: no label column {args.label!r}; known: {known}")
+        if not names:
+            raise DataError(f"{root}: unlabeled dataset; elo-eval needs root/<class>/<clip>")
+        res = evaluate(
+            encoder,
+            loaders["train"],
+            loaders["test"],
+            protocol=args.protocol,
+            label=args.label,
+            num_classes=len(names),
             seed=args.seed,
+            k=args.k,
+            epochs=args.epochs,
+            lr=args.lr,
+            device=args.device,
+            crops=args.crops,
+            crop_size=crop_size,
         )
-        for split in ("train", "test")
-    }
-    ds: Any = loaders["train"].dataset
-    if args.label == "label":
-        names = list(ds.class_names)
-    elif args.label in ds.label_names:
-        names = list(ds.index.label_values[args.label])
-    else:
-        known = ", ".join(["label", *ds.label_names])
-        raise DataError(f"{args.data}: no label column {args.label!r}; known: {known}")
-    if not names:
-        raise DataError(f"{args.data}: unlabeled dataset; elo-eval needs root/<class>/<clip>")
-    res = evaluate(
-        encoder,
-        loaders["train"],
-        loaders["test"],
-        protocol=args.protocol,
-        label=args.label,
-        num_classes=len(names),
-        seed=args.seed,
-        k=args.k,
-        epochs=args.epochs,
-        lr=args.lr,
-        device=args.device,
-    )
+        results.append(res)
+        per_fold.append({
+            "fold": fold,
+            "top1": res.top1,
+            "top5": res.top5,
+            "balanced_accuracy": res.balanced_accuracy,
+            "num_train": len(loaders["train"].dataset),  # type: ignore[arg-type]
+            "num_test": len(loaders["test"].dataset),  # type: ignore[arg-type]
+            "test_videos": res.extra.get("test_videos"),
+        })  # fmt: skip
+        if len(folds) > 1:
+            print(f"elo-eval fold {fold}: top-1 {res.top1:.3f}", flush=True)
     out = Path(args.out) if args.out else Path(args.encoder) / f"eval-{args.protocol}-{args.label}"
-    title = f"{args.protocol} probe, {args.label}: top-1 {res.top1:.3f}"
-    save_confusion_png(res.confusion, names, out / "confusion.png", title)
+    top1, top1_sd = _mean_sd([r.top1 for r in results])
+    bal, bal_sd = _mean_sd([r.balanced_accuracy for r in results])
+    top5s = [r.top5 for r in results if r.top5 is not None]
+    confusion = np.sum([r.confusion for r in results], axis=0)
+    fold_text = f"{len(folds)} folds" if len(folds) > 1 else f"fold {folds[0]}"
+    title = f"{args.protocol} probe, {args.label}, {fold_text}: top-1 {top1:.3f}"
+    save_confusion_png(confusion, names, out / "confusion.png", title)
     record = {
         "encoder": str(args.encoder),
-        "data": str(args.data),
+        "data": str(root),
         "label": args.label,
         "class_names": names,
-        "num_train": len(loaders["train"].dataset),  # type: ignore[arg-type]
-        "num_test": len(loaders["test"].dataset),  # type: ignore[arg-type]
+        "num_train": sum(f["num_train"] for f in per_fold),
+        "num_test": sum(f["num_test"] for f in per_fold),
         "seed": args.seed,
-        **res.to_dict(names),
+        **results[0].to_dict(names),
+        "protocol": args.protocol,
+        "fold": args.fold,
+        "folds": folds,
+        "clips": args.clips if args.clips else "config",
+        "crops": args.crops,
+        "crop_size": crop_size,
+        "top1": top1,
+        "top1_sd": top1_sd,
+        "top5": _mean_sd(top5s)[0] if top5s else None,
+        "top5_sd": _mean_sd(top5s)[1] if top5s else None,
+        "balanced_accuracy": bal,
+        "balanced_accuracy_sd": bal_sd,
+        "confusion": confusion.tolist(),
+        "per_fold": per_fold,
         "seconds": round(time.perf_counter() - t0, 3),
     }
+    if len(folds) > 1:  # one fold's per-class recall would misdescribe the mean
+        record["per_class"] = {
+            names[c]: float(confusion[c, c] / confusion[c].sum())
+            for c in range(len(names))
+            if confusion[c].sum()
+        }
     atomic_write_json(out / "results.json", record)
-    top5 = f"  top-5 {res.top5:.3f}" if res.top5 is not None else ""
+    top5 = f"  top-5 {record['top5']:.3f}" if record["top5"] is not None else ""
+    sd = f" ± {top1_sd:.3f}" if len(folds) > 1 else ""
+    views = f"{args.clips or 'config'} clips x {args.crops} crops"
     print(
-        f"elo-eval {args.protocol} ({args.label}): top-1 {res.top1:.3f}{top5}  "
-        f"balanced {res.balanced_accuracy:.3f}  ({record['num_test']} test clips) -> {out}"
+        f"elo-eval {args.protocol} ({args.label}, {fold_text}, {views}): top-1 {top1:.3f}{sd}"
+        f"{top5}  balanced {bal:.3f}  ({record['num_test']} test clips) -> {out}"
     )
     return 0

@@ -1,0 +1,202 @@
+"""Dataset layouts of the field (UCF101, HMDB51, Kinetics CSV, mmaction2-style
+``path label`` lists) and their fold rules, on small generated fixtures of real videos."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from _media import moving_square, write_video
+
+from elo.config import load_config
+from elo.data import open_dataset
+from elo.errors import DataError
+from elo.layouts import scan, select_split
+
+CLASSES = ["Jump", "Run", "Swim"]
+
+
+def _video(path: Path, seed: int) -> None:
+    write_video(path, moving_square(16, 32, 32, speed=(2, 0), seed=seed), fps=8.0)
+
+
+def _cfg(fold: int = 1) -> dict:
+    return load_config("demo", ["data.clip.size=32", "data.clip.frames=4", f"data.fold={fold}"])
+
+
+def _rels(recs) -> set[str]:
+    return {r.rel for r in recs}
+
+
+@pytest.fixture(scope="module")
+def ucf101(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The official UCF101 layout: UCF-101/<class>/v_<class>_gGG_cCC.avi and
+    ucfTrainTestlist/{classInd,trainlist0N,testlist0N}.txt; fold N tests group N."""
+    root = tmp_path_factory.mktemp("ucf101") / "UCF-101"
+    lists = root / "ucfTrainTestlist"
+    lists.mkdir(parents=True)
+    for c, name in enumerate(CLASSES):
+        for g in (1, 2, 3):
+            _video(root / name / f"v_{name}_g{g:02d}_c01.avi", seed=10 * c + g)
+    # classInd order differs from the alphabetical one: it must win
+    order = ["Swim", "Jump", "Run"]
+    (lists / "classInd.txt").write_text("".join(f"{i + 1} {n}\n" for i, n in enumerate(order)))
+    for fold in (1, 2, 3):
+        train = [
+            f"{n}/v_{n}_g{g:02d}_c01.avi {order.index(n) + 1}\n"
+            for n in CLASSES
+            for g in (1, 2, 3)
+            if g != fold
+        ]
+        test = [f"{n}/v_{n}_g{fold:02d}_c01.avi\n" for n in CLASSES]
+        (lists / f"trainlist0{fold}.txt").write_text("".join(train))
+        (lists / f"testlist0{fold}.txt").write_text("".join(test))
+    return root
+
+
+def test_ucf101_official_lists_give_three_folds(ucf101: Path) -> None:
+    index = scan(ucf101)
+    assert index.layout == "ucf101" and index.fold_numbers == [1, 2, 3]
+    assert index.class_names == ["Swim", "Jump", "Run"]
+    assert {r.label for r in index.records if r.rel.startswith("Swim/")} == {0}
+    for fold in (1, 2, 3):
+        train = _rels(select_split(index, "train", fold=fold))
+        test = _rels(select_split(index, "test", fold=fold))
+        assert test == {f"{n}/v_{n}_g{fold:02d}_c01.avi" for n in CLASSES}
+        assert not train & test and len(train) == 6
+    with pytest.raises(DataError, match=r"no fold 4 in this ucf101 layout \(folds: 1, 2, 3\)"):
+        select_split(index, "test", fold=4)
+
+
+def test_fold_reaches_the_dataset_through_the_config(ucf101: Path, tmp_path: Path) -> None:
+    ds = open_dataset(_cfg(2), ucf101, split="test", cache_dir=tmp_path, modalities=("rgb",))
+    assert {it[0].rel for it in ds.items} == {f"{n}/v_{n}_g02_c01.avi" for n in CLASSES}
+    assert sorted(ds.targets().tolist()) == [0, 1, 2]
+    with pytest.raises(DataError, match="no fold 5"):
+        open_dataset(_cfg(5), ucf101, split="test", cache_dir=tmp_path, modalities=("rgb",))
+
+
+@pytest.fixture(scope="module")
+def hmdb51(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """HMDB51: <class>/<clip>.avi and testTrainMulti_7030_splits/<class>_test_splitN.txt
+    with 1 = train, 2 = test, 0 = unused."""
+    root = tmp_path_factory.mktemp("hmdb") / "hmdb51"
+    splits = root / "testTrainMulti_7030_splits"
+    splits.mkdir(parents=True)
+    for c, name in enumerate(["brush_hair", "cartwheel"]):
+        clips = [f"{name}_{i}.avi" for i in range(4)]
+        for i, clip in enumerate(clips):
+            _video(root / name / clip, seed=10 * c + i)
+        for fold in (1, 2, 3):
+            # fold N: clip N-1 is test, clip 3 is unused, the rest train
+            ids = ["2" if i == fold - 1 else "0" if i == 3 else "1" for i in range(4)]
+            text = "".join(f"{clip} {k} \n" for clip, k in zip(clips, ids, strict=True))
+            (splits / f"{name}_test_split{fold}.txt").write_text(text)
+    return root
+
+
+def test_hmdb51_split_files(hmdb51: Path) -> None:
+    index = scan(hmdb51)
+    assert index.layout == "hmdb51" and index.fold_numbers == [1, 2, 3]
+    assert index.class_names == ["brush_hair", "cartwheel"]
+    for fold in (1, 2, 3):
+        test = _rels(select_split(index, "test", fold=fold))
+        train = _rels(select_split(index, "train", fold=fold))
+        assert test == {f"{n}/{n}_{fold - 1}.avi" for n in index.class_names}
+        assert len(train) == 4 and not train & test
+        assert not any(r.endswith("_3.avi") for r in train | test)  # "0" = unused
+
+
+@pytest.fixture(scope="module")
+def kinetics(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Kinetics: annotations/{train,validate}.csv (label,youtube_id,time_start,time_end,
+    split) and videos trimmed as <split>/<label>/<youtube_id>_<start:06d>_<end:06d>.mp4;
+    one train row has no video (as in every real Kinetics copy)."""
+    root = tmp_path_factory.mktemp("k") / "kinetics"
+    (root / "annotations").mkdir(parents=True)
+    head = "label,youtube_id,time_start,time_end,split,is_cc\n"
+    rows = {"train": [], "validate": []}
+    n = 0
+    for split, count in (("train", 3), ("validate", 1)):
+        for label in ("riding a bike", "abseiling"):
+            for _ in range(count):
+                yid, t0 = f"yid{n:04d}_x", 10 * n
+                rows[split].append(f"{label},{yid},{t0},{t0 + 10},{split},0\n")
+                folder = "val" if split == "validate" else split
+                _video(root / folder / label / f"{yid}_{t0:06d}_{t0 + 10:06d}.mp4", seed=n)
+                n += 1
+    rows["train"].append("abseiling,missing_vid,0,10,train,0\n")
+    for split, lines in rows.items():
+        (root / "annotations" / f"{split}.csv").write_text(head + "".join(lines))
+    return root
+
+
+def test_kinetics_csv(kinetics: Path, tmp_path: Path) -> None:
+    index = scan(kinetics)
+    assert index.layout == "kinetics" and index.fold_numbers == [1]
+    assert index.class_names == ["abseiling", "riding a bike"]  # sorted, as the field does
+    train, test = select_split(index, "train"), select_split(index, "test")
+    assert len(train) == 6 and len(test) == 2  # the row without a video is dropped
+    assert {r.split for r in test} == {"val"}  # no test split: Kinetics tests on val
+    assert all(r.rel.startswith("val/") and r.window is None for r in test)
+    assert sorted(r.label for r in train) == [0, 0, 0, 1, 1, 1]
+    assert scan(kinetics / "annotations" / "validate.csv").records[0].rel.startswith("val/")
+    ds = open_dataset(_cfg(), kinetics, split="test", cache_dir=tmp_path, modalities=("rgb",))
+    assert len(ds) == 2 and sorted(ds.targets().tolist()) == [0, 1]
+
+
+def test_untrimmed_kinetics_videos_are_refused_with_the_fix(tmp_path: Path) -> None:
+    root = tmp_path / "k"
+    _video(root / "full" / "abc.mp4", seed=1)
+    (root / "train.csv").write_text(
+        "label,youtube_id,time_start,time_end,split\nx,abc,3,13,train\n"
+    )
+    with pytest.raises(DataError, match=r"untrimmed .* <youtube_id>_<start:06d>_<end:06d>"):
+        scan(root)
+
+
+@pytest.fixture(scope="module")
+def path_label(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """mmaction2-style lists: annotations/<name>_{train,val}_split_N_videos.txt with
+    headerless 'path label' lines, labels from 0; classInd.txt names the classes."""
+    root = tmp_path_factory.mktemp("lists") / "videos"
+    (root / "annotations").mkdir(parents=True)
+    vids = [(f"clips/v{i}.mp4", i % 2) for i in range(6)]
+    for i, (rel, _) in enumerate(vids):
+        _video(root / rel, seed=i)
+    for fold in (1, 2):
+        test = {fold - 1, fold + 1}
+        for split in ("train", "val"):
+            lines = [
+                f"{r} {y}\n" for i, (r, y) in enumerate(vids) if (i in test) == (split == "val")
+            ]
+            (root / "annotations" / f"ds_{split}_split_{fold}_videos.txt").write_text(
+                "".join(lines)
+            )
+    (root / "classInd.txt").write_text("1 even\n2 odd\n")
+    return root
+
+
+def test_path_label_lists(path_label: Path, tmp_path: Path) -> None:
+    index = scan(path_label)
+    assert index.layout == "lists" and index.fold_numbers == [1, 2]
+    assert index.class_names == ["even", "odd"]
+    assert _rels(select_split(index, "test", fold=2)) == {"clips/v1.mp4", "clips/v3.mp4"}
+    assert len(select_split(index, "train", fold=1)) == 4
+    assert {r.label for r in index.records if r.rel == "clips/v3.mp4"} == {1}
+    ds = open_dataset(_cfg(1), path_label, split="test", cache_dir=tmp_path, modalities=("rgb",))
+    assert sorted(ds.targets().tolist()) == [0, 0]  # v0 and v2
+
+
+def test_a_single_list_file_and_its_errors(path_label: Path, tmp_path: Path) -> None:
+    lst = tmp_path / "all.txt"  # no split in the name: one fold, hash split
+    lst.write_text("".join(f"{path_label}/clips/v{i}.mp4 {i % 2}\n" for i in range(6)))
+    index = scan(lst)
+    assert index.fold_numbers == [1] and len(index.records) == 6
+    assert len(select_split(index, "train")) + len(select_split(index, "test")) == 6
+    with pytest.raises(DataError, match=r"no fold 2 in this lists layout \(folds: 1\)"):
+        select_split(index, "train", fold=2)
+    bad = tmp_path / "bad.txt"
+    bad.write_text("a.mp4 walking\n")
+    with pytest.raises(DataError, match="bad.txt: a list file needs 'path label' lines"):
+        scan(bad)
