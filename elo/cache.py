@@ -6,8 +6,12 @@ One entry per (video file identity, decode parameters)::
     <cache>/<h[:2]>/<h>/<mod>-<p>.npy       all clips of one modality, N,... (read row by row)
     <cache>/<h[:2]>/<h>/<mod>-<p>.json      per-clip "present" flags: written last = committed
 
-``h`` hashes the file's resolved path, size and mtime with the decode parameters
-(frames, fps, size, sample rate, clip sampling); ``p`` hashes one modality's parameters.
+``h`` hashes the file's resolved path (symlinks followed), size and mtime with the decode
+parameters (frames, fps, size, sample rate, clip sampling); ``p`` hashes one modality's
+parameters. Random clip starts are seeded from ``h`` (not from the path as typed), and
+``clips.json`` is written once per entry and never rewritten under existing modality
+arrays: every modality of an entry is cut at the same frames, however the file was named
+and whichever modalities each run asked for.
 So a second run decodes nothing, a changed parameter re-extracts only what it affects,
 and a touched file is re-extracted. Every file is written to a temp name and renamed:
 a kill leaves finished entries intact (no fsync: a power cut may need ``rm -r`` of the
@@ -132,8 +136,9 @@ def spec_from_config(
 
 
 def file_identity(path: str | Path) -> dict[str, Any]:
-    """Absolute path, size and mtime (of the symlink target); :class:`DataError` with
-    the reason if the file is unusable."""
+    """Resolved path, size and mtime (of the symlink target); :class:`DataError` with
+    the reason if the file is unusable. ``dir/x.mp4``, ``./dir/../dir/x.mp4``, the
+    absolute path and a symlink to it are one identity."""
     p = Path(path)
     try:
         st = os.stat(p)  # follows symlinks
@@ -148,7 +153,7 @@ def file_identity(path: str | Path) -> dict[str, Any]:
         raise DataError(f"{p}: is a directory, not a video file")
     if st.st_size == 0:
         raise DataError(f"{p}: zero-length file")
-    return {"path": os.path.abspath(p), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+    return {"path": os.path.realpath(p), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
 
 
 #: parsed .npy headers by their raw bytes: every entry of a modality shares one layout
@@ -185,6 +190,12 @@ class CacheEntry:
 
     dir: Path
     source: Path
+    key: str = ""  # the identity + decode-parameter hash (the folder's name)
+
+    def clip_seed(self, seed: int) -> list[int]:
+        """Seed words for random clip starts: the config seed and the entry's identity,
+        so the starts never depend on how the path was typed."""
+        return [int(seed), int((self.key or self.dir.name)[:8], 16)]
 
     @property
     def clips_file(self) -> Path:
@@ -234,7 +245,7 @@ class ClipCache:
     def entry(self, path: str | Path, spec: ExtractSpec) -> CacheEntry:
         ident = file_identity(path)
         h = _digest({"file": ident, "decode": spec.decode_params()})
-        return CacheEntry(dir=self.root / h[:2] / h, source=Path(path))
+        return CacheEntry(dir=self.root / h[:2] / h, source=Path(path), key=h)
 
     def complete(self, entry: CacheEntry, spec: ExtractSpec) -> bool:
         info = entry.clips()

@@ -15,7 +15,6 @@ import contextlib
 import logging
 import os
 import time
-import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -91,11 +90,14 @@ def extract_one(path: str | Path, cache_root: str | Path, spec: ExtractSpec) -> 
             path, fps=spec.fps, size=spec.size, sample_rate=spec.sample_rate,
             audio="audio" in missing,
         )  # fmt: skip
-        rng = np.random.default_rng([spec.seed, zlib.crc32(str(entry.source).encode())])
-        starts = clip_starts(
-            len(video.frames), spec.frames, per_video=spec.per_video,
-            sampling=spec.sampling, stride=spec.stride, rng=rng,
-        )  # fmt: skip
+        if info is not None:  # arrays exist: cut the missing modalities at the same frames
+            starts = _indexed_starts(info, len(video.frames), spec.frames, path)
+        else:
+            starts = clip_starts(
+                len(video.frames), spec.frames, per_video=spec.per_video,
+                sampling=spec.sampling, stride=spec.stride,
+                rng=np.random.default_rng(entry.clip_seed(spec.seed)),
+            )  # fmt: skip
         if not starts:
             raise DataError(
                 f"{path}: too short: {len(video.frames)} frames at {spec.fps:g} fps, "
@@ -108,14 +110,16 @@ def extract_one(path: str | Path, cache_root: str | Path, spec: ExtractSpec) -> 
     except Exception as exc:  # an unexpected failure: report it, don't remember it
         return _skip(path, f"{type(exc).__name__}: {str(exc)[:200]}", t0)
     clips = cut_clips(video, spec.frames, starts)
-    entry.write_clips({
-        "source": str(path),
-        "n": len(clips),
-        "starts": [float(c.start) for c in clips],
-        "frame_index": [int(s) for s in starts],
-        "audio_track": video.audio is not None or info is not None and bool(info.get("audio_track")),
-        "duration": float(len(video.frames) / spec.fps),
-    })  # fmt: skip
+    audio_track = video.audio is not None or info is not None and bool(info.get("audio_track"))
+    if info is None or bool(info.get("audio_track")) != audio_track:  # starts never change
+        entry.write_clips({
+            "source": str(path),
+            "n": len(clips),
+            "starts": [float(c.start) for c in clips],
+            "frame_index": [int(s) for s in starts],
+            "audio_track": audio_track,
+            "duration": float(len(video.frames) / spec.fps),
+        })  # fmt: skip
     try:
         for name in missing:
             cls = MODALITIES.get(name)
@@ -127,6 +131,18 @@ def extract_one(path: str | Path, cache_root: str | Path, spec: ExtractSpec) -> 
         return _skip(path, f"extraction failed: {type(exc).__name__}: {str(exc)[:200]}", t0)
     return {"path": str(path), "status": "ok", "clips": len(clips),
             "frames": int(len(video.frames)), "seconds": time.perf_counter() - t0}  # fmt: skip
+
+
+def _indexed_starts(info: Mapping[str, Any], n_frames: int, frames: int, path: Path) -> list[int]:
+    """The clip starts an entry's ``clips.json`` already fixed; an error (reported, not
+    remembered) if they no longer fit the decoded video."""
+    starts = [int(s) for s in info.get("frame_index", [])]
+    if not starts or max(starts) + frames > n_frames:
+        raise RuntimeError(
+            f"{path}: the cached clip index does not fit the decoded video "
+            f"({n_frames} frames); delete the cache entry to re-extract"
+        )
+    return starts
 
 
 @dataclass
