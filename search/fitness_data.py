@@ -182,13 +182,29 @@ def fitness_embed(encoder: Any, x: Any, *, bn: str = "recalibrate", batch_size: 
         finally:
             encoder.train(was)
         return torch.cat(parts)  # N,D
+    with torch.no_grad():
+        return embed(recalibrate_bn(encoder, x, batch_size=batch_size), x, batch_size)
+
+
+def recalibrate_bn(encoder: Any, x: Any, *, batch_size: int = 32) -> Any:
+    """A copy of ``encoder`` in eval mode whose BatchNorm running statistics are
+    estimated anew over clips ``x`` (N,...): reset, then a cumulative average over
+    near-equal chunks of ``x`` run in train mode without gradients. The encoder itself
+    is unchanged."""
+    import torch
+
     enc = copy.deepcopy(encoder)
     enc.eval()
-    for m in _batchnorms(enc):
+    norms = _batchnorms(enc)
+    if not norms:
+        return enc
+    for m in norms:
         m.reset_running_stats()
         m.momentum = None  # cumulative average over every batch seen
         m.train()
+    device = next((p.device for p in enc.parameters()), torch.device("cpu"))
     with torch.no_grad():
-        for c in chunks:
+        for c in torch.tensor_split(x, max(1, -(-len(x) // batch_size))):
             enc(c.to(device))
-        return embed(enc, x, batch_size)
+    enc.eval()
+    return enc
