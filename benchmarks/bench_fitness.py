@@ -85,7 +85,10 @@ def _split(cfg: dict[str, Any], root: Path, split: str) -> dict[str, Any]:
         for m in mods:
             parts[m].append(b[m][keep])
         parts["labels"].append(b["meta"]["label"][keep])
-    return {k: torch.cat(v) for k, v in parts.items()}
+    from search.fitness_data import centre_crop
+
+    out = {k: torch.cat(v) for k, v in parts.items()}
+    return {**out, **centre_crop(cfg, {m: out[m] for m in mods})}
 
 
 def study_config(args: argparse.Namespace) -> dict[str, Any]:

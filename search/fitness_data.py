@@ -144,9 +144,29 @@ def heldout_clips(
             [c for c, k in zip(batch["meta"]["clip_id"], keep, strict=True) if k]
         )
     out: dict[str, Any] = {m: torch.cat(parts[m]) for m in (*mods, "labels")}
+    out.update(centre_crop(cfg, {m: out[m] for m in mods}))
     out["clip_id"] = [c for chunk in parts["clip_id"] for c in chunk]
     if not len(out["rgb"]):
         raise DataError(f"{root}: the fitness clips ({split}) have no RGB")
+    return out
+
+
+def centre_crop(cfg: Mapping[str, Any], tensors: Mapping[str, Any]) -> dict[str, Any]:
+    """Each modality's clips (N,...) cut to the model's input shape
+    (:func:`elo.model.input_shapes`) around their centre, as evaluation sees them: the
+    cache may hold longer and larger clips (``data.clip.extra_frames`` /
+    ``extra_pixels``) that training crops at random."""
+    from elo.model import input_shapes
+
+    shapes = input_shapes(cfg)
+    out = {}
+    for m, x in tensors.items():
+        target = shapes.get(m)
+        if target is not None and x.dim() == len(target) + 1:
+            for d, want in enumerate(target, start=1):
+                if x.shape[d] > want:
+                    x = x.narrow(d, round(0.5 * (x.shape[d] - want)), want)
+        out[m] = x.contiguous()
     return out
 
 

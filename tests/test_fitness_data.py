@@ -113,3 +113,23 @@ def test_recalibrated_bn_equals_batch_statistics_over_the_clips() -> None:
     assert not enc.training  # the mode is restored
     with pytest.raises(ConfigError, match="search.heldout_bn"):
         fitness_embed(enc, x, bn="running")
+
+
+def test_centre_crop_cuts_every_modality_to_the_model_input_around_the_centre() -> None:
+    from elo.model import input_shapes
+    from search.fitness_data import centre_crop
+
+    cfg = load_config("demo")
+    cfg["data"]["clip"].update(frames=8, size=32)
+    shapes = input_shapes(cfg)
+    rgb = torch.arange(2 * 3 * 16 * 40 * 40, dtype=torch.float32).reshape(2, 3, 16, 40, 40)
+    flow = torch.randn(2, 2, 15, 40, 40)
+    audio = torch.randn(2, 1, shapes["audio"][1], shapes["audio"][2] + 6)
+    out = centre_crop(cfg, {"rgb": rgb, "flow": flow, "audio": audio})
+    for m in ("rgb", "flow", "audio"):
+        assert tuple(out[m].shape[1:]) == shapes[m], m
+    assert torch.equal(out["rgb"], rgb[:, :, 4:12, 4:36, 4:36])
+    assert torch.equal(out["flow"], flow[:, :, 4:11, 4:36, 4:36])
+    assert torch.equal(out["audio"], audio[..., 3:-3])
+    same = centre_crop(cfg, {"rgb": out["rgb"]})["rgb"]  # already the right size: untouched
+    assert torch.equal(same, out["rgb"])
