@@ -39,7 +39,7 @@ import numpy as np
 from elo.errors import ConfigError, DataError
 
 #: bump when the on-disk layout or an extraction algorithm changes meaning
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: clip starts seeded by file identity; short clips padded
 
 
 def _replace_write(path: Path, data: bytes) -> None:
@@ -79,6 +79,8 @@ class ExtractSpec:
     sampling: str = "uniform"  # uniform | random | sliding
     stride: int = 0
     seed: int = 0
+    max_seconds: float | None = 300.0  # decode at most this much of a file (None: all)
+    short: str = "pad"  # pad | skip: a video shorter than one clip
     modalities: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     def decode_params(self) -> dict[str, Any]:
@@ -91,6 +93,8 @@ class ExtractSpec:
             "sampling": self.sampling,
             "stride": self.stride,
             "seed": self.seed,
+            "max_seconds": self.max_seconds,
+            "short": self.short,
             "version": CACHE_VERSION,
         }
 
@@ -119,6 +123,16 @@ def spec_from_config(
     sampling = str(clip.get("sampling", "uniform"))
     if sampling not in ("uniform", "random", "sliding"):
         raise ConfigError(f"data.clip.sampling {sampling!r}: use uniform, random or sliding")
+    short = str(clip.get("short", "pad"))
+    if short not in ("pad", "skip"):
+        raise ConfigError(f"data.clip.short {short!r}: use pad or skip")
+    max_seconds = data.get("max_seconds", 300.0)
+    if max_seconds is not None and (
+        isinstance(max_seconds, bool)
+        or not isinstance(max_seconds, int | float)
+        or max_seconds <= 0
+    ):
+        raise ConfigError(f"data.max_seconds must be a number > 0 or null, got {max_seconds!r}")
     spec = ExtractSpec(
         frames=int(require(data, "clip.frames", int)),
         fps=float(require(data, "clip.fps", float)),
@@ -128,6 +142,8 @@ def spec_from_config(
         sampling=sampling,
         stride=int(clip.get("stride", 0)),
         seed=int(clip.get("seed", cfg.get("seed", 0) if "data" in cfg else 0)),
+        max_seconds=None if max_seconds is None else float(max_seconds),
+        short=short,
         modalities=mods,
     )
     if spec.frames < 2:
@@ -209,6 +225,13 @@ class CacheEntry:
 
     def has(self, tag: str) -> bool:
         return (self.dir / f"{tag}.json").exists()
+
+    def forget(self) -> None:
+        """Remove the entry's files (a remembered skip being retried)."""
+        if self.dir.is_dir():
+            for f in self.dir.iterdir():
+                if f.is_file():
+                    f.unlink(missing_ok=True)
 
     def write_clips(self, info: Mapping[str, Any]) -> None:
         _write_json(self.clips_file, dict(info))

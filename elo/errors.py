@@ -16,3 +16,12 @@ class ConfigError(EloError):
 
 class DataError(EloError):
     """A data folder, manifest or video file cannot be used."""
+
+
+class TransientDataError(DataError):
+    """A file could not be read for a reason outside it (I/O error, permissions, too
+    many open files, out of memory): reported, never remembered as a bad file."""
+
+
+class DiskError(EloError):
+    """The disk refused a write (full, read-only, no permission); names the path."""

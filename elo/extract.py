@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import errno
 import logging
 import os
 import time
@@ -20,8 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from elo.cache import ClipCache, ExtractSpec, clear_stale_temps
-from elo.errors import DataError
+from elo.cache import CacheEntry, ClipCache, ExtractSpec, clear_stale_temps
+from elo.errors import DataError, DiskError, TransientDataError
 from elo.rundir import append_jsonl
 from elo.video import VIDEO_SUFFIXES
 
@@ -45,12 +46,15 @@ def find_videos(root: str | Path) -> list[Path]:
     return sorted(out)
 
 
-def _skip(path: Path, reason: str, t0: float, cached: bool = False) -> dict[str, Any]:
+def _skip(
+    path: Path, reason: str, t0: float, cached: bool = False, transient: bool = False
+) -> dict[str, Any]:
     return {
         "path": str(path),
         "status": "skipped",
         "reason": reason,
         "remembered": cached,
+        "transient": transient,
         "clips": 0,
         "frames": 0,
         "seconds": time.perf_counter() - t0,
@@ -63,36 +67,55 @@ def _reason(exc: BaseException, path: Path) -> str:
     return msg[len(prefix) :] if msg.startswith(prefix) else msg
 
 
-def extract_one(path: str | Path, cache_root: str | Path, spec: ExtractSpec) -> dict[str, Any]:
+def extract_one(
+    path: str | Path, cache_root: str | Path, spec: ExtractSpec, retry_skipped: bool = False
+) -> dict[str, Any]:
     """Decode one file and cache every modality of ``spec`` it lacks; a record with
-    ``status`` ok / cached / skipped (+ ``reason``). Never raises for a bad file."""
+    ``status`` ok / cached / skipped (+ ``reason``). Never raises for a bad file.
+
+    Only content errors (not a video, truncated, too short, non-finite values) are
+    remembered in the cache; an I/O or resource failure (EIO, EACCES, EMFILE, ENOMEM)
+    is reported with ``transient: true`` and retried by the next run. A remembered
+    skip is retried when ``retry_skipped`` (``elo-extract --retry-skipped``). A disk
+    that refuses a cache write raises :class:`DiskError` (one line, the path)."""
     import numpy as np
 
     from elo.modality import MODALITIES
-    from elo.video import clip_starts, cut_clips, decode_video
+    from elo.video import clip_starts, cut_clips, decode_video, is_transient, pad_video
 
     path = Path(path)
     t0 = time.perf_counter()
     cache = ClipCache(cache_root)
     try:
         entry = cache.entry(path, spec)
+        info = entry.clips()
     except DataError as exc:
         return _skip(path, _reason(exc, path), t0)
-    info = entry.clips()
+    except OSError as exc:  # the cache entry could not be read: not the file's fault
+        return _skip(path, f"cannot read the cache entry ({exc.strerror})", t0, transient=True)
     if info is not None and info.get("error"):
-        return _skip(path, str(info["error"]), t0, cached=True)
+        if not retry_skipped:
+            return _skip(path, str(info["error"]), t0, cached=True)
+        with _disk_errors(entry.dir):
+            entry.forget()
+        info = None
     missing = [m for m in spec.modalities if not entry.has(spec.modality_tag(m))]
     if info is not None and not missing:
         return {"path": str(path), "status": "cached", "clips": int(info["n"]), "frames": 0,
-                "seconds": time.perf_counter() - t0}  # fmt: skip
+                "padded": int(info.get("padded", 0)), "seconds": time.perf_counter() - t0}  # fmt: skip
+    padded = 0
     try:
         video = decode_video(
             path, fps=spec.fps, size=spec.size, sample_rate=spec.sample_rate,
-            audio="audio" in missing,
+            audio="audio" in missing, max_seconds=spec.max_seconds,
         )  # fmt: skip
         if info is not None:  # arrays exist: cut the missing modalities at the same frames
+            if info.get("padded"):
+                video, padded = pad_video(video, spec.frames)
             starts = _indexed_starts(info, len(video.frames), spec.frames, path)
         else:
+            if spec.short == "pad":
+                video, padded = pad_video(video, spec.frames)
             starts = clip_starts(
                 len(video.frames), spec.frames, per_video=spec.per_video,
                 sampling=spec.sampling, stride=spec.stride,
@@ -101,36 +124,77 @@ def extract_one(path: str | Path, cache_root: str | Path, spec: ExtractSpec) -> 
         if not starts:
             raise DataError(
                 f"{path}: too short: {len(video.frames)} frames at {spec.fps:g} fps, "
-                f"a clip needs {spec.frames}"
+                f"a clip needs {spec.frames} (data.clip.short=skip)"
             )
+    except TransientDataError as exc:
+        return _skip(path, _reason(exc, path), t0, transient=True)
     except DataError as exc:
-        reason = _reason(exc, path)
-        entry.write_clips({"error": reason, "source": str(path)})  # remembered until it changes
-        return _skip(path, reason, t0)
+        return _remember(entry, path, _reason(exc, path), t0)
     except Exception as exc:  # an unexpected failure: report it, don't remember it
-        return _skip(path, f"{type(exc).__name__}: {str(exc)[:200]}", t0)
+        return _skip(
+            path, f"{type(exc).__name__}: {str(exc)[:200]}", t0, transient=is_transient(exc)
+        )
     clips = cut_clips(video, spec.frames, starts)
-    audio_track = video.audio is not None or info is not None and bool(info.get("audio_track"))
-    if info is None or bool(info.get("audio_track")) != audio_track:  # starts never change
-        entry.write_clips({
-            "source": str(path),
-            "n": len(clips),
-            "starts": [float(c.start) for c in clips],
-            "frame_index": [int(s) for s in starts],
-            "audio_track": audio_track,
-            "duration": float(len(video.frames) / spec.fps),
-        })  # fmt: skip
     try:
-        for name in missing:
-            cls = MODALITIES.get(name)
-            params = spec.modalities[name]
-            entry.write_modality(spec.modality_tag(name), [cls.extract(c, params) for c in clips])
+        arrays = {
+            name: [MODALITIES.get(name).extract(c, spec.modalities[name]) for c in clips]
+            for name in missing
+        }
     except DataError:  # a user-fixable parameter problem (e.g. fmax > Nyquist): stop the run
         raise
     except Exception as exc:
-        return _skip(path, f"extraction failed: {type(exc).__name__}: {str(exc)[:200]}", t0)
-    return {"path": str(path), "status": "ok", "clips": len(clips),
+        reason = f"extraction failed: {type(exc).__name__}: {str(exc)[:200]}"
+        return _skip(path, reason, t0, transient=is_transient(exc))
+    for name, per_clip in arrays.items():
+        for k, arr in enumerate(per_clip):
+            if arr is not None and not np.isfinite(arr).all():
+                what = "audio samples" if name == "audio" else "values"
+                reason = f"non-finite {name}: NaN or Inf {what} in clip {k}"
+                return _remember(entry, path, reason, t0)
+    audio_track = video.audio is not None or info is not None and bool(info.get("audio_track"))
+    with _disk_errors(entry.dir):
+        if info is None or bool(info.get("audio_track")) != audio_track:  # starts never change
+            entry.write_clips({
+                "source": str(path),
+                "n": len(clips),
+                "starts": [float(c.start) for c in clips],
+                "frame_index": [int(s) for s in starts],
+                "audio_track": audio_track,
+                "duration": float(len(video.frames) / spec.fps),
+                "padded": padded,
+            })  # fmt: skip
+        for name, per_clip in arrays.items():
+            entry.write_modality(spec.modality_tag(name), per_clip)
+    return {"path": str(path), "status": "ok", "clips": len(clips), "padded": padded,
             "frames": int(len(video.frames)), "seconds": time.perf_counter() - t0}  # fmt: skip
+
+
+def _remember(entry: CacheEntry, path: Path, reason: str, t0: float) -> dict[str, Any]:
+    """Skip ``path`` for a content error, remembered until the file changes."""
+    with _disk_errors(entry.dir):
+        entry.write_clips({"error": reason, "source": str(path)})
+    return _skip(path, reason, t0)
+
+
+#: errno values of a disk that refuses writes: the whole run stops, one line
+_DISK_ERRNOS = frozenset(
+    {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG}
+)
+
+
+@contextlib.contextmanager
+def _disk_errors(where: Path) -> Iterator[None]:
+    """Turn a refused cache write into :class:`DiskError` naming the path; the write
+    itself leaves no partial file (temp file + rename)."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in _DISK_ERRNOS:
+            raise
+        target = exc.filename or where
+        raise DiskError(
+            f"{target}: cannot write the cache ({exc.strerror}); free space or use another --cache"
+        ) from None
 
 
 def _indexed_starts(info: Mapping[str, Any], n_frames: int, frames: int, path: Path) -> list[int]:
@@ -154,6 +218,8 @@ class ExtractSummary:
     skipped: int = 0
     clips: int = 0
     frames: int = 0
+    padded: int = 0  # short videos lengthened by repeating their last frame
+    transient: int = 0  # skips for I/O or resource errors (retried next run)
     seconds: float = 0.0
     reasons: collections.Counter[str] = field(default_factory=collections.Counter)
     records: list[dict[str, Any]] = field(default_factory=list)
@@ -164,11 +230,13 @@ class ExtractSummary:
         status = rec["status"]
         if status == "skipped":
             self.skipped += 1
+            self.transient += int(bool(rec.get("transient")))
             self.reasons[_reason_kind(str(rec["reason"]))] += 1
         else:
             setattr(self, status, getattr(self, status) + 1)
             self.clips += int(rec["clips"])
             self.frames += int(rec["frames"])
+            self.padded += int(bool(rec.get("padded")))
 
     def line(self) -> str:
         why = ", ".join(f"{k}: {v}" for k, v in sorted(self.reasons.items()))
@@ -177,8 +245,12 @@ class ExtractSummary:
             f"{self.ok} extracted, {self.cached} cached, {self.skipped} skipped; "
             f"{self.clips} clips in {self.seconds:.1f} s ({rate:.1f} clips/s)"
         )
+        if self.padded:
+            text += f"; {self.padded} shorter than a clip, padded (last frame repeated)"
         if why:
             text += f"; skipped: {why}"
+        if self.transient:
+            text += f" ({self.transient} I/O or resource errors: retried next run)"
         if self.report is not None and self.skipped:
             text += f" (reasons in {self.report})"
         return text
@@ -224,6 +296,7 @@ def extract_paths(
     workers: int | None = None,
     progress: bool = True,
     report: str | Path | None = None,
+    retry_skipped: bool = False,
 ) -> ExtractSummary:
     """Extract ``paths`` into ``cache_dir`` with ``workers`` processes (``None``: all
     cores; ``0``/``1``: in this process). Skips are appended to ``report`` (default
@@ -258,19 +331,22 @@ def extract_paths(
         todo = []
         for p in path_list:  # cached and unusable files are settled here, without a pool
             try:
-                settled = cache.complete(cache.entry(p, spec), spec)
-            except DataError:
+                entry = cache.entry(p, spec)
+                settled = cache.complete(entry, spec)
+                if retry_skipped and settled and (entry.clips() or {}).get("error"):
+                    settled = False
+            except (DataError, OSError):
                 settled = True
             if settled:
-                done(extract_one(p, cache.root, spec))
+                done(extract_one(p, cache.root, spec, retry_skipped))
             else:
                 todo.append(p)
         if n_workers <= 1 or len(todo) < 4:
             with _single_threaded():
                 for p in todo:
-                    done(extract_one(p, cache.root, spec))
+                    done(extract_one(p, cache.root, spec, retry_skipped))
         else:
-            _run_pool(todo, cache.root, spec, min(n_workers, len(todo)), done)
+            _run_pool(todo, cache.root, spec, min(n_workers, len(todo)), done, retry_skipped)
     finally:
         bar.close()
         summary.seconds = time.perf_counter() - t0
@@ -278,6 +354,7 @@ def extract_paths(
             report_path,
             {"kind": "summary", "run": run_id, "ok": summary.ok, "cached": summary.cached,
              "skipped": summary.skipped, "clips": summary.clips, "seconds": summary.seconds,
+             "padded": summary.padded, "transient": summary.transient,
              "reasons": dict(summary.reasons)},
         )  # fmt: skip
     return summary
@@ -303,21 +380,23 @@ def _mp_context() -> Any:
     return ctx
 
 
-def _run_pool(paths: Sequence[Path], root: Path, spec: ExtractSpec, n: int, done: Any) -> None:
+def _run_pool(
+    paths: Sequence[Path], root: Path, spec: ExtractSpec, n: int, done: Any, retry: bool = False
+) -> None:
     """Run ``paths`` on ``n`` processes. If a worker dies (a decoder crash takes the
     whole pool down), the files that were in flight are retried one by one in
     isolated processes, so only the culprit is skipped, and the rest continue."""
     queue = list(paths)
     while queue:
-        suspects, queue = _pool_pass(queue, root, spec, n, done)
+        suspects, queue = _pool_pass(queue, root, spec, n, done, retry)
         for p in suspects:
-            if not _pool_pass([p], root, spec, 1, done)[0]:
+            if not _pool_pass([p], root, spec, 1, done, retry)[0]:
                 continue
             done(_skip(p, "worker crashed while decoding (decoder fault?)", time.perf_counter()))
 
 
 def _pool_pass(
-    paths: Sequence[Path], root: Path, spec: ExtractSpec, n: int, done: Any
+    paths: Sequence[Path], root: Path, spec: ExtractSpec, n: int, done: Any, retry: bool = False
 ) -> tuple[list[Path], list[Path]]:
     """One pool over ``paths``; returns (in flight when the pool broke, never started)."""
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -331,7 +410,7 @@ def _pool_pass(
         while pending or live:
             while pending and len(live) < 4 * n:  # a bounded queue: a kill loses little
                 p = pending.pop()
-                live[pool.submit(extract_one, p, root, spec)] = p
+                live[pool.submit(extract_one, p, root, spec, retry)] = p
             finished, _ = wait(list(live), return_when=FIRST_COMPLETED)
             for fut in finished:
                 try:

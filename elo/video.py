@@ -14,6 +14,8 @@ AAC in MP4/MOV whose first packet starts at pts >= 0 we drop ``aac_priming`` sam
 
 from __future__ import annotations
 
+import dataclasses
+import errno
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,7 +24,7 @@ from typing import Any, cast
 
 import numpy as np
 
-from elo.errors import DataError
+from elo.errors import DataError, TransientDataError
 from elo.modality import DecodedClip
 
 log = logging.getLogger(__name__)
@@ -68,7 +70,13 @@ def decode_video(
     resized (shorter side = ``size``) and centre-cropped to ``size`` x ``size``; audio
     resampled to ``sample_rate`` mono.
 
-    Raises :class:`DataError` (one line, naming the file) for anything undecodable.
+    Memory is bounded: decoding stops after ``max_seconds`` of video (``None``: the
+    whole file), and a timestamp gap is bridged by at most :data:`MAX_GAP_SECONDS` of
+    repeated frames (a warning names the file), then the timeline jumps.
+
+    Raises :class:`DataError` (one line, naming the file) for anything undecodable, and
+    :class:`TransientDataError` for an I/O or resource failure (EIO, EACCES, EMFILE,
+    ENOMEM, ...) that says nothing about the file's content.
     """
     import av
 
@@ -77,7 +85,11 @@ def decode_video(
     try:
         container = av.open(str(path), "r")
     except (av.FFmpegError, OSError, ValueError) as exc:
+        if is_transient(exc):
+            raise TransientDataError(f"{path}: cannot read ({_short(exc)})") from None
         raise DataError(f"{path}: cannot open as a video ({_short(exc)})") from None
+    except MemoryError:
+        raise TransientDataError(f"{path}: out of memory while opening") from None
     with container:
         if not container.streams.video:
             kind = "audio-only file" if container.streams.audio else "no video stream"
@@ -94,6 +106,7 @@ def decode_video(
         astream = container.streams.audio[0] if (audio and container.streams.audio) else None
         streams = [vs] if astream is None else [vs, astream]
         picker = _FramePicker(fps=fps, src_fps=src_fps, dims=(rw, rh), size=size)
+        picker.source = path
         if rw < w:
             picker.interp = "AREA"
         resampler = (
@@ -125,7 +138,11 @@ def decode_video(
         except av.FFmpegError as exc:  # container-level failure mid-file
             errors += 1
             log.debug("%s: demux stopped early: %s", path, _short(exc))
-        except (ValueError, MemoryError, OSError) as exc:
+        except MemoryError:
+            raise TransientDataError(f"{path}: out of memory while decoding") from None
+        except (ValueError, OSError) as exc:
+            if is_transient(exc):
+                raise TransientDataError(f"{path}: read failed ({_short(exc)})") from None
             raise DataError(f"{path}: decoding failed ({_short(exc)})") from None
         picker.finish()
         if resampler is not None:
@@ -163,6 +180,27 @@ def decode_video(
     )
 
 
+#: errno values that describe the machine (I/O, permissions, resources), not the file's
+#: content: such failures are reported but never remembered in the cache
+TRANSIENT_ERRNOS = frozenset(
+    {
+        errno.EIO, errno.EACCES, errno.EPERM, errno.EMFILE, errno.ENFILE, errno.ENOMEM,
+        errno.EAGAIN, errno.EINTR, errno.ENOSPC, errno.ETIMEDOUT, errno.ESTALE, errno.EBUSY,
+        errno.ENOLCK, errno.ENODEV, errno.ENXIO, errno.ENOBUFS, errno.EDQUOT,
+    }
+)  # fmt: skip
+
+#: longest timestamp gap bridged by repeating the last frame (seconds)
+MAX_GAP_SECONDS = 1.0
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether ``exc`` is an I/O or resource failure rather than bad content."""
+    if isinstance(exc, MemoryError):
+        return True
+    return isinstance(exc, OSError) and getattr(exc, "errno", None) in TRANSIENT_ERRNOS
+
+
 class _FramePicker:
     """Chooses, for each target time ``t0 + k/fps``, the nearest decoded source frame."""
 
@@ -178,6 +216,9 @@ class _FramePicker:
         self.prev: object | None = None
         self.prev_t = -np.inf
         self.last_time = 0.0
+        self.max_fill = max(1, int(round(MAX_GAP_SECONDS / self.step)))
+        self.source: Path | None = None
+        self.gaps = 0  # timestamp gaps longer than MAX_GAP_SECONDS (not filled)
 
     def _convert(self, frame: object) -> np.ndarray:
         rw, rh = self.dims
@@ -201,6 +242,18 @@ class _FramePicker:
         if self.next_t is None:
             self.next_t = t
         eps = 1e-6
+        if t - self.next_t > MAX_GAP_SECONDS + eps and self.prev is not None:
+            # a long gap: hold the last frame for MAX_GAP_SECONDS, then jump to ``t``
+            for _ in range(self.max_fill):
+                self._emit(self.prev, self.next_t)
+                self.next_t += self.step
+            if not self.gaps:
+                log.warning(
+                    "%s: %.1f s timestamp gap; held the last frame %.1f s and skipped the rest",
+                    self.source, t - self.prev_t, MAX_GAP_SECONDS,
+                )  # fmt: skip
+            self.gaps += 1
+            self.next_t = t
         while self.next_t <= t + eps:
             # target lies between prev and this frame: take the nearer one
             use_prev = (
@@ -216,6 +269,19 @@ class _FramePicker:
         while self.next_t <= self.prev_t + self.half_src + 1e-6:
             self._emit(self.prev, self.next_t)
             self.next_t += self.step
+
+
+def pad_video(video: DecodedVideo, frames: int) -> tuple[DecodedVideo, int]:
+    """``video`` lengthened to ``frames`` frames by repeating its last frame (times
+    continue at the frame rate); returns it and the number of frames added."""
+    n = len(video.frames)
+    if n >= frames:
+        return video, 0
+    extra = frames - n
+    last_t = float(video.times[-1]) if n else 0.0
+    times = np.concatenate([video.times, last_t + np.arange(1, extra + 1) / video.fps])
+    padded = np.concatenate([video.frames, np.repeat(video.frames[-1:], extra, axis=0)])
+    return dataclasses.replace(video, frames=padded, times=times), extra
 
 
 def clip_starts(

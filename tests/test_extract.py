@@ -44,9 +44,17 @@ GOOD = {  # name -> (frames, fps, size (h, w), has audio)
 }
 
 
-def _cfg(**clip: object) -> dict:
+def _exact(over: list[str]) -> list[str]:
+    """``over`` plus, where the profile caches extra frames / pixels for train-time
+    crops, overrides that switch them off: these tests pin the cached clip geometry."""
+    clip = load_config("demo")["data"]["clip"]
+    return over + [f"data.clip.{k}=0" for k in ("extra_frames", "extra_pixels") if k in clip]
+
+
+def _cfg(*extra: str, **clip: object) -> dict:
     over = [f"data.clip.{k}={v}" for k, v in clip.items()]
-    return load_config("demo", ["data.clip.size=32", "data.clip.sampling=uniform", *over])
+    over = ["data.clip.short=skip", *over, *extra]  # the corpus has a too-short file to skip
+    return load_config("demo", _exact(["data.clip.size=32", "data.clip.sampling=uniform", *over]))
 
 
 def make_corpus(root: Path) -> Path:
@@ -131,8 +139,7 @@ def test_param_change_reextracts_only_that_modality_and_touch_reextracts(
     rgb_mtime = rgb_file.stat().st_mtime_ns
     dis = np.load(entry.dir / f"{spec.modality_tag('flow')}.npy")
 
-    spec2 = spec_from_config(load_config("demo", ["data.clip.size=32", "data.clip.sampling=uniform",
-                                                  "data.modalities.flow.method=farneback"]))  # fmt: skip
+    spec2 = spec_from_config(_cfg("data.modalities.flow.method=farneback"))
     assert spec2.modality_tag("flow") != spec.modality_tag("flow")
     assert spec2.modality_tag("rgb") == spec.modality_tag("rgb")
     s = extract_paths(paths, cache, spec2, workers=0, progress=False)
@@ -182,6 +189,7 @@ def test_kill_midway_keeps_finished_work(tmp_path: Path) -> None:
     # many clips per video (sliding windows, stride 1) so each file takes a while
     OVER = ["data.clip.size=32", "data.clip.sampling=sliding", "data.clip.stride=1",
             "data.clip.per_video=0"]  # fmt: skip
+    OVER = _exact(OVER)
     root = tmp_path / "many"
     for i in range(16):
         write_video(root / f"v{i:02d}.avi", moving_square(48, 32, 32, seed=i), 8.0, tone(6.0))
@@ -216,13 +224,13 @@ def test_cli_extract_prints_summary_and_fails_when_nothing_usable(tmp_path: Path
     assert cli.extract_main([str(tmp_path / "nowhere"), "--no-progress"]) == 2
 
 
-def _crash_on_marked(path: object, root: object, spec: object) -> dict:
+def _crash_on_marked(path: object, root: object, spec: object, retry: bool = False) -> dict:
     """Runs in a worker (pickled by reference); there ``elo.extract`` is unpatched."""
     import elo.extract
 
     if "crash" in str(path):
         os._exit(3)  # what a segfaulting decoder looks like to the pool
-    return elo.extract.extract_one(path, root, spec)  # type: ignore[arg-type]
+    return elo.extract.extract_one(path, root, spec, retry)  # type: ignore[arg-type]
 
 
 def test_a_crashing_worker_loses_only_its_file(

@@ -16,6 +16,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--report", help="skip report, JSON lines (default: <cache>/extract_report.jsonl)"
     )
+    p.add_argument(
+        "--retry-skipped",
+        action="store_true",
+        help="retry files a previous run skipped for their content (remembered skips)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("overrides", nargs="*", help="config overrides key=value")
 
@@ -41,7 +46,13 @@ def run(args: argparse.Namespace) -> int:
         raise DataError(f"{root}: no video files found (looked for .mp4 .avi .mkv .webm .mov ...)")
     cache = Path(args.cache) if args.cache else default_cache_dir(root)
     summary = extract_paths(
-        paths, cache, spec, workers=args.workers, progress=not args.no_progress, report=args.report
+        paths,
+        cache,
+        spec,
+        workers=args.workers,
+        progress=not args.no_progress,
+        report=args.report,
+        retry_skipped=args.retry_skipped,
     )
     print(f"elo-extract: {summary.line()}")
     print(f"elo-extract: cache {cache}")
