@@ -11,11 +11,12 @@ export PYTHONDONTWRITEBYTECODE := 1
 DEMO_DIR ?= data/demo
 DEMO_RUN ?= runs/demo
 
-.PHONY: venv test lint typecheck pytest demo clean help
+.PHONY: venv test test-fast lint typecheck pytest demo clean help
 
 help:
 	@echo "make demo   build the venv, make the demo dataset and run the main job"
 	@echo "make test   build the venv, run ruff, mypy and the whole test suite"
+	@echo "make test-fast   the suite without the tests marked slow (inner loop)"
 
 venv:
 	@if [ -f "$(STAMP)" ] && [ "$$(cat $(STAMP))" = "$(STAMP_VALUE)" ]; then \
@@ -40,6 +41,10 @@ pytest: venv
 	$(PY) -m pytest -q --timeout=600 $(PYTEST_ARGS)
 
 test: lint typecheck pytest
+
+# The inner loop: everything but the end-to-end runs marked slow (`make test` runs all).
+test-fast: venv
+	$(PY) -m pytest -q --timeout=600 -m "not slow" $(PYTEST_ARGS)
 
 demo: venv
 	$(PY) -m elo.demo --data $(DEMO_DIR) --run $(DEMO_RUN)

@@ -225,10 +225,11 @@ def embed(encoder: nn.Module, x: torch.Tensor, batch_size: int = 32) -> torch.Te
     encoder.eval()
     try:
         device = _module_device(encoder)
-        chunks = [
-            encoder(x[i : i + batch_size].to(device)).embedding.float().cpu()
-            for i in range(0, len(x), batch_size)
-        ]
+        with torch.no_grad():  # no autograd graph: it held every chunk's activations
+            chunks = [
+                encoder(x[i : i + batch_size].to(device)).embedding.float().cpu()
+                for i in range(0, len(x), batch_size)
+            ]
     finally:
         encoder.train(was_training)
     if not chunks:

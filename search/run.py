@@ -54,6 +54,7 @@ SEARCH_DEFAULTS: dict[str, Any] = {
     "workers": None,
     "cpus_per_trial": 1,
     "gpus_per_trial": 0,
+    "memory_per_trial_gb": 2.0,
     "heldout_split": "test",
 }
 
@@ -213,6 +214,29 @@ def _prepare_data(cfg: Mapping[str, Any], root: str, split: str) -> None:
     open_dataset(cfg, root, split=split, modalities=held, extract_workers=None)
 
 
+def _memory_cap(
+    s: Mapping[str, Any], n_workers: int, echo: Callable[[str], None]
+) -> tuple[int, float]:
+    """Concurrent trials lowered to what the Ray nodes' memory holds at
+    ``search.memory_per_trial_gb`` each, and that figure in bytes as a Ray resource
+    request, so Ray's scheduler (not ours) keeps each node within its memory."""
+    import ray
+
+    from search.memory import workers_that_fit
+
+    per_trial = float(s["memory_per_trial_gb"] or 0.0)
+    nodes = [
+        float(n.get("Resources", {}).get("memory", 0.0)) for n in ray.nodes() if n.get("Alive")
+    ]
+    fit = workers_that_fit(n_workers, per_trial, nodes)
+    if fit < n_workers:
+        echo(
+            f"search: {n_workers} workers x {per_trial:g} GB (search.memory_per_trial_gb) do "
+            f"not fit the {sum(nodes) / 2**30:.1f} GB Ray may schedule; running {fit} at once"
+        )
+    return fit, per_trial * 2**30
+
+
 def _error_callback(run_dir: Path) -> Any:
     from ray.tune import Callback
 
@@ -311,6 +335,7 @@ def run_search(
             started_ray = True
         if n_workers is None:
             n_workers = max(1, int(ray.cluster_resources().get("CPU", 1)) // cpus)
+        n_workers, memory = _memory_cap(s, n_workers, echo)
         train_cfg = cfg.get("train", {}) or {}
         ctx = TrialContext(
             cfg=cfg,
@@ -328,7 +353,7 @@ def run_search(
             f"{ctx.steps} proxy steps, fitness {kind}"
         )
         trainable = tune.with_resources(
-            tune.with_parameters(trial, ctx=ctx), {"cpu": cpus, "gpu": gpus}
+            tune.with_parameters(trial, ctx=ctx), {"cpu": cpus, "gpu": gpus, "memory": memory}
         )
         session = (
             sum(1 for p in (run_dir / "ray").glob("session-*")) if (run_dir / "ray").exists() else 0

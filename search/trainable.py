@@ -159,12 +159,25 @@ def _nonfinite(v: Any) -> bool:
 
 def trial(config: dict[str, Any], ctx: TrialContext) -> None:
     """The Ray Tune function trainable (``tune.with_parameters(trial, ctx=...)``)."""
+    import gc
+    import os
+
     from ray import tune
 
+    from search.memory import peak_mb, release, reset_peak, rss_mb
+
+    reset_peak()
     report = evaluate(
         ctx,
         config["weights"],
         generation=int(config.get("generation", 0)),
         index=int(config.get("index", 0)),
+    )
+    # The worker process is reused for the next trial: free what this one allocated
+    # (models, optimizer state, batches) and hand the heap back before measuring.
+    gc.collect()
+    release()
+    report.setdefault("metrics", {}).update(
+        {"worker_pid": os.getpid(), "worker_rss_mb": rss_mb(), "trial_peak_mb": peak_mb()}
     )
     tune.report(report)

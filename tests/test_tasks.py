@@ -58,7 +58,11 @@ def write_clips(
         f0 = 250.0 + 90.0 * i
         audio = (0.4 * np.sin(2 * np.pi * f0 * t * (1 + 0.5 * t))).astype(np.float32)
         write_video(
-            root / f"clip{i:02d}.mp4", frames, fps=8.0, audio=None if i in silent else audio
+            root / f"clip{i:02d}.mp4",
+            frames,
+            fps=8.0,
+            audio=None if i in silent else audio,
+            gop_size=gop_size,
         )
     return root
 
@@ -169,7 +173,6 @@ def fit(
 ) -> tuple[ELoModel, list[float]]:
     """Train one term with AdamW; ``vary_views=False`` keeps the same views every step
     (memorization), otherwise each step draws new views."""
-    torch.set_num_threads(1)
     model = single_term_model(term, cfg)
     model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
