@@ -10,6 +10,12 @@ cosine schedule. The loss is symmetrised by swapping the views and the two terms
 Readable alone: the pure loss, the MLP, the schedule, the EMA, a standalone
 :class:`BYOL` module, and :class:`BYOLHead` (term ``rgb/byol``) for ELo's objective.
 
+The paper's design claims are switches (Sec. 5, Table 5; see docs/ablations.md):
+``predictor`` on/off (off: the online projection regresses the target directly);
+``tau_schedule`` ``cosine`` (from ``tau_base`` to 1) or ``constant`` (``τ = tau_base``
+every step: 1 keeps the target at its random init, 0 makes it a copy of the online
+network after each step). Batch size is the trainer's ``train.batch_size``.
+
 >>> import torch
 >>> p, z = torch.tensor([[1.0, 2, 3]]), torch.tensor([[4.0, 5, 6]])
 >>> round(regression_loss(p, z).item(), 6)
@@ -31,6 +37,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from baselines.monitor import CollapseMonitor
+from elo.errors import ConfigError
 from elo.heads import TASKS, FeatureSpec, HeadInputs, TaskHead
 from elo.terms import TermKey
 
@@ -63,6 +70,30 @@ def cosine_tau(step: int, total_steps: int, tau_base: float = 0.996) -> float:
     return 1 - (1 - tau_base) * (math.cos(math.pi * k / total_steps) + 1) / 2
 
 
+TAU_SCHEDULES = ("cosine", "constant")
+
+
+def tau_at(step: int, total_steps: int, tau_base: float, schedule: str = "cosine") -> float:
+    """``τ`` of EMA update ``step``: :func:`cosine_tau`, or ``tau_base`` when constant.
+
+    >>> tau_at(50, 100, 0.0, "constant"), tau_at(50, 100, 0.0)
+    (0.0, 0.5)
+    """
+    return tau_base if schedule == "constant" else cosine_tau(step, total_steps, tau_base)
+
+
+def check_options(
+    where: str, *, tau_base: float, tau_schedule: str, error: type = ConfigError
+) -> None:
+    """Raise ``error`` naming ``<where>.<key>`` for a value outside its range."""
+    if tau_schedule not in TAU_SCHEDULES:
+        raise error(
+            f"{where}.tau_schedule={tau_schedule!r}: choose one of {', '.join(TAU_SCHEDULES)}"
+        )
+    if not 0.0 <= float(tau_base) <= 1.0:
+        raise error(f"{where}.tau_base={tau_base!r}: τ must lie in [0, 1]")
+
+
 @torch.no_grad()
 def ema_update(target: nn.Module, online: nn.Module, tau: float) -> None:
     """``ξ <- τ ξ + (1 - τ) θ`` over the parameters (as the official code; buffers
@@ -93,7 +124,8 @@ def embed(encoder: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return out.embedding if hasattr(out, "embedding") else out  # B,D
 
 
-def _freeze(module: nn.Module) -> nn.Module:
+def freeze(module: nn.Module) -> nn.Module:
+    """Turn off ``requires_grad`` of every parameter; returns the module."""
     for p in module.parameters():
         p.requires_grad_(False)
     return module
@@ -121,14 +153,19 @@ class BYOL(nn.Module):
         hidden_dim: int = 4096,
         proj_dim: int = 256,
         tau_base: float = 0.996,
+        tau_schedule: str = "cosine",
+        predictor: bool = True,
     ) -> None:
         super().__init__()
-        self.tau_base = tau_base
+        check_options("byol", tau_base=tau_base, tau_schedule=tau_schedule)
+        self.tau_base, self.tau_schedule = float(tau_base), tau_schedule
         self.online_encoder = encoder
         self.online_projector = MLP(embed_dim, hidden_dim, proj_dim)
-        self.predictor = MLP(proj_dim, hidden_dim, proj_dim)
-        self.target_encoder = _freeze(copy.deepcopy(encoder))
-        self.target_projector = _freeze(copy.deepcopy(self.online_projector))
+        self.predictor: nn.Module = (
+            MLP(proj_dim, hidden_dim, proj_dim) if predictor else nn.Identity()
+        )
+        self.target_encoder = freeze(copy.deepcopy(encoder))
+        self.target_projector = freeze(copy.deepcopy(self.online_projector))
         self.step: torch.Tensor
         self.register_buffer("step", torch.zeros((), dtype=torch.long))  # EMA updates done
 
@@ -146,7 +183,7 @@ class BYOL(nn.Module):
     @torch.no_grad()
     def update_target(self, total_steps: int) -> float:
         """One EMA step with ``τ(k)``, k = updates done so far; returns ``τ``."""
-        tau = cosine_tau(int(self.step), total_steps, self.tau_base)
+        tau = tau_at(int(self.step), total_steps, self.tau_base, self.tau_schedule)
         ema_update(self.target_encoder, self.online_encoder, tau)
         ema_update(self.target_projector, self.online_projector, tau)
         self.step.add_(1)
@@ -161,13 +198,21 @@ class BYOLConfig:
     hidden_dim: int = 4096
     proj_dim: int = 256
     tau_base: float = 0.996
+    tau_schedule: str = "cosine"  # cosine (tau_base -> 1) | constant (τ = tau_base)
+    predictor: bool = True  # False: the online projection regresses the target
     collapse_threshold: float = 0.1  # warn when std(z/|z|)·sqrt(d) falls below
+
+    def __post_init__(self) -> None:
+        check_options(
+            "heads.byol", tau_base=self.tau_base, tau_schedule=self.tau_schedule, error=ValueError
+        )
 
 
 @TASKS.register()
 class BYOLHead(TaskHead):
     """BYOL as an ELo task on one modality (``rgb/byol``): two augmented views
-    (``byol1``, ``byol2``, see :mod:`baselines.augment`) of each clip.
+    (``byol1``, ``byol2``, see :mod:`baselines.augment`) of each clip. Takes the
+    switches of :class:`BYOL` from ``heads.byol``.
 
     The online encoder is the model's; the target copy is made in
     :meth:`bind_encoders` (call it before loading a checkpoint: the target is part of
@@ -185,8 +230,10 @@ class BYOLHead(TaskHead):
         self.modality = term.modalities[0]
         dim = self.specs[self.modality].embed_dim
         self.projector = MLP(dim, cfg.hidden_dim, cfg.proj_dim)
-        self.predictor = MLP(cfg.proj_dim, cfg.hidden_dim, cfg.proj_dim)
-        self.target_projector = _freeze(copy.deepcopy(self.projector))
+        self.predictor: nn.Module = (
+            MLP(cfg.proj_dim, cfg.hidden_dim, cfg.proj_dim) if cfg.predictor else nn.Identity()
+        )
+        self.target_projector = freeze(copy.deepcopy(self.projector))
         self.target_encoder: nn.Module | None = None
         self.step: torch.Tensor
         self.register_buffer("step", torch.zeros((), dtype=torch.long))
@@ -200,7 +247,7 @@ class BYOLHead(TaskHead):
     def bind_encoders(self, encoders: Mapping[str, nn.Module]) -> None:
         online = encoders[self.modality]
         self._online = {"encoder": online}
-        self.target_encoder = _freeze(copy.deepcopy(online))
+        self.target_encoder = freeze(copy.deepcopy(online))
 
     def forward(self, inputs: HeadInputs) -> dict[str, torch.Tensor]:
         if self.target_encoder is None:
@@ -233,7 +280,8 @@ class BYOLHead(TaskHead):
         """EMA of the online encoder and projector with ``τ(step)`` (step 0-based)."""
         if self.target_encoder is None:
             return
-        tau = cosine_tau(step, total_steps, self.config.tau_base)
+        cfg: BYOLConfig = self.config
+        tau = tau_at(step, total_steps, cfg.tau_base, cfg.tau_schedule)
         ema_update(self.target_encoder, self._online["encoder"], tau)
         ema_update(self.target_projector, self.projector, tau)
         self.step.fill_(step + 1)

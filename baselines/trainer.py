@@ -7,7 +7,8 @@ or video frames of ``DIR`` (:mod:`baselines.frames`), trains an image encoder
 :mod:`baselines.augment`, and writes to ``--out``::
 
     config.yaml        resolved config
-    metrics.jsonl      one line per log step: loss, lr, τ (BYOL), collapse_std
+    metrics.jsonl      one line per log step: loss, lr, predictor_lr (SimSiam), τ (BYOL),
+                       collapse_std
     checkpoint.pt      online + target weights, optimizer state, step (``--resume``)
     summary.json       final figures: collapse monitor, kNN accuracy when labeled
     final/             exported encoder: ``elo.load_encoder(OUT / "final")``
@@ -241,6 +242,8 @@ def fit(
             raise ConfigError(f"loss became {rec['loss']} at step {step + 1}; lower train.lr")
         if every > 0 and ((step + 1) % every == 0 or step + 1 == steps):
             rec.update(lr=opt.param_groups[0]["lr"], seconds=round(time.perf_counter() - t0, 3))
+            if len(opt.param_groups) > 1:  # SimSiam's trainable predictor
+                rec["predictor_lr"] = opt.param_groups[1]["lr"]
             append_jsonl(metrics, rec)
         if (ck_every > 0 and (step + 1) % ck_every == 0) or step + 1 == steps:
             save_checkpoint(ckpt, model, opt, step + 1)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -79,15 +79,45 @@ def train_settings(cfg: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def make_optimizer(model: torch.nn.Module, t: Mapping[str, Any]) -> torch.optim.Optimizer:
+    """SGD or AdamW over the trainable parameters. Parameters that a head lists in
+    ``fixed_lr_parameters()`` (SimSiam's predictor, ``heads.simsiam.fix_predictor_lr``)
+    form a second group flagged ``fix_lr`` that :func:`make_scheduler` keeps at the
+    base lr."""
+    fixed: dict[int, None] = {}
+    for head in getattr(model, "heads", {}).values():
+        for p in getattr(head, "fixed_lr_parameters", list)():
+            fixed[id(p)] = None
     params = [p for p in model.parameters() if p.requires_grad]
+    groups: list[dict[str, Any]] = [
+        {"params": [p for p in params if id(p) not in fixed], "fix_lr": False}
+    ]
+    if fixed:
+        groups.append({"params": [p for p in params if id(p) in fixed], "fix_lr": True})
     if t["optimizer"] == "sgd":
         return torch.optim.SGD(
-            params,
+            groups,
             lr=float(t["lr"]),
             momentum=float(t["momentum"]),
             weight_decay=float(t["weight_decay"]),
         )
-    return torch.optim.AdamW(params, lr=float(t["lr"]), weight_decay=float(t["weight_decay"]))
+    return torch.optim.AdamW(groups, lr=float(t["lr"]), weight_decay=float(t["weight_decay"]))
+
+
+def make_scheduler(
+    optimizer: torch.optim.Optimizer, steps: int, warmup: int, floor: float
+) -> torch.optim.lr_scheduler.LambdaLR:
+    """:func:`lr_factor` for every group except those flagged ``fix_lr`` (factor 1)."""
+
+    def schedule(s: int) -> float:
+        return lr_factor(s, steps, warmup, floor)
+
+    def constant(s: int) -> float:
+        return 1.0
+
+    lambdas: list[Callable[[int], float]] = [
+        constant if g.get("fix_lr") else schedule for g in optimizer.param_groups
+    ]
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambdas)
 
 
 def lr_factor(step: int, total: int, warmup: int, floor: float) -> float:
@@ -210,9 +240,7 @@ def train_model(
     model = ELoModel(cfg, weights, seed=seed).to(device)
     optimizer = make_optimizer(model, t)
     warmup, floor = int(t["warmup_steps"]), float(t["min_lr_ratio"])
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: lr_factor(s, steps, warmup, floor)
-    )
+    scheduler = make_scheduler(optimizer, steps, warmup, floor)
     out = Path(out_dir) if out_dir is not None else None
     start, history = 0, []
     if out is not None:
