@@ -55,7 +55,9 @@ SEARCH_DEFAULTS: dict[str, Any] = {
     "cpus_per_trial": 1,
     "gpus_per_trial": 0,
     "memory_per_trial_gb": 2.0,
-    "heldout_split": "test",
+    "heldout_split": "train",  # fitness clips: a held-out slice of train (fitness_data.py)
+    "heldout_fraction": 0.2,  # of the train videos, never trained on by a candidate
+    "heldout_bn": "recalibrate",  # BatchNorm statistics of the fitness embeddings
 }
 
 
@@ -345,6 +347,8 @@ def run_search(
             device="cuda" if gpus > 0 else "cpu",
             threads=cpus,
             heldout_split=s["heldout_split"],
+            heldout_fraction=float(s["heldout_fraction"]),
+            heldout_bn=str(s["heldout_bn"]),
             fail_on=[(int(g), int(i)) for g, i in fail_on],
         )
         echo(

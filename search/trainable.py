@@ -4,10 +4,15 @@ ELo (Piergiovanni, Angelova & Ryoo, CVPR 2020, §3.3) scores each candidate loss
 short proxy training run followed by an unsupervised fitness (Zipf) of the RGB
 encoder's embeddings of held-out clips. :func:`evaluate` does exactly that and is
 plain Python; :func:`trial` wraps it for Ray Tune (``tune.report``). The fitness is
-chosen by name (``zipf`` | ``weak`` | ``xmodal`` | ``combined`` | any kind registered
-in :data:`search.fitness.FITNESSES`), from the ``fitness`` config section; the
-held-out clips' labels and, for the cross-modal kinds, their reference modalities
-are passed as context.
+chosen by name (``zipf`` | ``weak`` | ``xmodal`` | ``combined`` | ``rankme`` |
+``alphareq`` | any kind registered in :data:`search.fitness.FITNESSES`), from the
+``fitness`` config section; the held-out clips' labels and, for the cross-modal kinds,
+their reference modalities are passed as context.
+
+The held-out clips are a slice of the *train* split that no candidate trains on
+(``search.heldout_split: train``, ``search.heldout_fraction``), never the test split,
+and the RGB encoder embeds them with BatchNorm statistics recalibrated on them
+(``search.heldout_bn``); see :mod:`search.fitness_data`.
 
 ``synthetic`` is a stand-in with a known optimum and no training (for tests and for
 measuring the scheduler's own overhead): fitness = −‖λ − λ*‖² with λ* from
@@ -36,9 +41,24 @@ class TrialContext:
     seed: int = 0
     device: str = "cpu"
     threads: int = 1
-    heldout_split: str = "test"
+    heldout_split: str = "train"
     #: (generation, index) pairs that raise on purpose (fault-injection for tests).
     fail_on: list[tuple[int, int]] = field(default_factory=list)
+    #: fraction of the train videos held out for the fitness (heldout_split "train")
+    heldout_fraction: float = 0.2
+    #: BatchNorm statistics of the fitness embeddings: recalibrate | train | eval
+    heldout_bn: str = "recalibrate"
+
+    def __post_init__(self) -> None:
+        from search.fitness_data import BN_MODES, check_heldout_split
+
+        check_heldout_split(self.heldout_split)
+        if self.heldout_bn not in BN_MODES:
+            from elo.errors import ConfigError
+
+            raise ConfigError(
+                f"config key 'search.heldout_bn' must be one of {BN_MODES}, got {self.heldout_bn!r}"
+            )
 
 
 def synthetic_target(terms: Sequence[str]) -> dict[str, float]:
@@ -64,31 +84,43 @@ def reference_modalities(section: Mapping[str, Any]) -> list[str]:
 
 def _heldout(ctx: TrialContext, extra: Sequence[str] = ()) -> dict[str, Any]:
     """Held-out clips (cached): ``rgb`` N,3,T,H,W, ``labels`` N, and each ``extra``
-    modality's tensors for the same N clips (clips without RGB are dropped)."""
-    import torch
-
-    from elo.data import make_loader
+    modality's tensors for the same N clips (clips without RGB are dropped), cut to the
+    model's input shape (:func:`search.fitness_data.heldout_clips`)."""
+    from search.fitness_data import heldout_clips
 
     mods = ("rgb", *sorted(set(extra) - {"rgb"}))
-    key = (str(ctx.data_root), f"{ctx.heldout_split}:{ctx.cfg.get('data', {}).get('clip')}", mods)
+    where = f"{ctx.heldout_split}:{ctx.heldout_fraction}:{ctx.cfg.get('data', {}).get('clip')}"
+    key = (str(ctx.data_root), where, mods)
     if key not in _HELDOUT:
-        loader = make_loader(
+        _HELDOUT[key] = heldout_clips(
             ctx.cfg,
             str(ctx.data_root),
             split=ctx.heldout_split,
-            modalities=list(mods),
-            batch_size=64,
-            shuffle=False,
-            seed=ctx.seed,
+            fraction=ctx.heldout_fraction,
+            modalities=mods,
         )
-        parts: dict[str, list[Any]] = {m: [] for m in (*mods, "labels")}
-        for batch in loader:
-            keep = batch["present"]["rgb"]  # B bool
-            for m in mods:
-                parts[m].append(batch[m][keep])  # b,...
-            parts["labels"].append(batch["meta"]["label"][keep])  # b
-        _HELDOUT[key] = {m: torch.cat(v) for m, v in parts.items()}
     return _HELDOUT[key]
+
+
+def _training_loader(ctx: TrialContext, weights: Any) -> Any:
+    """The train split without the held-out slice (``None``: the trainer's own loader,
+    when the fitness clips come from another split)."""
+    if ctx.heldout_split != "train":
+        return None
+    from elo.trainer import train_settings
+    from search.fitness_data import training_loader
+
+    t = train_settings(ctx.cfg)
+    mods = sorted({"rgb", *(m for term in weights.active for m in term.modalities)})
+    return training_loader(
+        ctx.cfg,
+        str(ctx.data_root),
+        fraction=ctx.heldout_fraction,
+        modalities=mods,
+        batch_size=int(t["batch_size"]),
+        seed=ctx.seed,
+        workers=int(t["num_workers"]),
+    )
 
 
 def evaluate(
@@ -106,11 +138,11 @@ def evaluate(
 
     import torch
 
-    from elo.model import embed
     from elo.objective import Weights, terms_from_config
     from elo.rundir import seed_everything
     from elo.trainer import train_model
     from search.fitness import build_fitness
+    from search.fitness_data import fitness_embed
 
     torch.set_num_threads(max(1, int(ctx.threads)))
     w = Weights(terms_from_config(ctx.cfg), dict(weights))
@@ -122,18 +154,21 @@ def evaluate(
         seed=ctx.seed,
         device=ctx.device,
         progress=False,
+        loader=_training_loader(ctx, w),
     )
     t_train = time.perf_counter() - t0
     refs = reference_modalities(section)
     held = _heldout(ctx, refs)
     x = held["rgb"]
     seed_everything(ctx.seed)
-    emb = embed(result.model.encoders["rgb"], x)  # N,D
+    emb = fitness_embed(result.model.encoders["rgb"], x, bn=ctx.heldout_bn)  # N,D
     context: dict[str, Any] = {"labels": held["labels"]}
     for m in refs:
         context[m] = held[m]  # raw clips, for fixed reference statistics
         if m in result.model.encoders:  # the candidate's own encoder, if it has one
-            context[f"{m}_embeddings"] = embed(result.model.encoders[m], held[m])
+            context[f"{m}_embeddings"] = fitness_embed(
+                result.model.encoders[m], held[m], bn=ctx.heldout_bn
+            )
     fitness = build_fitness(section, seed=ctx.seed)
     scored = fitness.score(emb, **context)
     last = result.history[-1] if result.history else {}

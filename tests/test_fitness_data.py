@@ -133,3 +133,34 @@ def test_centre_crop_cuts_every_modality_to_the_model_input_around_the_centre() 
     assert torch.equal(out["audio"], audio[..., 3:-3])
     same = centre_crop(cfg, {"rgb": out["rgb"]})["rgb"]  # already the right size: untouched
     assert torch.equal(same, out["rgb"])
+
+
+def test_a_trial_trains_without_the_slice_and_scores_on_it(demo: Path) -> None:
+    """One search trial (no Ray): the candidate's loader skips the held-out videos, the
+    fitness embeds exactly them; the test split is refused as fitness clips."""
+    import csv
+
+    from elo.objective import Weights, terms_from_config
+    from search.run import search_settings
+    from search.trainable import TrialContext, _training_loader, evaluate
+
+    cfg = load_config("demo", ["objective.modalities=[rgb]", "train.batch_size=4"])
+    cfg["fitness"] = {"kind": "rankme"}
+    s = search_settings(cfg)
+    assert (s["heldout_split"], s["heldout_fraction"], s["heldout_bn"]) == (
+        "train", 0.2, "recalibrate",
+    )  # fmt: skip
+    ctx = TrialContext(cfg=cfg, data_root=str(demo), steps=2, heldout_fraction=0.25)
+    terms = terms_from_config(cfg)
+    lam = {str(t): float(str(t) == "rgb/reconstruction") for t in terms}
+    with open(demo / "labels.csv", encoding="utf-8") as fh:
+        n_train = sum(r["split"] == "train" for r in csv.DictReader(fh))
+    loader = _training_loader(ctx, Weights(terms, lam))
+    assert len(loader.dataset) == n_train - round(0.25 * n_train)
+    report = evaluate(ctx, lam)
+    assert report["metrics"]["heldout_clips"] == round(0.25 * n_train)
+    assert 0 < report["fitness"] <= 1  # relative RankMe of a live encoder
+    with pytest.raises(ConfigError, match="search.heldout_split"):
+        TrialContext(cfg=cfg, data_root=str(demo), steps=2, heldout_split="test")
+    with pytest.raises(ConfigError, match="search.heldout_bn"):
+        TrialContext(cfg=cfg, data_root=str(demo), steps=2, heldout_bn="stale")
