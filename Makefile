@@ -1,10 +1,12 @@
 # ELo — two commands: `make demo` and `make test`. Both build the venv when needed.
 # VENV may point anywhere (CI shares one between clones, keyed by the pins).
+# The venv installs the ranges of pyproject.toml at the exact pins of constraints.txt;
+# other OpenCV wheels are removed first (only one may own cv2).
 VENV ?= .venv
 PYTHON ?= python3.11
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.elo-install-stamp
-STAMP_VALUE := $(shell sha256sum pyproject.toml | cut -c1-16):$(CURDIR)
+STAMP_VALUE := $(shell cat pyproject.toml constraints.txt | sha256sum | cut -c1-16):$(CURDIR)
 export RAY_AUTH_MODE ?= disabled
 export PYTHONDONTWRITEBYTECODE := 1
 
@@ -25,7 +27,9 @@ venv:
 		set -e; \
 		[ -x "$(PY)" ] || $(PYTHON) -m venv "$(VENV)"; \
 		"$(PY)" -m pip install --quiet --upgrade pip; \
-		"$(PY)" -m pip install --quiet -e '.[dev]'; \
+		"$(PY)" -m pip uninstall --quiet --yes opencv-contrib-python-headless \
+			opencv-python opencv-contrib-python 2>/dev/null || true; \
+		"$(PY)" -m pip install --quiet -c constraints.txt -e '.[dev]'; \
 		echo "$(STAMP_VALUE)" > "$(STAMP)"; \
 		echo "venv $(VENV) installed"; \
 	fi

@@ -33,6 +33,7 @@ from elo.rundir import (
     read_jsonl,
     seed_everything,
 )
+from elo.tblog import TrainingBoard
 
 log = logging.getLogger(__name__)
 
@@ -263,6 +264,7 @@ def train_model(
         else iter(())
     )
     bar = _progress(progress, start, steps)
+    board = None if out is None else TrainingBoard(out, weights.values, start=start, batch_size=int(t["batch_size"]))  # fmt: skip
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
     for step in range(start, steps):
@@ -294,6 +296,8 @@ def train_model(
         history.append(rec)
         if out is not None:
             append_jsonl(out / LOG_FILE, rec)
+            if board is not None:  # the TensorBoard view of this record (elo/tblog.py)
+                board.step(rec)
             if every > 0 and (step + 1) % every == 0 and step + 1 < steps:
                 save_checkpoint(
                     out / CHECKPOINT_FILE, model, optimizer, scheduler, step + 1, weights
@@ -303,6 +307,8 @@ def train_model(
             bar.set_postfix(loss=f"{rec['loss']:.4f}")
     if bar is not None:
         bar.close()
+    if board is not None:
+        board.close()
     if out is not None:
         save_checkpoint(out / CHECKPOINT_FILE, model, optimizer, scheduler, steps, weights)
         export_student(out, model, cfg, weights, steps)

@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from elo.errors import ConfigError
+from elo.errors import ConfigError, DataError
 from elo.modality import MODALITIES, DecodedClip, Encoder, Modality
 
 _ESTIMATORS: dict[tuple[str, str], Any] = {}
@@ -37,6 +37,12 @@ def _estimator(method: str, preset: str) -> Any:
                 raise ConfigError(f"modalities.flow.preset {preset!r}: use {', '.join(presets)}")
             _ESTIMATORS[key] = cv2.DISOpticalFlow_create(presets[preset])
         elif method == "tvl1":
+            if not hasattr(cv2, "optflow"):  # core OpenCV (the default install) lacks it
+                raise DataError(
+                    "modalities.flow.method tvl1 needs OpenCV contrib: pip uninstall "
+                    "opencv-python-headless && pip install opencv-contrib-python-headless "
+                    "(docs/dependencies.md), or use method=dis"
+                )
             _ESTIMATORS[key] = cv2.optflow.DualTVL1OpticalFlow_create()
         elif method == "farneback":
             _ESTIMATORS[key] = None

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -126,15 +127,39 @@ class RunLog:
         self.run_dir, self.total, self.done = run_dir, total, done
         self.echo = echo
         self.session_start, self.session_done = time.time(), 0
-        self.failed = sum(1 for r in read_jsonl(run_dir / EVALUATIONS) if r.get("status") != "ok")
+        logged = list(read_jsonl(run_dir / EVALUATIONS))
+        self.failed = sum(1 for r in logged if r.get("status") != "ok")
         self.best_written: float | None = None
         self.on_generation: Callable[[], None] | None = None
+        # progress: a live line on a terminal, one line per generation otherwise; a
+        # TensorBoard view of the JSON lines (elo/tblog.py)
+        from elo.tblog import SearchBoard
+
+        self.board = SearchBoard(run_dir)
+        ok = [r for r in logged if r.get("fitness") is not None]
+        self.best_record = max(ok, key=lambda r: r["fitness"]) if ok else None
+        self.live = echo is print and sys.stdout.isatty()
 
     def evaluation(self, record: dict[str, Any]) -> None:
         append_jsonl(self.run_dir / EVALUATIONS, {**record, "time": time.time()})
         self.done += 1
         self.session_done += 1
         self.failed += record["status"] != "ok"
+        fit = record.get("fitness")
+        if fit is not None and (self.best_record is None or fit > self.best_record["fitness"]):
+            self.best_record = record
+        self.board.trial(record, self.done)
+        if self.live:
+            sys.stdout.write(f"\r\033[K{self.progress()}")
+            sys.stdout.flush()
+
+    def progress(self) -> str:
+        """``trials 12/128 (0 failed)  best so far 0.1234  ETA 3m 10s``."""
+        best = "n/a" if self.best_record is None else f"{self.best_record['fitness']:.4f}"
+        return (
+            f"trials {self.done}/{self.total} ({self.failed} failed)  best so far {best}"
+            f"  ETA {_fmt_s(self.eta())}"
+        )
 
     def checkpoint(self, searcher: Any) -> None:
         searcher.save(str(self.run_dir / STATE_FILE))
@@ -149,13 +174,14 @@ class RunLog:
 
     def generation_done(self, summary: dict[str, Any]) -> None:
         append_jsonl(self.run_dir / GENERATIONS, summary)
+        self.board.generation(summary, self.best_record)
         g = summary["generation"]
         best = "n/a" if summary["best"] is None else f"{summary['best']:.4f}"
         med = "n/a" if summary["median"] is None else f"{summary['median']:.4f}"
+        clear = "\r\033[K" if self.live else ""  # over the live line
         self.echo(
-            f"generation {g + 1}: best {best}  median {med}  | trials {self.done}/{self.total}"
-            f" ({self.failed} failed)  | elapsed {_fmt_s(time.time() - self.session_start)}"
-            f"  ETA {_fmt_s(self.eta())}"
+            f"{clear}generation {g + 1}: best {best}  median {med}  | {self.progress()}"
+            f"  | elapsed {_fmt_s(time.time() - self.session_start)}"
         )
         if self.on_generation is not None:
             self.on_generation()
@@ -385,6 +411,7 @@ def run_search(
                 ray.shutdown()
     if report:
         _safe_report(write_report, run_dir)
+    listener.board.close()
     if not searcher.finished:
         echo(
             f"search stopped at generation {searcher.generation + 1}/{s['generations']}; "
