@@ -26,6 +26,18 @@ DESCRIPTIONS = {
 FOLD_COMMANDS = ("train", "search")
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Appends ``(default: X)`` only where X is the true default: not for options whose
+    help already states it (config-driven ones name the config key and its demo value),
+    not ``None`` (the config decides) and not for on/off flags."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if "default" in text or action.default is None or isinstance(action.default, bool):
+            return text
+        return super()._get_help_string(action)
+
+
 def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -38,7 +50,7 @@ def _main(name: str, argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog=f"elo-{name}",
         description=DESCRIPTIONS[name],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     module.add_arguments(parser)
@@ -46,8 +58,8 @@ def _main(name: str, argv: Sequence[str] | None = None) -> int:
         parser.add_argument(
             "--fold",
             type=_positive_int,
-            help="official split fold of a labeled dataset (UCF101 / HMDB51: 1-3); "
-            "sets data.fold (default: the config's, 1)",
+            help="official split fold of a labeled dataset (UCF101 / HMDB51: 1-3); sets "
+            "data.fold (default: the config's data.fold; demo: 1)",
         )
     # Intermixed, so `elo-extract DIR --cache X key=val` works (overrides after options);
     # argparse cannot intermix with sub-commands (elo-data), which parse normally.

@@ -11,26 +11,67 @@ import argparse
 from typing import Any
 
 
+def config_defaults(config: str = "demo") -> dict[str, Any]:
+    """What a search with no flags uses (``--config`` ``config``), for ``--help``; empty
+    when the config cannot be read (help must still print)."""
+    try:
+        flags = {**dict.fromkeys(_FLAGS), "overrides": []}
+        cfg = resolve_config(argparse.Namespace(config=config, **flags))
+    except Exception:
+        return {}
+    s = cfg["search"]
+    train_steps = (cfg.get("train") or {}).get("steps", 40)
+    return {
+        "population": s["population"],
+        "generations": s["generations"],
+        "strategy": s["strategy"],
+        "fitness": (cfg.get("fitness") or {}).get("kind", "zipf"),
+        "steps": s["steps"] if s["steps"] is not None else train_steps,
+        "seed": cfg.get("seed", 0),
+    }
+
+
+_FLAGS = ("data", "population", "generations", "strategy", "fitness", "steps", "workers",
+          "seed_points", "seed", "overrides")  # fmt: skip
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    d = config_defaults()
+
+    def dflt(key: str, name: str) -> str:
+        return f"default: {key} of --config; demo: {d[name]}" if name in d else f"config: {key}"
+
     p.add_argument("--config", default="demo", help="experiment config name or YAML path")
     p.add_argument("--data", help="folder of videos (or CSV manifest) to learn from")
     p.add_argument(
-        "--population", type=int, help="individuals per generation (config: search.population, 64)"
+        "--population",
+        type=int,
+        help=f"individuals per generation ({dflt('search.population', 'population')})",
     )
-    p.add_argument("--generations", type=int, help="generations (config: search.generations)")
-    p.add_argument("--strategy", choices=["cma", "ga"], help="config: search.strategy (cma)")
+    p.add_argument(
+        "--generations", type=int, help=f"generations ({dflt('search.generations', 'generations')})"
+    )
+    p.add_argument(
+        "--strategy",
+        choices=["cma", "ga"],
+        help=f"CMA-ES or GA ({dflt('search.strategy', 'strategy')})",
+    )
     p.add_argument(
         "--fitness",
         help="zipf | weak | xmodal | combined (a configs/fitness/ name) | synthetic "
-        "(no training; for tests); config: fitness.kind (zipf)",
+        f"(no training; for tests) ({dflt('fitness.kind', 'fitness')})",
     )
-    p.add_argument("--steps", type=int, help="proxy training steps per candidate (train.steps)")
+    p.add_argument(
+        "--steps",
+        type=int,
+        help=f"proxy training steps per candidate ({dflt('search.steps or train.steps', 'steps')})",
+    )
     p.add_argument("--workers", type=int, help="concurrent trials (default: all CPUs)")
     p.add_argument("--address", help="join an existing Ray cluster (default: start locally)")
-    p.add_argument("--out", help="run directory (default runs/search-<timestamp>)")
+    p.add_argument("--out", help="run directory (default: runs/search-<timestamp>)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a killed or stopped search")
     p.add_argument("--seed-points", action="store_true", help="inject uniform + single-task λ")
-    p.add_argument("--seed", type=int, help="experiment seed (config: seed)")
+    p.add_argument("--seed", type=int, help=f"experiment seed ({dflt('seed', 'seed')})")
     p.add_argument("overrides", nargs="*", help="config overrides key=value")
 
 
