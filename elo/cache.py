@@ -27,6 +27,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import stat
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -37,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from elo.errors import ConfigError, DataError
+from elo.rundir import pid_alive, temp_prefix
 
 #: bump when the on-disk layout or an extraction algorithm changes meaning
 CACHE_VERSION = 2  # 2: clip starts seeded by file identity; short clips padded
@@ -47,7 +49,7 @@ def _replace_write(path: Path, data: bytes) -> None:
     file or the new one, never a torn one. No fsync: a cache can be rebuilt, and
     fsync per file cost more than the extraction itself (measured 2x)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=temp_prefix(path), suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
@@ -291,15 +293,25 @@ class ClipCache:
             raise DataError(f"cache folder {self.root}: not writable ({exc.strerror})") from None
 
 
+#: ``.<name>.<pid>.<random>.tmp`` (elo.rundir.temp_prefix); older temps had no pid
+_TEMP_PID = re.compile(r"^\..+\.(\d+)\.[a-z0-9_]+\.tmp$")
+
+
 def clear_stale_temps(root: str | Path) -> int:
-    """Remove temp files a killed run left behind (``.<name>.*.tmp``); returns count."""
+    """Remove temp files that dead processes left behind (``.<name>.<pid>.*.tmp``; a
+    temp without a pid is from an older ELo, also stale); a live writer's temp files
+    are kept. Returns the count removed."""
     n = 0
     for dirpath, _dirs, files in os.walk(root):
         for f in files:
-            if f.startswith(".") and f.endswith(".tmp"):
-                try:
-                    os.unlink(os.path.join(dirpath, f))
-                    n += 1
-                except OSError:
-                    pass
+            if not (f.startswith(".") and f.endswith(".tmp")):
+                continue
+            m = _TEMP_PID.match(f)
+            if m is not None and pid_alive(int(m.group(1))):
+                continue
+            try:
+                os.unlink(os.path.join(dirpath, f))
+                n += 1
+            except OSError:
+                pass
     return n

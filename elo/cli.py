@@ -80,7 +80,7 @@ def _main(name: str, argv: Sequence[str] | None = None) -> int:
         return int(module.run(args) or 0)
     except EloError as exc:
         print(f"elo-{name}: error: {exc}", file=sys.stderr)
-        return 2
+        return int(getattr(exc, "exit_code", 2))  # 2; 143 for a SIGTERM-stopped elo-train
     except KeyboardInterrupt:
         print(f"elo-{name}: interrupted", file=sys.stderr)
         return 130

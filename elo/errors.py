@@ -25,3 +25,7 @@ class TransientDataError(DataError):
 
 class DiskError(EloError):
     """The disk refused a write (full, read-only, no permission); names the path."""
+
+
+class LockedError(EloError):
+    """Another process holds the folder (a run directory or a cache) for writing."""

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import errno
 import logging
 import os
 import time
@@ -22,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from elo.cache import CacheEntry, ClipCache, ExtractSpec, clear_stale_temps
-from elo.errors import DataError, DiskError, TransientDataError
-from elo.rundir import append_jsonl
+from elo.errors import DataError, TransientDataError
+from elo.rundir import DirLock, append_jsonl, disk_errors
 from elo.video import VIDEO_SUFFIXES
 
 log = logging.getLogger(__name__)
@@ -96,7 +95,7 @@ def extract_one(
     if info is not None and info.get("error"):
         if not retry_skipped:
             return _skip(path, str(info["error"]), t0, cached=True)
-        with _disk_errors(entry.dir):
+        with disk_errors(entry.dir):
             entry.forget()
         info = None
     missing = [m for m in spec.modalities if not entry.has(spec.modality_tag(m))]
@@ -152,7 +151,7 @@ def extract_one(
                 reason = f"non-finite {name}: NaN or Inf {what} in clip {k}"
                 return _remember(entry, path, reason, t0)
     audio_track = video.audio is not None or info is not None and bool(info.get("audio_track"))
-    with _disk_errors(entry.dir):
+    with disk_errors(entry.dir):
         if info is None or bool(info.get("audio_track")) != audio_track:  # starts never change
             entry.write_clips({
                 "source": str(path),
@@ -171,30 +170,9 @@ def extract_one(
 
 def _remember(entry: CacheEntry, path: Path, reason: str, t0: float) -> dict[str, Any]:
     """Skip ``path`` for a content error, remembered until the file changes."""
-    with _disk_errors(entry.dir):
+    with disk_errors(entry.dir):
         entry.write_clips({"error": reason, "source": str(path)})
     return _skip(path, reason, t0)
-
-
-#: errno values of a disk that refuses writes: the whole run stops, one line
-_DISK_ERRNOS = frozenset(
-    {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG}
-)
-
-
-@contextlib.contextmanager
-def _disk_errors(where: Path) -> Iterator[None]:
-    """Turn a refused cache write into :class:`DiskError` naming the path; the write
-    itself leaves no partial file (temp file + rename)."""
-    try:
-        yield
-    except OSError as exc:
-        if exc.errno not in _DISK_ERRNOS:
-            raise
-        target = exc.filename or where
-        raise DiskError(
-            f"{target}: cannot write the cache ({exc.strerror}); free space or use another --cache"
-        ) from None
 
 
 def _indexed_starts(info: Mapping[str, Any], n_frames: int, frames: int, path: Path) -> list[int]:
@@ -301,12 +279,16 @@ def extract_paths(
     """Extract ``paths`` into ``cache_dir`` with ``workers`` processes (``None``: all
     cores; ``0``/``1``: in this process). Skips are appended to ``report`` (default
     ``<cache>/extract_report.jsonl``) as JSON lines, then one summary line. Workers
-    start from a forkserver: in a script, call this under ``if __name__ == "__main__":``."""
+    start from a forkserver: in a script, call this under ``if __name__ == "__main__":``.
+    The cache is locked for the run (:class:`~elo.rundir.DirLock`): a second writer
+    waits, and only temp files of dead processes are cleaned up."""
     from tqdm import tqdm
 
     path_list = [Path(p) for p in paths]
     cache = ClipCache(cache_dir)
     cache.check_writable()
+    # one writer per cache: a second elo-extract (or search) on it waits its turn
+    lock = DirLock(cache.root, "elo-extract", wait=True).acquire()
     clear_stale_temps(cache.root)
     report_path = Path(report) if report is not None else cache.report_path()
     n_workers = (os.cpu_count() or 1) if workers is None else max(0, int(workers))
@@ -357,6 +339,7 @@ def extract_paths(
              "padded": summary.padded, "transient": summary.transient,
              "reasons": dict(summary.reasons)},
         )  # fmt: skip
+        lock.release()
     return summary
 
 

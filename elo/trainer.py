@@ -27,6 +27,7 @@ from elo.errors import ConfigError, EloError
 from elo.model import STUDENT, ELoModel
 from elo.objective import Weights
 from elo.rundir import (
+    DirLock,
     append_jsonl,
     atomic_write_bytes,
     atomic_write_text,
@@ -53,6 +54,13 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "checkpoint_every": 0,  # steps; 0 = only at the end
     "num_workers": 0,
 }
+
+
+class TrainingStopped(EloError):
+    """``elo-train`` got SIGTERM: the step in progress finished, a checkpoint was
+    written, and ``--resume`` continues from it (exit code 143)."""
+
+    exit_code = 143
 
 
 class NonFiniteLossError(EloError):
@@ -244,17 +252,18 @@ def train_model(
     scheduler = make_scheduler(optimizer, steps, warmup, floor)
     out = Path(out_dir) if out_dir is not None else None
     start, history = 0, []
+    lock = None if out is None else DirLock(out, "elo-train").acquire()  # one writer
     if out is not None:
         ckpt = out / CHECKPOINT_FILE
         if resume and ckpt.exists():
             start = load_checkpoint(ckpt, model, optimizer, scheduler, weights)
             history = truncate_log(out / LOG_FILE, start)
             log.info("resuming %s at step %d", out, start)
-        elif not resume and ckpt.exists():
+        elif ckpt.exists():
             raise ConfigError(
                 f"{out} already holds a training run; pass --resume or pick a new --out"
             )
-        elif not resume and (out / LOG_FILE).exists():
+        elif (out / LOG_FILE).exists():  # no checkpoint: start over without old records
             (out / LOG_FILE).unlink()
     every = int(t["checkpoint_every"])
     modalities = sorted({m for m, _ in model.read_views})
@@ -267,7 +276,15 @@ def train_model(
     board = None if out is None else TrainingBoard(out, weights.values, start=start, batch_size=int(t["batch_size"]))  # fmt: skip
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
+    stop = _StopOnSigterm()
     for step in range(start, steps):
+        if stop.requested and out is not None and step > start:
+            save_checkpoint(out / CHECKPOINT_FILE, model, optimizer, scheduler, step, weights)
+            stop.restore()
+            raise TrainingStopped(
+                f"stopped by SIGTERM after step {step}/{steps}; checkpoint in {out}: "
+                "continue with --resume"
+            )
         batch = _to_device(next(batches), device)
         result = model(batch, step=step)
         bad = model.first_nonfinite(result)
@@ -305,6 +322,7 @@ def train_model(
         if bar is not None:
             bar.update(1)
             bar.set_postfix(loss=f"{rec['loss']:.4f}")
+    stop.restore()
     if bar is not None:
         bar.close()
     if board is not None:
@@ -312,7 +330,34 @@ def train_model(
     if out is not None:
         save_checkpoint(out / CHECKPOINT_FILE, model, optimizer, scheduler, steps, weights)
         export_student(out, model, cfg, weights, steps)
+    if lock is not None:
+        lock.release()
     return TrainResult(model, steps, history, out, time.perf_counter() - t0)
+
+
+class _StopOnSigterm:
+    """SIGTERM sets a flag that the training loop reads between steps (the step in
+    progress finishes, then a checkpoint is written); the previous handler comes back
+    when training ends. Outside the main thread (a Ray worker) nothing is installed."""
+
+    def __init__(self) -> None:
+        import signal
+        import threading
+
+        self.requested = False
+        self.previous: Any = None
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGTERM, self._handle)
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.requested = True
+
+    def restore(self) -> None:
+        import signal
+
+        if self.previous is not None:
+            signal.signal(signal.SIGTERM, self.previous)
+            self.previous = None
 
 
 def _progress(enabled: bool, start: int, total: int) -> Any:

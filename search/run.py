@@ -59,6 +59,8 @@ SEARCH_DEFAULTS: dict[str, Any] = {
     "heldout_split": "train",  # fitness clips: a held-out slice of train (fitness_data.py)
     "heldout_fraction": 0.2,  # of the train videos, never trained on by a candidate
     "heldout_bn": "recalibrate",  # BatchNorm statistics of the fitness embeddings
+    "trial_timeout_s": None,  # seconds; a trial running longer gets the worst fitness
+    "max_retries": 2,  # Ray Tune restarts of a trial whose worker or node failed
 }
 
 
@@ -73,6 +75,18 @@ def search_settings(cfg: Mapping[str, Any]) -> dict[str, Any]:
             raise ConfigError(
                 f"config key 'search.{key}' must be an integer >= 1, got {out[key]!r}"
             )
+    timeout = out["trial_timeout_s"]
+    if timeout is not None and (
+        isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0
+    ):
+        raise ConfigError(
+            f"config key 'search.trial_timeout_s' must be > 0 or null, got {timeout!r}"
+        )
+    retries = out["max_retries"]
+    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+        raise ConfigError(
+            f"config key 'search.max_retries' must be an integer >= 0, got {retries!r}"
+        )
     if out["workers"] is not None and (not isinstance(out["workers"], int) or out["workers"] < 1):
         raise ConfigError(f"config key 'search.workers' must be >= 1, got {out['workers']!r}")
     return out
@@ -145,6 +159,8 @@ class RunLog:
         self.done += 1
         self.session_done += 1
         self.failed += record["status"] != "ok"
+        if record["status"] in ("error", "timeout"):  # the trial's own error (search/failures.py)
+            append_jsonl(self.run_dir / ERRORS, {k: record.get(k) for k in _ERROR_KEYS})
         fit = record.get("fitness")
         if fit is not None and (self.best_record is None or fit > self.best_record["fitness"]):
             self.best_record = record
@@ -185,6 +201,9 @@ class RunLog:
         )
         if self.on_generation is not None:
             self.on_generation()
+
+
+_ERROR_KEYS = ("trial_id", "generation", "index", "status", "error")
 
 
 def write_best(run_dir: Path, best: Mapping[str, Any], searcher: Any) -> None:
@@ -310,11 +329,14 @@ def run_search(
     import ray
     from ray import tune
 
+    from elo.rundir import DirLock
+    from search.failures import TrialTimeouts, guarded_trial, init_local_ray
     from search.searcher import EvolutionSearcher
     from search.space import WeightSpace
-    from search.trainable import TrialContext, trial
+    from search.trainable import TrialContext
 
     run_dir = Path(run_dir).resolve()
+    lock = DirLock(run_dir, "elo-search").acquire()  # one writer per run directory
     s = search_settings(cfg)
     space = WeightSpace.from_config(cfg)
     strategy = strategy_for(cfg, space)
@@ -359,7 +381,7 @@ def run_search(
             else:
                 ncpu = os.cpu_count() or 1
                 need = (n_workers or 1) * cpus
-                ray.init(num_cpus=max(ncpu, need), include_dashboard=False, log_to_driver=False)
+                init_local_ray(max(ncpu, need))  # loopback only (search/failures.py)
             started_ray = True
         if n_workers is None:
             n_workers = max(1, int(ray.cluster_resources().get("CPU", 1)) // cpus)
@@ -383,7 +405,8 @@ def run_search(
             f"{ctx.steps} proxy steps, fitness {kind}"
         )
         trainable = tune.with_resources(
-            tune.with_parameters(trial, ctx=ctx), {"cpu": cpus, "gpu": gpus, "memory": memory}
+            tune.with_parameters(guarded_trial, ctx=ctx),
+            {"cpu": cpus, "gpu": gpus, "memory": memory},
         )
         session = (
             sum(1 for p in (run_dir / "ray").glob("session-*")) if (run_dir / "ray").exists() else 0
@@ -394,14 +417,20 @@ def run_search(
                 search_alg=searcher,
                 num_samples=-1,
                 max_concurrent_trials=n_workers,
-                reuse_actors=True,
+                # a timed-out trial's worker is killed, so it must not be kept for reuse
+                reuse_actors=s["trial_timeout_s"] is None,
+                scheduler=(
+                    TrialTimeouts(searcher, float(s["trial_timeout_s"]))
+                    if s["trial_timeout_s"] is not None
+                    else None
+                ),
             ),
             run_config=tune.RunConfig(
                 name=f"session-{session}",
                 storage_path=str(run_dir / "ray"),
                 verbose=0,
                 callbacks=[_error_callback(run_dir)],
-                failure_config=tune.FailureConfig(max_failures=0, fail_fast=False),
+                failure_config=tune.FailureConfig(max_failures=int(s["max_retries"])),
             ),
         )
         try:
@@ -412,6 +441,9 @@ def run_search(
     if report:
         _safe_report(write_report, run_dir)
     listener.board.close()
+    lock.release()
+    if searcher.halted:
+        echo(f"search: {searcher.halted}")
     if not searcher.finished:
         echo(
             f"search stopped at generation {searcher.generation + 1}/{s['generations']}; "

@@ -7,9 +7,13 @@ Contract (``ray.tune.search.Searcher``):
   the generation's last individuals are still running (the generation *barrier*) and
   ``Searcher.FINISHED`` once every generation has been told.
 * ``on_trial_complete(trial_id, result, error)`` sets that individual's fitness; a
-  failed trial or a non-finite value gets :data:`~search.strategies.WORST_FITNESS`,
-  so a generation always completes (a trial that ended without reporting, e.g. one
-  Tune removed while pending, is not an evaluation: it is handed out again). When
+  trial that reported its own error (``trial_error``, see :mod:`search.failures`), a
+  non-finite value or a timeout (:meth:`EvolutionSearcher.on_trial_timeout`) gets
+  :data:`~search.strategies.WORST_FITNESS`, so a generation always completes. A trial
+  that ended without reporting (one Tune removed while pending) or that Ray Tune gave
+  up on (``error=True``: its worker or node failed after ``FailureConfig`` retries) is
+  not an evaluation: it is handed out again, at most :data:`MAX_REQUEUES` times for
+  infrastructure failures before the search stops (resumably). When
   the last individual of a generation is in, the strategy is told (fitness in index
   order, so completion order never changes the search).
 * ``save`` / ``restore`` (and ``get_state`` / ``set_state``) hold the strategy state
@@ -41,6 +45,9 @@ from search.strategies import WORST_FITNESS, Strategy
 
 log = logging.getLogger(__name__)
 STATE_VERSION = 1
+#: infrastructure failures of one individual (after Tune's own retries) before the
+#: search stops instead of handing it out again
+MAX_REQUEUES = 3
 
 
 class Listener(Protocol):
@@ -89,6 +96,8 @@ class EvolutionSearcher(Searcher):
         self.started: dict[str, float] = {}
         self.fitness: dict[int, float | None] = {}  # index -> fitness (None = failed)
         self.best: dict[str, Any] | None = None
+        self.requeues: dict[int, int] = {}  # index -> infrastructure failures
+        self.halted: str | None = None  # why the search stopped early (not saved)
 
     # -- Ray Tune contract ----------------------------------------------------------
     @property
@@ -103,7 +112,7 @@ class EvolutionSearcher(Searcher):
         return self.population
 
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
-        if self.finished:
+        if self.finished or self.halted:
             return Searcher.FINISHED  # type: ignore[return-value]  # Tune's contract
         pop = self._ensure_population()
         if not self.pending:
@@ -129,16 +138,45 @@ class EvolutionSearcher(Searcher):
             return
         index = self.live.pop(trial_id)
         seconds = time.time() - self.started.pop(trial_id, time.time())
-        if not error and (result is None or self.metric not in result):
+        if error:  # infrastructure: Ray Tune's retries are spent; not an evaluation
+            self.requeues[index] = self.requeues.get(index, 0) + 1
+            if self.requeues[index] >= MAX_REQUEUES:
+                self.halted = (
+                    f"individual {index} of generation {self.generation + 1} was lost to "
+                    f"worker or node failures {self.requeues[index]} times (see errors.jsonl); "
+                    "the search stopped: fix the cluster, then --resume"
+                )
+                log.error("%s", self.halted)
+            else:
+                log.warning("trial %s failed on the infrastructure; individual %d requeued",
+                            trial_id, index)  # fmt: skip
+            self.pending.insert(0, index)
+            return
+        if result is None or self.metric not in result:
             # Stopped before it reported (Tune removing a pending trial, Ctrl-C): not
             # an evaluation. It goes back to pending and is handed out again.
             log.info("trial %s ended without a result; individual %d requeued", trial_id, index)
             self.pending.insert(0, index)
             return
-        record = self._record(index, trial_id, result, error, seconds)
+        self._finish(
+            self._record(index, trial_id, result, bool(result.get("trial_error")), seconds)
+        )
+
+    def on_trial_timeout(self, trial_id: str, seconds: float) -> None:
+        """The trial ran past ``search.trial_timeout_s``: an evaluation with the worst
+        fitness (status ``timeout``); a later completion of it is ignored."""
+        if trial_id not in self.live:
+            return
+        index = self.live.pop(trial_id)
+        self.started.pop(trial_id, None)
+        record = self._record(index, trial_id, {"seconds": seconds}, False, seconds)
+        record.update(status="timeout", fitness=None, error=f"timed out after {seconds:.0f} s")
+        self._finish(record)
+
+    def _finish(self, record: dict[str, Any]) -> None:
         if self.listener is not None:
             self.listener.evaluation(record)
-        self._apply(index, record["fitness"])
+        self._apply(int(record["index"]), record["fitness"])
         if self.listener is not None:
             self.listener.checkpoint(self)
 

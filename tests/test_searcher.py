@@ -89,7 +89,8 @@ def test_failed_and_nonfinite_trials_get_worst_and_generation_completes() -> Non
     se = make(strategy="ga", population=4, generations=2, listener=log)
     for i in range(4):
         se.suggest(f"t{i}")
-    se.on_trial_complete("t0", None, error=True)
+    # the trial's own error arrives as a result (search/failures.py:guarded_trial)
+    se.on_trial_complete("t0", {"fitness": math.nan, "trial_error": True, "error_msg": "boom"})
     se.on_trial_complete("t1", {"fitness": math.nan})
     se.on_trial_complete("t2", {"fitness": -0.5, "seconds": 2.5, "metrics/loss": 1.0, "pid": 7})
     se.on_trial_complete("t3", {"fitness": math.inf})

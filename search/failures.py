@@ -1,0 +1,132 @@
+"""What a search does when a trial fails, hangs, or the machine gets in the way.
+
+Three kinds of trouble, three answers (README: Reliability):
+
+* **The trial's own error** (an exception in training or scoring, e.g. a diverged
+  encoder): :func:`guarded_trial` reports it as a result with ``trial_error``, and the
+  searcher records an evaluation with status ``error`` and the worst fitness.
+* **Infrastructure** (the worker was OOM-killed, its node was lost, the actor died):
+  nothing reached :func:`guarded_trial`'s ``except``, so Ray Tune sees the failure and
+  restarts the trial up to ``search.max_retries`` times (``FailureConfig``). If it still
+  fails, the searcher hands the individual out again (never an evaluation), and after
+  :data:`~search.searcher.MAX_REQUEUES` such losses of one individual it stops the
+  search, resumably, with one line saying why.
+* **A hung or slow trial**: :class:`TrialTimeouts` gives a trial that ran longer than
+  ``search.trial_timeout_s`` the worst fitness (status ``timeout``) and stops it, so
+  its generation completes.
+
+:func:`init_local_ray` starts the private Ray runtime of a search on the loopback
+interface only (``127.0.0.1``), never on the machine's network address.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from typing import Any
+
+from ray.tune.schedulers import FIFOScheduler
+
+log = logging.getLogger(__name__)
+
+
+def guarded_trial(config: dict[str, Any], ctx: Any) -> None:
+    """The Ray Tune trainable: :func:`search.trainable.trial`, with its own errors
+    reported as a result (an evaluation) rather than raised (a Tune failure, which is
+    retried as infrastructure). ``MemoryError`` is raised: the machine, not the λ."""
+    from ray import tune
+
+    from search.trainable import trial
+
+    t0 = time.perf_counter()
+    _inject_worker_death()
+    try:
+        trial(config, ctx)
+    except MemoryError:
+        raise
+    except Exception as exc:
+        text = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
+        tune.report(
+            {
+                "fitness": float("nan"),
+                "trial_error": True,
+                "error_msg": text,
+                "seconds": time.perf_counter() - t0,
+            }
+        )
+
+
+#: fault injection (tests, benchmarks/fault_inject.py): a path; the first trial to
+#: start creates it and kills its worker process, as an OOM kill would
+INJECT_WORKER_DEATH = "ELO_INJECT_WORKER_DEATH"
+
+
+def _inject_worker_death() -> None:
+    marker = os.environ.get(INJECT_WORKER_DEATH)
+    if not marker:
+        return
+    try:
+        fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        return
+    os.close(fd)
+    os._exit(137)
+
+
+class TrialTimeouts(FIFOScheduler):  # type: ignore[misc]
+    """First-in-first-out scheduling plus a wall-clock limit per trial.
+
+    Tune asks a scheduler which trial to run at every step of its loop; each time, a
+    trial that has been running longer than ``timeout_s`` is recorded by the searcher
+    as timed out (worst fitness) and stopped. A function trainable cannot be
+    interrupted, so its worker process (actor) is killed, which frees its resources
+    for the next trial at once."""
+
+    def __init__(self, searcher: Any, timeout_s: float) -> None:
+        super().__init__()
+        self.searcher, self.timeout_s = searcher, float(timeout_s)
+        self.running_since: dict[str, float] = {}
+
+    def choose_trial_to_run(self, tune_controller: Any) -> Any:
+        import ray
+
+        now = time.monotonic()
+        running = set()
+        for trial in list(tune_controller.get_live_trials()):
+            if trial.status != "RUNNING":
+                continue
+            running.add(trial.trial_id)
+            since = self.running_since.setdefault(trial.trial_id, now)
+            if now - since > self.timeout_s:
+                log.warning(
+                    "trial %s ran %.0f s > search.trial_timeout_s=%g: worst fitness, stopped",
+                    trial.trial_id, now - since, self.timeout_s,
+                )  # fmt: skip
+                self.searcher.on_trial_timeout(trial.trial_id, now - since)
+                actor = getattr(trial.temporary_state, "ray_actor", None)
+                tune_controller.stop_trial(trial)
+                if actor is not None:  # a hung thread never returns: free the worker
+                    ray.kill(actor, no_restart=True)
+        for tid in set(self.running_since) - running:  # finished, failed or requeued
+            del self.running_since[tid]
+        return super().choose_trial_to_run(tune_controller)
+
+
+def init_local_ray(num_cpus: int) -> None:
+    """Start a private Ray runtime for this process, every server bound to 127.0.0.1.
+
+    Ray picks the node address from the default route unless clusters are disabled
+    (its macOS / Windows default); disabling them for the start binds the GCS, the
+    raylet and the workers to loopback, so nothing is reachable from the network.
+    A multi-machine search joins a cluster instead (``elo-search --address``)."""
+    import ray
+    import ray._private.ray_constants as ray_constants
+
+    had = getattr(ray_constants, "ENABLE_RAY_CLUSTER", None)
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    try:
+        ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
+    finally:
+        if had is not None:
+            ray_constants.ENABLE_RAY_CLUSTER = had

@@ -1,0 +1,105 @@
+"""Search hardening on a real Ray runtime (issue 14, items 4, 5 and 6): a worker
+killed mid-trial is retried and never recorded; a trial past ``search.trial_timeout_s``
+gets the worst fitness and its generation completes; the private Ray runtime listens
+on loopback only; a second ``elo-search`` on one run directory exits 2."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ray = pytest.importorskip("ray")
+
+from elo.config import load_config  # noqa: E402
+from elo.rundir import DirLock, read_jsonl  # noqa: E402
+from search.failures import INJECT_WORKER_DEATH, init_local_ray  # noqa: E402
+from search.run import EVALUATIONS, prepare_run_dir, run_search  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+
+def synthetic_cfg(seconds: float, **search: Any) -> dict[str, Any]:
+    cfg = load_config("demo", [f"search.{k}={v}" for k, v in search.items()])
+    cfg["fitness"] = {"kind": "synthetic", "seconds": seconds}
+    return cfg
+
+
+@pytest.mark.timeout(240)
+def test_killed_worker_is_retried_not_recorded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first trial's worker process dies (exit 137, as after an OOM kill). Ray
+    Tune restarts it (search.max_retries); the log holds 4 ok evaluations, none
+    failed. The old code stored it as an 'error' evaluation with the worst fitness."""
+    marker = tmp_path / "killed-once"
+    monkeypatch.setenv(INJECT_WORKER_DEATH, str(marker))
+    cfg = synthetic_cfg(0.0, population=4, generations=1, workers=2)
+    run_dir = prepare_run_dir(cfg, tmp_path / "run")
+    lines: list[str] = []
+    out = run_search(cfg, run_dir, echo=lines.append, report=False)
+    assert marker.exists(), "no worker was killed"
+    recs = list(read_jsonl(run_dir / EVALUATIONS))
+    assert out["finished"] and sorted(r["index"] for r in recs) == [0, 1, 2, 3]
+    assert all(r["status"] == "ok" for r in recs), recs
+    assert "(0 failed)" in lines[-2] or any("(0 failed)" in ln for ln in lines)
+
+
+@pytest.mark.timeout(240)
+def test_trial_timeout_gives_worst_fitness_and_finishes(tmp_path: Path) -> None:
+    """Every trial sleeps 60 s; with search.trial_timeout_s=2 each is stopped after
+    ~2 s, recorded as 'timeout', and both generations complete."""
+    cfg = synthetic_cfg(60.0, population=2, generations=2, workers=2, trial_timeout_s=2)
+    run_dir = prepare_run_dir(cfg, tmp_path / "run")
+    out = run_search(cfg, run_dir, echo=lambda s: None, report=False)
+    recs = list(read_jsonl(run_dir / EVALUATIONS))
+    assert out["finished"] and len(recs) == 4
+    assert [r["status"] for r in recs] == ["timeout"] * 4
+    assert all(r["fitness"] is None and 2 <= r["seconds"] < 30 for r in recs)
+    gens = list(read_jsonl(run_dir / "generations.jsonl"))
+    assert [g["failed"] for g in gens] == [2, 2]
+    errors = list(read_jsonl(run_dir / "errors.jsonl"))
+    assert len(errors) == 4 and all("timed out" in e["error"] for e in errors)
+
+
+def test_private_ray_listens_on_loopback_only() -> None:
+    """By default Ray binds its servers to every interface (measured here: '::' for
+    the GCS, raylet and workers); the search's own runtime binds 127.0.0.1 only."""
+    import psutil
+
+    if ray.is_initialized():
+        pytest.skip("a Ray runtime is already running in this process")
+    init_local_ray(1)
+    try:
+        addrs = set()
+        me = psutil.Process()
+        for p in [me, *me.children(recursive=True)]:
+            try:
+                conns = p.net_connections(kind="inet")
+            except (psutil.Error, OSError):
+                continue
+            addrs |= {c.laddr.ip for c in conns if c.status == psutil.CONN_LISTEN}
+        assert ray.nodes()[0]["NodeManagerAddress"] == "127.0.0.1"
+        assert addrs and all(a in ("127.0.0.1", "::ffff:127.0.0.1", "::1") for a in addrs), addrs
+    finally:
+        ray.shutdown()
+
+
+def test_second_search_on_one_run_directory_exits_2(tmp_path: Path) -> None:
+    cfg = synthetic_cfg(0.0, population=2, generations=1)
+    run_dir = prepare_run_dir(cfg, tmp_path / "run")
+    code = "import sys; from elo.cli import search_main; sys.exit(search_main(sys.argv[1:]))"
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
+    with DirLock(run_dir, "elo-search"):
+        proc = subprocess.run([sys.executable, "-c", code, "--resume", str(run_dir)],
+                              capture_output=True, text=True, timeout=120, env=env)  # fmt: skip
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    err = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(err) == 1 and "is in use by elo-search" in err[0] and str(run_dir) in err[0]
+    assert not (run_dir / EVALUATIONS).exists()
+    assert json.loads(json.dumps(cfg))  # the config was left as written
