@@ -1,0 +1,99 @@
+"""Full disks and concurrent extraction (issue 14, items 4 and 7): a refused write is
+one line naming the path with exit code 2 and leaves nothing half-written; a second
+``elo-extract`` on one cache waits for the first instead of deleting its files."""
+
+from __future__ import annotations
+
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from _media import moving_square, tone, write_video
+
+from elo.errors import DiskError
+from elo.rundir import DirLock, append_jsonl, read_jsonl
+
+EXTRACT = "import sys; from elo.cli import extract_main; sys.exit(extract_main(sys.argv[1:]))"
+
+
+def _videos(root: Path, n: int = 2) -> Path:
+    for i in range(n):
+        write_video(root / f"v{i}.mp4", moving_square(16, 32, 32, seed=i), 8.0, tone(2.0))
+    return root
+
+
+def _limit_file_size(limit: int) -> None:
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))  # writes beyond: EFBIG
+
+
+def test_append_to_a_full_disk_is_one_line(tmp_path: Path) -> None:
+    log = tmp_path / "evaluations.jsonl"
+    log.symlink_to("/dev/full")  # every write: ENOSPC
+    with pytest.raises(DiskError) as err:
+        append_jsonl(log, {"a": 1})
+    assert "\n" not in str(err.value) and "No space left on device" in str(err.value)
+    assert str(log) in str(err.value)
+
+
+def test_atomic_write_past_the_size_limit_leaves_the_old_file(tmp_path: Path) -> None:
+    target = tmp_path / "state.json"
+    target.write_text('{"old": true}\n')
+    code = (
+        "import resource, sys; from elo.rundir import atomic_write_bytes; "
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096)); "
+        "atomic_write_bytes(sys.argv[1], b'x' * 100000)"
+    )
+    proc = subprocess.run([sys.executable, "-c", code, str(target)], capture_output=True,
+                          text=True, timeout=60)  # fmt: skip
+    assert proc.returncode != 0 and "DiskError" in proc.stderr
+    assert "File too large" in proc.stderr.strip().splitlines()[-1]
+    assert target.read_text() == '{"old": true}\n'
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["state.json"]  # no temp left
+
+
+def test_extract_on_a_full_disk_exits_2_with_one_line(tmp_path: Path) -> None:
+    """Cache arrays larger than the file-size limit (as on a full disk): one line,
+    exit 2, no temp files and no array without its committed flags file."""
+    videos, cache = _videos(tmp_path / "videos"), tmp_path / "cache"
+    args = [str(videos), "--cache", str(cache), "--workers", "0", "--no-progress",
+            "--modalities", "rgb", "data.clip.size=32"]  # fmt: skip
+    proc = subprocess.run([sys.executable, "-c", EXTRACT, *args], capture_output=True,
+                          text=True, timeout=120, preexec_fn=lambda: _limit_file_size(20000))  # fmt: skip
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    err = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(err) == 1 and err[0].startswith("elo-extract: error: "), proc.stderr[-3000:]
+    assert "cannot write" in err[0] and "File too large" in err[0] and str(cache) in err[0]
+    assert not list(cache.rglob("*.tmp"))
+    for flags in cache.rglob("rgb-*.json"):  # committed entries are whole
+        assert np.load(flags.with_suffix(".npy")).shape[0] >= 1
+    # with room again, the same command finishes the cache
+    proc = subprocess.run([sys.executable, "-c", EXTRACT, *args], capture_output=True,
+                          text=True, timeout=120)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert len(list(cache.rglob("rgb-*.npy"))) == 2
+
+
+def test_second_extract_waits_for_the_cache_lock(tmp_path: Path) -> None:
+    videos, cache = _videos(tmp_path / "videos"), tmp_path / "cache"
+    err_file = tmp_path / "stderr.txt"
+    args = [str(videos), "--cache", str(cache), "--workers", "0", "--no-progress",
+            "--modalities", "rgb", "data.clip.size=32"]  # fmt: skip
+    with DirLock(cache, "another elo-extract"), open(err_file, "w") as err:
+        proc = subprocess.Popen([sys.executable, "-c", EXTRACT, *args], stderr=err,
+                                env={**os.environ, "OMP_NUM_THREADS": "1"})  # fmt: skip
+        deadline = time.monotonic() + 60
+        while "waiting for" not in err_file.read_text() and time.monotonic() < deadline:
+            assert proc.poll() is None, err_file.read_text()
+            time.sleep(0.1)
+        assert "waiting for another elo-extract" in err_file.read_text()
+        time.sleep(0.5)
+        assert proc.poll() is None and not list(cache.rglob("clips.json"))  # nothing written
+    assert proc.wait(timeout=120) == 0, err_file.read_text()
+    assert len(list(cache.rglob("clips.json"))) == 2
+    summaries = [r for r in read_jsonl(cache / "extract_report.jsonl") if r["kind"] == "summary"]
+    assert summaries[-1]["ok"] == 2
