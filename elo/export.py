@@ -64,6 +64,11 @@ _VIDEO_ARGS: dict[str, Callable[[Any], bool]] = {
 ENCODER_BUILDERS: dict[str, dict[str, Callable[[Any], bool]]] = {
     "elo.encoders:build_video_encoder": _VIDEO_ARGS,
     "elo.encoders:build_audio_encoder": {k: v for k, v in _VIDEO_ARGS.items() if k != "conv"},
+    "elo.encoders_tv:build_r2plus1d_18": {  # torchvision's R(2+1)D-18 (elo/encoders_tv.py)
+        "arch": _one_of("r2plus1d_18"),
+        "in_channels": _int(1, 16),
+        "embed_dim": _int(1, 65536),
+    },
     "elo.evaluate:build_pixel_stats_encoder": {"in_channels": _int(1, 16), "grid": _int(1, 64)},
     "baselines.image_encoder:build_image_encoder": {
         "arch": _one_of("resnet18", "small_cnn"),

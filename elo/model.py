@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from elo.distill import build_distill_head
-from elo.encoders import build_encoder
+from elo.encoders_tv import build_encoder  # own encoders, or torchvision's R(2+1)D-18
 from elo.errors import DataError
 from elo.heads import TASKS, VIEWS, EncoderOutput, FeatureSpec, HeadInputs, TaskHead
 from elo.objective import Weights

@@ -372,6 +372,7 @@ def export_student(
     out: Path, model: ELoModel, cfg: Mapping[str, Any], weights: Weights, steps: int
 ) -> Path:
     """``out/rgb_encoder.safetensors`` + ``out/encoder.yaml`` (see :mod:`elo.export`)."""
+    from elo.encoders_tv import export_builder
     from elo.export import save_encoder
     from elo.model import input_shapes
 
@@ -387,7 +388,7 @@ def export_student(
     return save_encoder(
         out,
         model.encoders[STUDENT],
-        builder="elo.encoders:build_video_encoder",
+        builder=export_builder(model.encoder_kwargs[STUDENT]),
         kwargs=model.encoder_kwargs[STUDENT],
         input_info={
             "modality": STUDENT,

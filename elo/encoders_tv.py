@@ -1,0 +1,116 @@
+"""torchvision's R(2+1)D-18 (Tran et al., "A Closer Look at Spatiotemporal Convolutions
+for Action Recognition", CVPR 2018) as an ELo video encoder: the backbone of XDC
+(Alwassel et al., NeurIPS 2020) and AVID (Morgado et al., CVPR 2021), so results can be
+compared with theirs. Select it per modality with ``model.<m>.arch: r2plus1d_18``
+(``configs/model/r2plus1d_18.yaml``); it fits the video modalities, ``rgb`` (3
+channels) and ``flow`` (2: the stem's first convolution takes 2 channels), not the 2D
+log-mel ``audio``.
+
+Module names match torchvision's ``VideoResNet`` (``stem``, ``layer1`` .. ``layer4``),
+so a torchvision state dict (without ``fc``) loads as is. The pyramid is the output of
+the four residual stages (64, 128, 256, 512 channels); the embedding is their global
+average (512), linearly projected when ``embed_dim`` differs.
+
+>>> enc = build_r2plus1d_18(in_channels=2, embed_dim=128)
+>>> out = enc(torch.zeros(1, 2, 4, 32, 32))
+>>> out.embedding.shape, [p.shape[1] for p in out.pyramid]
+(torch.Size([1, 128]), [64, 128, 256, 512])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import nn
+
+from elo.errors import ConfigError
+from elo.heads import EncoderOutput
+from elo.modality import Encoder
+
+ARCH = "r2plus1d_18"
+BUILDER = "elo.encoders_tv:build_r2plus1d_18"
+CHANNELS = {"rgb": 3, "flow": 2}  # the modalities whose input is B,C,T,H,W video
+
+
+class R2Plus1D18Encoder(Encoder):
+    """torchvision's ``r2plus1d_18`` without its classifier (module docstring)."""
+
+    def __init__(self, in_channels: int = 3, embed_dim: int = 512) -> None:
+        from torchvision.models.video import r2plus1d_18
+
+        super().__init__()
+        net = r2plus1d_18(weights=None)
+        if in_channels != 3:  # the (1,7,7) spatial stem convolution, for other inputs
+            net.stem[0] = nn.Conv3d(
+                in_channels, 45, kernel_size=(1, 7, 7), stride=(1, 2, 2), padding=(0, 3, 3),
+                bias=False,
+            )  # fmt: skip
+            nn.init.kaiming_normal_(net.stem[0].weight, mode="fan_out", nonlinearity="relu")
+        self.stem = net.stem
+        self.layer1, self.layer2, self.layer3, self.layer4 = (
+            net.layer1, net.layer2, net.layer3, net.layer4,
+        )  # fmt: skip
+        self.proj: nn.Module = nn.Identity() if embed_dim == 512 else nn.Linear(512, embed_dim)
+        self.in_channels, self.embed_dim = int(in_channels), int(embed_dim)
+        self.pyramid_channels = (64, 128, 256, 512)
+
+    def forward(self, x: torch.Tensor) -> EncoderOutput:  # x: B,C,T,H,W
+        h = self.stem(x)
+        pyramid = []
+        for stage in (self.layer1, self.layer2, self.layer3, self.layer4):
+            h = stage(h)
+            pyramid.append(h)  # B,C_l,T_l,H_l,W_l
+        emb = self.proj(h.mean(dim=(2, 3, 4)))  # B,D
+        return EncoderOutput(pyramid=pyramid, embedding=emb)
+
+
+def build_r2plus1d_18(
+    config: Mapping[str, Any] | None = None,
+    /,
+    *,
+    arch: str = ARCH,
+    in_channels: int = 3,
+    embed_dim: int = 512,
+) -> R2Plus1D18Encoder:
+    """Builder of :class:`R2Plus1D18Encoder`; ``config`` (a ``model.<m>`` section)
+    overrides the keywords (exportable: :data:`BUILDER`)."""
+    kw: dict[str, Any] = {"arch": arch, "in_channels": in_channels, "embed_dim": embed_dim}
+    for key, value in (config or {}).items():
+        if key not in kw:
+            raise ConfigError(f"unknown key {key!r} for the {ARCH} encoder; known: {', '.join(kw)}")
+        kw[key] = value
+    if kw.pop("arch") != ARCH:
+        raise ConfigError(f"build_r2plus1d_18 builds arch {ARCH!r} only")
+    return R2Plus1D18Encoder(in_channels=int(kw["in_channels"]), embed_dim=int(kw["embed_dim"]))
+
+
+def build_encoder(
+    modality: str, section: Mapping[str, Any] | None
+) -> tuple[Encoder, dict[str, Any]]:
+    """The encoder of ``modality`` and the kwargs that rebuild it: torchvision's
+    R(2+1)D-18 when ``model.<modality>.arch`` is ``r2plus1d_18``, else the project's
+    own encoders (:func:`elo.encoders.build_encoder`)."""
+    if (section or {}).get("arch") != ARCH:
+        from elo.encoders import build_encoder as build_own
+
+        return build_own(modality, dict(section) if section is not None else None)
+    if modality not in CHANNELS:
+        raise ConfigError(
+            f"model.{modality}.arch {ARCH}: a video backbone fits rgb and flow, not {modality}"
+        )
+    kwargs = {"in_channels": CHANNELS[modality], **dict(section or {})}
+    allowed = {"arch", "in_channels", "embed_dim"}
+    for key in kwargs:
+        if key not in allowed:
+            raise ConfigError(
+                f"unknown config key 'model.{modality}.{key}' for arch {ARCH}; "
+                f"known: {', '.join(sorted(allowed))}"
+            )
+    return build_r2plus1d_18(kwargs), kwargs
+
+
+def export_builder(kwargs: Mapping[str, Any]) -> str:
+    """The ``encoder.yaml`` builder of a video encoder built from ``kwargs``."""
+    return BUILDER if kwargs.get("arch") == ARCH else "elo.encoders:build_video_encoder"
