@@ -15,6 +15,18 @@ from pathlib import Path
 
 _STATUS = Path("/proc/self/status")
 
+#: Environment of Ray's trial workers. Each trial runs in a new thread of a reused
+#: worker; glibc gives new threads new heap arenas (up to 8 per core) whose freed pages
+#: stay mapped, so a worker's memory grew with every trial. Two arenas keep it flat
+#: (benchmarks/bench_memory.py). glibc reads it at process start: it must be set for
+#: the worker processes, not in the trial.
+WORKER_ENV = {"MALLOC_ARENA_MAX": "2"}
+
+
+def worker_runtime_env() -> dict[str, dict[str, str]]:
+    """Ray ``runtime_env`` giving trial workers :data:`WORKER_ENV` (cluster runs)."""
+    return {"env_vars": dict(WORKER_ENV)}
+
 
 def _status_kb(field: str) -> float:
     try:

@@ -331,6 +331,7 @@ def run_search(
 
     from elo.rundir import DirLock
     from search.failures import TrialTimeouts, guarded_trial, init_local_ray
+    from search.memory import WORKER_ENV, worker_runtime_env
     from search.searcher import EvolutionSearcher
     from search.space import WeightSpace
     from search.trainable import TrialContext
@@ -377,8 +378,9 @@ def run_search(
         started_ray = False
         if not ray.is_initialized():
             if address:
-                ray.init(address=address, log_to_driver=False)
+                ray.init(address=address, log_to_driver=False, runtime_env=worker_runtime_env())
             else:
+                os.environ.update(WORKER_ENV)  # inherited by the local raylet's workers
                 ncpu = os.cpu_count() or 1
                 need = (n_workers or 1) * cpus
                 init_local_ray(max(ncpu, need))  # loopback only (search/failures.py)

@@ -136,6 +136,9 @@ def check_term(term: TermKey, batch: dict[str, Any]) -> None:
 def test_every_task_trains_on_a_real_batch(task: str, batch: dict[str, Any]) -> None:
     terms = enumerate_terms(MODS, [task])
     assert terms, f"task {task} supports no modality combination of {MODS}"
+    if getattr(TASKS.get(task), "needs_labels", False):  # the supervised control
+        n = len(batch["meta"]["label"])
+        batch = {**batch, "meta": {**batch["meta"], "label": torch.arange(n) % 4}}
     for term in terms:
         check_term(term, batch)
 
@@ -182,7 +185,7 @@ def fit(
         opt.zero_grad()
         out.total.backward()
         opt.step()
-        losses.append(float(out.total.detach()))
+        losses.append(float(out.raw[str(term)].detach()))  # raw: the total is normalised
     return model, losses
 
 
