@@ -136,9 +136,10 @@ def spec_from_config(
     ):
         raise ConfigError(f"data.max_seconds must be a number > 0 or null, got {max_seconds!r}")
     spec = ExtractSpec(
-        frames=int(require(data, "clip.frames", int)),
+        # extra_*: cached beyond what the model sees, for train-time random windows
+        frames=int(require(data, "clip.frames", int)) + int(clip.get("extra_frames", 0) or 0),
         fps=float(require(data, "clip.fps", float)),
-        size=int(require(data, "clip.size", int)),
+        size=int(require(data, "clip.size", int)) + int(clip.get("extra_pixels", 0) or 0),
         sample_rate=int(require(data, "audio.sample_rate", int)),
         per_video=int(clip.get("per_video", 1)),
         sampling=sampling,

@@ -44,6 +44,7 @@ class ClipDataset(Dataset[dict[str, Any]]):
         records: Sequence[VideoRecord],
         cache_dir: str | Path,
         spec: ExtractSpec,
+        crop: tuple[int, int] | None = None,
     ) -> None:
         from elo.modality import MODALITIES
 
@@ -52,10 +53,14 @@ class ClipDataset(Dataset[dict[str, Any]]):
         self.modalities = list(spec.modalities)
         self.classes = {m: MODALITIES.get(m) for m in self.modalities}
         self.tags = {m: spec.modality_tag(m) for m in self.modalities}
+        # crop: (frames, size) the items are centre-cropped to (the cache holds
+        # data.clip.extra_frames / extra_pixels more, for train-time random windows)
+        frames, size = crop if crop is not None else (spec.frames, spec.size)
+        self.crop = crop
         self.shapes = {
             m: tuple(
                 self.classes[m].output_shape(  # type: ignore[attr-defined]
-                    spec.frames, spec.size, spec.fps, spec.sample_rate, spec.modalities[m]
+                    frames, size, spec.fps, spec.sample_rate, spec.modalities[m]
                 )
             )
             for m in self.modalities
@@ -81,6 +86,44 @@ class ClipDataset(Dataset[dict[str, Any]]):
             self.present[d] = {m: entry.read_present(t) for m, t in self.tags.items()}
             for i, start in enumerate(info["starts"]):
                 self.items.append((rec, d, i, float(start)))
+        # modality params for to_tensor; a modality scaled by the data (flow) gets the
+        # scale measured once per cache and stored there (modalities/flow.py)
+        self.params: dict[str, dict[str, Any]] = {
+            m: dict(spec.modalities[m]) for m in self.modalities
+        }
+        for m in self.modalities:
+            if getattr(self.classes[m], "scaled_by_data", False):
+                self.params[m]["scale"] = self._data_scale(Path(cache_dir), m)
+
+    def _data_scale(self, cache_dir: Path, m: str, sample: int = 128) -> float:
+        """Root mean square of modality ``m``'s cached values over up to ``sample``
+        evenly spaced clips, stored as ``<cache>/<tag>.scale.json`` by the first dataset
+        that measures it and read back by every later one (train and test splits of
+        one cache share it)."""
+        import json
+
+        from elo.rundir import atomic_write_json
+
+        path = cache_dir / f"{self.tags[m]}.scale.json"
+        if path.exists():
+            try:
+                return float(json.loads(path.read_text(encoding="utf-8"))["scale"])
+            except (OSError, ValueError, KeyError, TypeError):
+                pass  # unreadable: measure again
+        have = [it for it in self.items if self.present[it[1]][m][it[2]]]
+        if not have:
+            return 1.0
+        step = max(1, len(have) // sample)
+        sq, n = 0.0, 0
+        for _, d, k, _ in have[::step][:sample]:
+            arr = self._row(d, m, k)
+            if arr is not None:
+                a = np.asarray(arr, dtype=np.float64)
+                sq, n = sq + float((a * a).sum()), n + a.size
+        scale = float(f"{np.sqrt(sq / max(n, 1)):.3g}") if sq > 0 else 1.0
+        atomic_write_json(path, {"scale": scale, "clips": len(have[::step][:sample]),
+                                 "what": f"RMS of cached {m} (elo.data.ClipDataset)"})  # fmt: skip
+        return scale
 
     # -- labels -----------------------------------------------------------------------
     @property
@@ -126,7 +169,11 @@ class ClipDataset(Dataset[dict[str, Any]]):
                 out[m] = torch.zeros(self.shapes[m], dtype=torch.float32)
                 ok = False
             else:
-                out[m] = self.classes[m].to_tensor(arr, self.spec.modalities[m])  # type: ignore[attr-defined]
+                out[m] = self.classes[m].to_tensor(arr, self.params[m])  # type: ignore[attr-defined]
+                if self.crop is not None:
+                    from elo.views import centre_crop
+
+                    out[m] = centre_crop(out[m], self.shapes[m])
             present[m] = ok
         out["present"] = present
         stem = (
@@ -199,9 +246,14 @@ def open_dataset(
     extract: bool = True,
     extract_workers: int | None = 0,
     seed: int = 0,
+    uncropped: bool = False,
 ) -> ClipDataset:
     """The clips of ``split`` of a dataset, extracting whatever the cache lacks first
-    (``extract_workers`` processes; ``0`` = in this process, ``None`` = all cores)."""
+    (``extract_workers`` processes; ``0`` = in this process, ``None`` = all cores).
+
+    With ``data.clip.extra_frames`` / ``extra_pixels`` the cache holds longer, larger
+    clips; items are centre-cropped to ``clip.frames`` x ``clip.size`` unless
+    ``uncropped`` (training: the model cuts random windows, :mod:`elo.model`)."""
     from elo.extract import extract_paths
 
     root, cache_dir = _root_and_cache(cfg, root, cache_dir)
@@ -224,7 +276,7 @@ def open_dataset(
         if todo:
             log.info("extracting %d videos into %s", len(todo), cache_dir)
             extract_paths(todo, cache_dir, spec, workers=extract_workers, progress=False)
-    ds = ClipDataset(index, records, cache_dir, spec)
+    ds = ClipDataset(index, records, cache_dir, spec, None if uncropped else clip_crop(cfg))
     if ds.skipped:
         log.warning(
             "%s: %d videos have no clips (first: %s: %s)", root, len(ds.skipped), *ds.skipped[0]
@@ -234,6 +286,14 @@ def open_dataset(
             f"{root}: no usable clips for split {split!r} (see {cache_dir}/extract_report.jsonl)"
         )
     return ds
+
+
+def clip_crop(cfg: Mapping[str, Any]) -> tuple[int, int] | None:
+    """(frames, size) the model sees when the cache holds more (``data.clip.extra_*``)."""
+    clip = cfg.get("data", cfg).get("clip", {}) or {}
+    if not (int(clip.get("extra_frames", 0) or 0) or int(clip.get("extra_pixels", 0) or 0)):
+        return None
+    return int(clip["frames"]), int(clip["size"])
 
 
 def _seed_worker(worker_id: int) -> None:
@@ -255,13 +315,14 @@ def make_loader(
     cache_dir: str | Path | None = None,
     drop_last: bool = False,
     extract_workers: int | None = 0,
+    uncropped: bool = False,
 ) -> DataLoader[dict[str, Any]]:
     """A DataLoader of contract batches over the cached clips of ``root`` (see
     :func:`open_dataset`); ``workers`` loader processes, shuffling seeded by ``seed``.
     The dataset is ``loader.dataset`` (``num_classes``, ``class_names``, ``label_names``)."""
     ds = open_dataset(
         cfg, root, split=split, modalities=modalities, cache_dir=cache_dir,
-        extract_workers=extract_workers, seed=seed,
+        extract_workers=extract_workers, seed=seed, uncropped=uncropped,
     )  # fmt: skip
     gen = torch.Generator()
     gen.manual_seed(seed)

@@ -26,12 +26,13 @@ from torch import nn
 
 from elo.distill import build_distill_head
 from elo.encoders_tv import build_encoder  # own encoders, or torchvision's R(2+1)D-18
-from elo.errors import DataError
+from elo.errors import ConfigError, DataError
 from elo.heads import TASKS, VIEWS, EncoderOutput, FeatureSpec, HeadInputs, TaskHead
 from elo.objective import Weights
 from elo.terms import TermKey
 
 STUDENT = "rgb"
+SCALE_FLOOR = 1e-3  # a term's scale never goes below this (losses near 0: no blow-up)
 
 
 def input_shapes(cfg: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
@@ -56,17 +57,43 @@ def encoded_views(head_cls: type[TaskHead], term: TermKey) -> list[tuple[str, st
     return list(fn(term)) if fn is not None else list(head_cls.input_views(term))
 
 
+#: ``objective.normalize``: how each term is scaled before weighting
+NORMALIZE_MODES = ("ema", "none")
+
+
+def loss_normalization(cfg: Mapping[str, Any]) -> tuple[str, float]:
+    """``(mode, momentum)`` from the ``objective`` section (default: ``ema``, 0.9)."""
+    obj = cfg.get("objective", {}) or {}
+    mode = str(obj.get("normalize", "ema"))
+    momentum = float(obj.get("norm_momentum", 0.9))
+    if mode not in NORMALIZE_MODES:
+        raise ConfigError(f"objective.normalize {mode!r}: use {' or '.join(NORMALIZE_MODES)}")
+    if not 0.0 <= momentum < 1.0:
+        raise ConfigError(f"objective.norm_momentum must be in [0, 1), got {momentum}")
+    return mode, momentum
+
+
 @dataclass
 class StepOutput:
-    total: torch.Tensor  # scalar, Σ λ_k L_k
-    raw: dict[str, torch.Tensor]  # term key -> unweighted loss
-    weighted: dict[str, torch.Tensor]  # term key -> λ_k L_k
+    total: torch.Tensor  # scalar, Σ λ_k L_k / s_k
+    raw: dict[str, torch.Tensor]  # term key -> unweighted loss L_k
+    weighted: dict[str, torch.Tensor]  # term key -> λ_k L_k / s_k (s_k: its scale)
     logs: dict[str, torch.Tensor] = field(default_factory=dict)  # "<term>/<name>" -> scalar
 
 
 class ELoModel(nn.Module):
     """Encoders (``self.encoders``, keyed by modality) + heads (``self.heads``, keyed by
     term key) for the active terms of ``weights``.
+
+    **One scale for all terms** (``objective.normalize: ema``, the default): the raw
+    losses of the tasks differ by orders of magnitude (measured at step 0 on the demo:
+    gradient norms reaching the RGB encoder from 0.0035 to 15), so λ ∈ [0, 1] could not
+    rebalance them. Each term is divided by ``s_k``, a running mean (EMA, momentum
+    ``objective.norm_momentum``, started at the term's first value) of its own detached
+    |loss|, so every normalised term starts at 1 and λ means relative importance. The
+    gradient of ``L_k / s_k`` is that of ``log L_k`` at ``L_k = s_k``: a term keeps its
+    weight as its loss shrinks. ``s_k`` is updated in training mode only and lives in
+    the state dict (``loss_scale``), so a resumed run continues it. ``none``: raw sums.
 
     In training mode each modality first gets its ``Modality.augment`` (seeded by
     step; ``augment=False`` turns it off). ``share_features=False`` re-encodes the inputs for every term (the naive loop the
@@ -101,6 +128,7 @@ class ELoModel(nn.Module):
                 encodes[mv] = None
                 needed[mv[0]] = None
         model_cfg = cfg.get("model", {}) or {}
+        self.input_shapes = input_shapes(cfg)
         self.encoder_kwargs: dict[str, dict[str, Any]] = {}
         encoders: dict[str, nn.Module] = {}
         shapes = input_shapes(cfg)
@@ -126,6 +154,10 @@ class ELoModel(nn.Module):
                     term, self.specs, heads_cfg.get(term.task)
                 )
         self.heads = nn.ModuleDict(heads)
+        self.normalize, self.norm_momentum = loss_normalization(cfg)
+        n = len(self.active)
+        self.register_buffer("loss_scale", torch.ones(n))  # s_k per active term
+        self.register_buffer("loss_scale_seen", torch.zeros(n, dtype=torch.bool))
         for head in self.heads.values():
             assert isinstance(head, TaskHead)
             head.bind_encoders(dict(self.encoders.items()))
@@ -159,6 +191,33 @@ class ELoModel(nn.Module):
             views[(m, v)], info[(m, v)] = VIEWS.get(v)(inputs[m], modality=m, generator=g)
         return views, info
 
+    def crop_inputs(self, batch: Mapping[str, Any], step: int) -> dict[str, Any]:
+        """Inputs longer or larger than the model's clip (``data.clip.frames`` x
+        ``size``; the cache holds ``clip.extra_frames`` / ``extra_pixels`` more) are cut
+        to it: in training a random window and square per clip (seeded by step, the same
+        fractions for every modality of a clip, so RGB, flow and audio stay in
+        correspondence), otherwise the centre."""
+        from elo.views import crop_clips
+
+        out = dict(batch)
+        fr: tuple[torch.Tensor, torch.Tensor] | None = None
+        for m, target in self.input_shapes.items():
+            x = batch.get(m)
+            if not isinstance(x, torch.Tensor) or x.dim() != len(target) + 1:
+                continue
+            shape = tuple(min(a, b) for a, b in zip(x.shape[1:], target, strict=True))
+            if shape == tuple(x.shape[1:]):
+                continue
+            if fr is None:
+                b = x.shape[0]
+                if self.training and self.augment:
+                    g = torch.Generator().manual_seed(self.seed * 1_000_003 + step + 424_242)
+                    fr = torch.rand(b, generator=g), torch.rand(b, 2, generator=g)
+                else:
+                    fr = torch.full((b,), 0.5), torch.full((b, 2), 0.5)
+            out[m] = crop_clips(x, shape, fr[0], fr[1])
+        return out
+
     def _augment(self, m: str, x: torch.Tensor, step: int) -> torch.Tensor:
         """The modality's own training augmentation (``Modality.augment``), seeded."""
         if not (self.training and self.augment):
@@ -172,6 +231,7 @@ class ELoModel(nn.Module):
         return MODALITIES.get(m).augment(x, g)
 
     def forward(self, batch: Mapping[str, Any], *, step: int = 0) -> StepOutput:
+        batch = self.crop_inputs(batch, step)
         views, info = self.make_views(batch, step, self.read_views)
         mask = {m: torch.as_tensor(v).bool() for m, v in (batch.get("present") or {}).items()}
         meta = batch.get("meta") or {}
@@ -181,7 +241,7 @@ class ELoModel(nn.Module):
         shared: dict[tuple[str, str], EncoderOutput] = {}
         if self.share_features:
             shared = {mv: self.encoders[mv[0]](views[mv]) for mv in self.encoded_views}
-        for term in self.active:
+        for k, term in enumerate(self.active):
             key = str(term)
             features = shared
             if not self.share_features:  # naive: encode again for this term
@@ -189,12 +249,37 @@ class ELoModel(nn.Module):
                 features = {mv: self.encoders[mv[0]](views[mv]) for mv in encoded_views(cls, term)}
             out = self.heads[key](HeadInputs(features, views, info, mask, meta))
             raw[key] = out["loss"]
-            weighted[key] = self.weights[key] * out["loss"]
+            weighted[key] = self.weights[key] * out["loss"] / self._scale(k, out["loss"])
             for name, value in out.items():
                 if name != "loss":
                     logs[f"{key}/{name}"] = value.detach()
         total = torch.stack(list(weighted.values())).sum() if weighted else torch.zeros(())
         return StepOutput(total=total, raw=raw, weighted=weighted, logs=logs)
+
+    @torch.no_grad()
+    def _scale(self, k: int, loss: torch.Tensor) -> torch.Tensor:
+        """The scale ``s_k`` of term ``k`` (see the class docstring), updated with this
+        step's |loss| in training mode; 1 with ``objective.normalize: none``."""
+        if self.normalize == "none":
+            return torch.ones((), device=loss.device)
+        scale: torch.Tensor = self.loss_scale  # type: ignore[assignment]
+        seen: torch.Tensor = self.loss_scale_seen  # type: ignore[assignment]
+        value = loss.detach().abs().float()
+        if self.training and bool(torch.isfinite(value)):
+            if not bool(seen[k]):
+                scale[k] = value
+                seen[k] = True
+            else:
+                m = self.norm_momentum
+                scale[k] = m * scale[k] + (1 - m) * value
+        return scale[k].clamp_min(SCALE_FLOOR).to(loss.dtype)
+
+    def term_scales(self) -> dict[str, float]:
+        """Each active term's current scale ``s_k`` (1.0 with ``normalize: none``)."""
+        if self.normalize == "none":
+            return {str(t): 1.0 for t in self.active}
+        scale: torch.Tensor = self.loss_scale  # type: ignore[assignment]
+        return {str(t): float(scale[k].clamp_min(SCALE_FLOOR)) for k, t in enumerate(self.active)}
 
     def after_step(self, step: int, total_steps: int) -> None:
         """Head hooks after each optimizer step (e.g. BYOL's EMA target update)."""

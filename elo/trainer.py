@@ -197,6 +197,7 @@ def batch_stream(
             shuffle=True,
             seed=seed,
             workers=int(t["num_workers"]),
+            uncropped=True,  # the model cuts random windows (data.clip.extra_*)
         )
     dataset = getattr(loader, "dataset", None)
     if isinstance(loader, DataLoader) and dataset is not None and hasattr(dataset, "__len__"):
@@ -309,6 +310,9 @@ def train_model(
         rec["grad_norm"] = float(grad_norm)
         rec.update({f"raw/{k}": float(v.detach()) for k, v in result.raw.items()})
         rec.update({f"weighted/{k}": float(v.detach()) for k, v in result.weighted.items()})
+        rec.update(
+            {f"scale/{k}": v for k, v in model.term_scales().items()}
+        )  # weighted=λ·raw/scale
         rec.update({f"log/{k}": float(v) for k, v in result.logs.items()})
         history.append(rec)
         if out is not None:

@@ -161,3 +161,45 @@ def past_view(
     if cut >= length:
         raise ValueError(f"past view needs >= 2 time steps along dim {td}, got {length}")
     return x.narrow(td, 0, cut), {"future": x.narrow(td, cut, length - cut)}
+
+
+def crop_clips(
+    x: torch.Tensor,
+    shape: tuple[int, ...],
+    time_frac: torch.Tensor,
+    space_frac: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Cut each clip of ``x`` (``B,C,T,H,W`` or ``B,C,F,Tm``) to ``shape`` (one sample's
+    target shape, e.g. ``3,8,32,32``): a window starting at ``time_frac`` (B, in [0, 1]
+    of the free range) along time and, for video, a square at ``space_frac`` (B,2:
+    y, x fractions of the free range). Fractions, not indices, so RGB, flow and audio
+    of one clip get corresponding windows. A dimension already at its target size is
+    left alone; 0.5 everywhere is the centre crop.
+    """
+    td = time_dim(x)
+    b = x.shape[0]
+    length, want = x.shape[td], shape[td - 1]
+    if want > length:
+        raise ValueError(f"cannot crop {length} time steps to {want}")
+    t0 = (time_frac * (length - want)).round().long().clamp(0, length - want)  # B
+    out = []
+    for i in range(b):
+        clip = x[i].narrow(td - 1, int(t0[i]), want)
+        if x.dim() == 5:
+            s = shape[-1]
+            h, w = x.shape[-2], x.shape[-1]
+            frac = space_frac[i] if space_frac is not None else torch.tensor([0.5, 0.5])
+            y0 = int(round(float(frac[0]) * (h - s)))
+            x0 = int(round(float(frac[1]) * (w - s)))
+            clip = clip[..., y0 : y0 + s, x0 : x0 + s]
+        out.append(clip)
+    return torch.stack(out)  # B,*shape
+
+
+def centre_crop(x: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
+    """:func:`crop_clips` at the centre, for one clip (``C,...``) or a batch."""
+    if x.dim() == len(shape):
+        return centre_crop(x[None], shape)[0]
+    if tuple(x.shape[1:]) == tuple(shape):
+        return x
+    return crop_clips(x, shape, torch.full((x.shape[0],), 0.5))

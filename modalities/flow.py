@@ -1,5 +1,13 @@
-"""Optical flow between consecutive frames, ``2,T-1,H,W``, clipped to ``±bound``
-pixels and scaled to ``[-1, 1]``.
+"""Optical flow between consecutive frames, ``2,T-1,H,W``, cached in pixels per frame
+(clipped to ``±bound``) and scaled by the data on load.
+
+**Scale measured from the data**: a fixed bound (8 px -> 1) left flow at 32 px with a
+std of 0.01-0.02, so flow reconstruction / future / transfer losses (~2e-4) were solved
+by predicting zeros. Now :class:`elo.data.ClipDataset` measures the root mean square of
+the cached flow over (a sample of) the clips, stores it with the cache
+(``<cache>/flow-<params>.scale.json``) and passes it as ``params["scale"]`` to
+:meth:`Flow.to_tensor`, which divides by it: the model's flow has unit variance at any
+resolution or speed, and predicting zeros costs ~1.
 
 Methods (OpenCV contrib): ``dis`` (default; Kroeger et al., "Fast Optical Flow using
 Dense Inverse Search", ECCV 2016), ``farneback`` (Farnebäck, SCIA 2003) and ``tvl1``
@@ -67,13 +75,17 @@ def compute_flow(gray: np.ndarray, method: str = "dis", preset: str = "medium") 
 
 @MODALITIES.register()
 class Flow(Modality):
-    """``flow``: ``2,T-1,H,W`` (dx, dy), clipped and scaled to ``[-1, 1]``."""
+    """``flow``: ``2,T-1,H,W`` (dx, dy) in pixels per frame, divided on load by the
+    data's flow scale (unit variance)."""
 
     name: ClassVar[str] = "flow"
+    #: the dataset measures the flow's RMS once per cache and divides by it (to_tensor)
+    scaled_by_data: ClassVar[bool] = True
     defaults: ClassVar[Mapping[str, Any]] = {
         "method": "dis",
         "preset": "medium",
-        "bound": 8.0,  # pixels per frame that map to ±1
+        "bound": 32.0,  # pixels per frame: cached flow is clipped to ±bound
+        "units": "pixels",  # cache layout marker: raw pixels (scaled on load)
     }
 
     @classmethod
@@ -83,7 +95,7 @@ class Flow(Modality):
         gray = np.stack([cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in clip.frames])  # T,H,W
         flow = compute_flow(gray, str(params["method"]), str(params["preset"]))  # T-1,H,W,2
         bound = float(params["bound"])
-        flow = np.clip(flow, -bound, bound) / bound
+        flow = np.clip(flow, -bound, bound)  # pixels; scaled by the data on load
         return np.ascontiguousarray(flow.transpose(3, 0, 1, 2)).astype(np.float16)  # 2,T-1,H,W
 
     @classmethod
@@ -92,11 +104,18 @@ class Flow(Modality):
         return (2, frames - 1, size, size)
 
     @classmethod
+    def to_tensor(cls, arr: np.ndarray, params: Mapping[str, Any]) -> torch.Tensor:
+        """Cached pixels -> float32 divided by ``params["scale"]`` (the data's flow RMS,
+        set by the dataset; 1 when absent)."""
+        x = torch.from_numpy(np.asarray(arr, dtype=np.float32))
+        return x / float(params.get("scale", 1.0) or 1.0)
+
+    @classmethod
     def augment(cls, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """Per-clip magnitude jitter (x0.8-1.2), which keeps the flow's direction."""
         b = x.shape[0]
         scale = 0.8 + 0.4 * torch.rand(b, generator=generator)
-        return (x * scale.view((b,) + (1,) * (x.dim() - 1)).to(x)).clamp(-1, 1)
+        return x * scale.view((b,) + (1,) * (x.dim() - 1)).to(x)
 
     @classmethod
     def build_encoder(cls, config: Mapping[str, Any]) -> Encoder:

@@ -47,7 +47,8 @@ def test_labeled_folder_batches_follow_the_contract(ucf: Path, tmp_path: Path) -
     assert ds.label_names == []  # type: ignore[attr-defined]
     (batch,) = list(loader)
     assert batch["rgb"].shape == (3, 3, 4, 32, 32) and batch["rgb"].dtype == torch.float32
-    assert batch["flow"].shape == (3, 2, 3, 32, 32) and batch["flow"].abs().max() <= 1
+    assert batch["flow"].shape == (3, 2, 3, 32, 32)
+    assert 0.5 < float(batch["flow"].pow(2).mean().sqrt()) < 2  # in units of the data's RMS
     assert batch["audio"].shape[:2] == (3, 1) and batch["audio"].dim() == 4
     meta = batch["meta"]
     rels = [Path(p).relative_to(ucf).as_posix() for p in meta["path"]]

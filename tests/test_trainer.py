@@ -139,7 +139,9 @@ def test_train_logs_every_term_and_exports_the_rgb_encoder(data: Path, tmp_path:
     for rec in log:
         assert set(ACTIVE) == {k[4:] for k in rec if k.startswith("raw/")}
         for key in ACTIVE:
-            assert rec[f"weighted/{key}"] == pytest.approx(0.5 * rec[f"raw/{key}"], rel=1e-5)
+            # each term divided by its running scale (elo/model.py, objective.normalize)
+            want = 0.5 * rec[f"raw/{key}"] / rec[f"scale/{key}"]
+            assert rec[f"weighted/{key}"] == pytest.approx(want, rel=1e-5)
         assert rec["loss"] == pytest.approx(sum(rec[f"weighted/{k}"] for k in ACTIVE), rel=1e-4)
     assert log[0]["lr"] == pytest.approx(0.003 * lr_factor(0, 3, 2, 0.0))
     enc = elo.load_encoder(tmp_path)
@@ -183,7 +185,9 @@ def test_cli_list_terms_and_uniform_default(data: Path, tmp_path: Path) -> None:
         "weighted/rgb/reconstruction",
         "weighted/rgb/temporal_order",
     }
-    assert rec["weighted/rgb/reconstruction"] == rec["raw/rgb/reconstruction"]  # λ = 1
+    # λ = 1: the raw term over its running scale (elo/model.py, objective.normalize)
+    want = rec["raw/rgb/reconstruction"] / rec["scale/rgb/reconstruction"]
+    assert rec["weighted/rgb/reconstruction"] == pytest.approx(want, rel=1e-5)
     assert (
         train_main(["--config", str(tmp_path / "exp.yaml"), "--data", str(data)]) == 2
     )  # no --out
