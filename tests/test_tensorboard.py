@@ -86,3 +86,23 @@ def test_search_events_per_trial_and_generation(tmp_path: Path) -> None:
     assert sc["best_lambda/rgb/a"] == [(1, 0.0), (2, 0.5)]  # λ of the best so far
     assert "trials 4/4 (1 failed)  best so far 0.5000  ETA" in lines[-1]
     assert lines[-1].startswith("generation 2: best 0.5000")
+
+
+def test_search_progress_line_on_a_terminal(tmp_path: Path, capsys) -> None:
+    """On a terminal every finished trial rewrites one line (trials done / total, best so
+    far, ETA); the generation line replaces it."""
+    from search.run import RunLog
+
+    run = RunLog(tmp_path, total=2, done=0, echo=print)
+    run.live = True  # what RunLog sets when stdout is a terminal and echo is print
+    for i, f in enumerate([0.3, 0.7]):
+        run.evaluation({"generation": 0, "index": i, "fitness": f, "seconds": 1.0,
+                        "status": "ok", "weights": {"rgb/a": 0.5}})  # fmt: skip
+    run.generation_done({"generation": 0, "best": 0.7, "median": 0.5, "evaluated": 2, "failed": 0})
+    run.board.close()
+    out = capsys.readouterr().out
+    frames = out.split("\r\033[K")
+    assert frames[1].startswith("trials 1/2 (0 failed)  best so far 0.3000  ETA")
+    assert frames[2].startswith("trials 2/2 (0 failed)  best so far 0.7000  ETA")
+    assert frames[3].startswith("generation 1: best 0.7000  median 0.5000  | trials 2/2")
+    assert out.endswith("\n") and out.count("\n") == 1
