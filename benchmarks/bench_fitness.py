@@ -109,6 +109,12 @@ def population(args: argparse.Namespace, proxy_steps: int) -> list[dict[str, Any
     pop.append({"name": "pixels", "kind": "pixels"})
     for steps in args.lengths:
         for t in TERMS:
+            if (
+                t == "uniform"
+                and args.uniform_lengths is not None
+                and steps not in args.uniform_lengths
+            ):
+                continue  # every term per step: the costliest run
             pop.append({"name": f"{t}-{steps}", "kind": "elo", "term": t, "steps": steps,
                         "seed": args.seed})  # fmt: skip
     for steps in args.supervised:
@@ -124,10 +130,20 @@ def _weights(cfg: dict[str, Any], term: str) -> Any:
     from elo.objective import Weights, terms_from_config
 
     terms = terms_from_config(cfg)
-    lam = {str(t): (0.5 if term == "uniform" else float(str(t) == term)) for t in terms}
+    # uniform: every self-supervised term (never a labelled one such as rgb/supervised)
+    lam = {
+        str(t): (0.5 * (t.task != "supervised") if term == "uniform" else float(str(t) == term))
+        for t in terms
+    }
     if term != "uniform" and term not in lam:
         raise SystemExit(f"unknown term {term!r}; known: {', '.join(lam)}")
     return Weights(terms, lam)
+
+
+def _has_term(cfg: dict[str, Any], term: str) -> bool:
+    from elo.objective import terms_from_config
+
+    return term in {str(t) for t in terms_from_config(cfg)}
 
 
 def _loader(cfg: dict[str, Any], root: Path, args: argparse.Namespace, seed: int) -> Any:
@@ -197,6 +213,14 @@ def build_and_embed(
                           steps=int(spec["steps"]), seed=int(spec["seed"]), progress=False,
                           loader=loader)  # fmt: skip
         encs = dict(res.model.encoders)
+    elif _has_term(cfg, "rgb/supervised"):  # the labelled task head: same crops and views
+        loader = _loader(cfg, root, args, int(spec["seed"]))
+        n_cls = int(data["train"]["labels"].max()) + 1
+        sup = {**cfg, "heads": {**cfg.get("heads", {}), "supervised": {"classes": n_cls}}}
+        res = train_model(sup, _weights(sup, "rgb/supervised"), data_root=root,
+                          steps=int(spec["steps"]), seed=int(spec["seed"]), progress=False,
+                          loader=loader)  # fmt: skip
+        encs = dict(res.model.encoders)
     else:
         loader = _loader(cfg, root, args, int(spec["seed"]))
         n_cls = int(data["train"]["labels"].max()) + 1
@@ -261,6 +285,7 @@ def fitnesses(seed: int) -> dict[str, Any]:
         RankMeFitness,
         WeakFitness,
         XModalFitness,
+        XPredictFitness,
         ZipfFitness,
     )
 
@@ -274,6 +299,10 @@ def fitnesses(seed: int) -> dict[str, Any]:
         "xmodal geomean (signed)": XModalFitness(seed=seed),
         "xmodal mean": XModalFitness(aggregate="mean", seed=seed),
         "xmodal own encoders": XModalFitness(reference="candidate", seed=seed),
+        "xpredict audio": XPredictFitness(references=("audio",), seed=seed),
+        "xpredict flow": XPredictFitness(references=("flow",), seed=seed),
+        "xpredict mean": XPredictFitness(seed=seed),
+        "xpredict min": XPredictFitness(aggregate="min", seed=seed),
         "rankme": RankMeFitness(),
         "rankme standardized": RankMeFitness(prepare="standardize"),
         "alpha-req": AlphaReqFitness(),
@@ -282,7 +311,7 @@ def fitnesses(seed: int) -> dict[str, Any]:
 
 
 #: fitnesses also scored on eval-mode BatchNorm embeddings (stale running statistics)
-EVAL_BN = ("xmodal geomean (signed)", "xmodal mean", "rankme")
+EVAL_BN = ("xmodal geomean (signed)", "xmodal mean", "xpredict mean", "rankme")
 
 
 def _own_defaults(cfg: dict[str, Any], held: dict[str, Any], seed: int) -> dict[str, Any]:
@@ -368,7 +397,7 @@ def study(
         print(f"{out['encoder']:<32} probe {out['probe']:.3f}  "
               + "  ".join(f"{k.split(' (')[0]} {out[k]:+.3f}" for k in
                           ("zipf k16 (paper)", "xmodal geomean (signed)", "xmodal mean",
-                           "rankme", "alpha-req")), flush=True)  # fmt: skip
+                           "xpredict mean", "rankme", "alpha-req")), flush=True)  # fmt: skip
     ranked = [r for r in table if not r["noise"]]
     acc = np.array([r["probe"] for r in ranked])
     names = [k for k in table[0] if k not in ("encoder", "probe", "noise") and not k.endswith(" s")]
@@ -450,6 +479,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--heldout-fraction", type=float, default=0.2)
     p.add_argument("--random", type=int, default=3, help="random-init encoders")
     p.add_argument("--lengths", type=int, nargs="*", default=[40, 160], help="steps per run")
+    p.add_argument("--uniform-lengths", type=int, nargs="*", help="uniform's lengths (all)")
     p.add_argument("--supervised", type=int, nargs="*", default=[20, 60, 160], help="steps")
     p.add_argument("--noise-seeds", type=int, default=5, help="seeds of the noise candidate")
     p.add_argument("--noise-term", default="uniform", help="the noise candidate's term")

@@ -20,6 +20,8 @@ by ``kind`` and are built from a config section with :func:`build_fitness`::
 * :class:`XModalFitness`, :class:`CombinedFitness` — cross-modal cluster agreement
   (alone, or with a Zipf penalty), defined in :mod:`search.fitness_xmodal` and
   re-exported (and so registered) here.
+* :class:`XPredictFitness` — cross-validated ridge R² of those fixed references from
+  the RGB embeddings (:mod:`search.fitness_predict`).
 * :class:`RankMeFitness`, :class:`AlphaReqFitness` — effective rank (RankMe) and
   eigenspectrum decay (α-ReQ) of the embeddings, in :mod:`search.fitness_spectral`.
 
@@ -51,6 +53,7 @@ from search.fitness_base import (
     as_embeddings,
     collapse_reason,
 )
+from search.fitness_predict import XPredictFitness, ridge_r2  # registers "xpredict"
 from search.fitness_spectral import (  # registers "rankme" and "alphareq"
     AlphaReqFitness,
     RankMeFitness,
@@ -350,6 +353,8 @@ __all__ = [
     "NonFiniteEmbeddings",
     "WeakFitness",
     "XModalFitness",
+    "XPredictFitness",
+    "ridge_r2",
     "ZipfFitness",
     "as_embeddings",
     "audio_statistics",

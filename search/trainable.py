@@ -75,9 +75,9 @@ def synthetic_fitness(weights: Mapping[str, float]) -> float:
 
 
 def reference_modalities(section: Mapping[str, Any]) -> list[str]:
-    """Modalities besides RGB a fitness reads from the held-out clips (xmodal and
-    combined compare with ``fitness.references``, e.g. audio and flow)."""
-    if section.get("kind") in ("xmodal", "combined"):
+    """Modalities besides RGB a fitness reads from the held-out clips (xmodal, combined
+    and xpredict compare with ``fitness.references``, e.g. audio and flow)."""
+    if section.get("kind") in ("xmodal", "combined", "xpredict"):
         return [str(m) for m in section.get("references", ("audio", "flow"))]
     return []
 
