@@ -97,6 +97,16 @@ def build_pixel_stats_encoder(*, in_channels: int = 3, grid: int = 2) -> PixelSt
 
 
 # -- embedding a split -------------------------------------------------------------------
+def centre_frames(x: torch.Tensor, frames: int | None) -> torch.Tensor:
+    """The centred ``frames`` of clips ``B,C,T,H,W`` (all of them when ``None`` or
+    ``T <= frames``)."""
+    t = int(x.shape[2])
+    if frames is None or t <= frames:
+        return x
+    lo = (t - int(frames)) // 2
+    return x[:, :, lo : lo + int(frames)]
+
+
 def spatial_crops(x: torch.Tensor, n: int, size: int | None) -> list[torch.Tensor]:
     """``n`` square crops of side ``size`` of clips ``B,C,T,H,W``: one centred crop for
     ``n = 1``, else ``n`` crops evenly spaced from the left edge to the right edge,
@@ -165,10 +175,11 @@ def embed(
     device: str = "cpu",
     crops: int = 1,
     crop_size: int | None = None,
+    frames: int | None = None,
 ) -> Embedded:
     """Run ``encoder`` (eval mode) over every batch dict; collect embeddings and labels.
     ``crops`` / ``crop_size``: the rows of each clip's :func:`spatial_crops` (clip ids
-    get ``@<crop>`` when ``crops > 1``)."""
+    get ``@<crop>`` when ``crops > 1``) of its centred ``frames``."""
     was_training = encoder.training
     encoder.eval()
     xs: list[np.ndarray] = []
@@ -181,7 +192,7 @@ def embed(
             keep = keep.bool()
             meta = batch.get("meta", {})
             cid = meta.get("clip_id", [""] * len(x))
-            views = spatial_crops(x, crops, crop_size)
+            views = spatial_crops(centre_frames(x, frames), crops, crop_size)
             for j, view in enumerate(views):
                 emb = _embedding(encoder(view.to(device)))  # B,D
                 xs.append(emb[keep.to(emb.device)].float().cpu().numpy())
@@ -295,12 +306,15 @@ def evaluate(
     device: str = "cpu",
     crops: int = 1,
     crop_size: int | None = None,
+    test_frames: int | None = None,
 ) -> ProbeResult:
     """Score ``encoder`` on the test split with ``protocol`` (linear, knn, finetune).
 
     Each test video's prediction averages the scores of all its clips and ``crops``
     crops of side ``crop_size`` (module docstring); train clips are centre-cropped to
-    ``crop_size`` (``None``: the whole clip, with ``crops = 1`` only)."""
+    ``crop_size`` (``None``: the whole clip, with ``crops = 1`` only). ``test_frames``:
+    test clips longer than the model's clip (a cache with ``data.clip.extra_frames``)
+    are cut to their centred ``test_frames``."""
     if crops < 1:
         raise DataError(f"--crops must be >= 1, got {crops}")
     if crops > 1 and crop_size is None:
@@ -310,8 +324,9 @@ def evaluate(
 
     def embed_test(enc: nn.Module) -> tuple[np.ndarray, np.ndarray, list[str]]:
         e = embed(
-            enc, test_batches, modality=modality, device=device, crops=crops, crop_size=crop_size
-        )
+            enc, test_batches, modality=modality, device=device, crops=crops,
+            crop_size=crop_size, frames=test_frames,
+        )  # fmt: skip
         x, y, groups = select_label(e, label, with_groups=True)  # type: ignore[misc]
         return x, y, groups
 

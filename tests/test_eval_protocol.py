@@ -144,10 +144,12 @@ def test_elo_eval_all_folds_clips_and_crops(ucf3, capsys) -> None:
     assert cli.eval_main([*args, "--clips", "3", "--crops", "2", "--protocol", "knn"]) == 0
     res = json.loads((out / "results.json").read_text())
     assert res["folds"] == [1, 2, 3] and res["fold"] == "all"
-    assert (res["clips"], res["crops"], res["crop_size"], res["protocol"]) == (3, 2, 28, "knn")
+    # the demo cache is 8 px wider than the model's 32 px: 2 crops of 32 span its width
+    assert (res["clips"], res["crops"], res["crop_size"], res["protocol"]) == (3, 2, 32, "knn")
     folds = res["per_fold"]
     assert [f["fold"] for f in folds] == [1, 2, 3]
     assert all(f["test_videos"] == 8 and f["num_test"] == 8 * 3 for f in folds)
+    assert all(f["test_views"] == 8 * 3 * 2 for f in folds)
     assert all(f["num_train"] == 16 for f in folds)
     top1s = [f["top1"] for f in folds]
     assert res["top1"] == pytest.approx(statistics.fmean(top1s))
@@ -156,5 +158,12 @@ def test_elo_eval_all_folds_clips_and_crops(ucf3, capsys) -> None:
     assert np.asarray(res["confusion"]).sum() == 3 * 8  # videos over all folds
     printed = capsys.readouterr().out
     assert "3 folds, 3 clips x 2 crops): top-1 1.000 ± 0.000" in printed
+    # a cache no wider than the model's clip: crops of --crop-fraction of it
+    narrow = ["data.clip.extra_pixels=0", "data.clip.extra_frames=0"]
+    assert cli.eval_main([*args[:-1], "1", "--crops", "3", "--protocol", "linear", *narrow]) == 0
+    res = json.loads((out / "results.json").read_text())
+    assert (res["folds"], res["crops"], res["crop_size"], res["clips"]) == ([1], 3, 28, "config")
+    assert res["per_fold"][0]["test_views"] == 8 * 3 and res["top1_sd"] == 0.0
+    capsys.readouterr()
     assert cli.eval_main([*args[:-1], "4"]) == 2
     assert "no fold 4 in this ucf101 layout (folds: 1, 2, 3)" in capsys.readouterr().err

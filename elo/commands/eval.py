@@ -40,12 +40,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="test clips per video, uniformly spaced; predictions averaged "
         "(default: the config's data.clip sampling, 1 window per video in the demo)",
     )
-    p.add_argument("--crops", type=int, default=1, help="spatial crops per test clip, averaged")
+    p.add_argument(
+        "--crops",
+        type=int,
+        default=1,
+        help="spatial crops per test clip, averaged: of the model's size across the wider "
+        "cached clip (data.clip.extra_pixels > 0), else --crop-fraction of it",
+    )
     p.add_argument(
         "--crop-fraction",
         type=float,
         default=0.875,
-        help="crop side / clip side when --crops > 1 (train clips then use the centre crop)",
+        help="crop side / clip side when --crops > 1 and the cache is not wider than the "
+        "model's clip (train clips then use the centre crop)",
     )
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--device", default="cpu")
@@ -112,8 +119,16 @@ def run(args: argparse.Namespace) -> int:
     root = args.data or cfg["data"].get("root")
     if not root:
         raise DataError("no dataset given: pass --data DIR or set data.root in the config")
-    size = int(cfg["data"]["clip"]["size"])
-    crop_size = max(1, round(args.crop_fraction * size)) if args.crops > 1 else None
+    clip = cfg["data"]["clip"]
+    size = int(clip["size"])
+    # Several crops: from the larger cached clip when the cache holds more than the
+    # model's input (data.clip.extra_pixels), each of the model's size, as the field's
+    # 3-crop test does; else smaller crops (--crop-fraction) of the model's clip.
+    wide = args.crops > 1 and int(clip.get("extra_pixels", 0) or 0) > 0
+    if wide:
+        crop_size: int | None = size
+    else:
+        crop_size = max(1, round(args.crop_fraction * size)) if args.crops > 1 else None
     test_clip = {"per_video": args.clips, "sampling": "uniform"} if args.clips else {}
     folds = _folds(args.fold, root)
     per_fold: list[dict[str, Any]] = []
@@ -132,6 +147,7 @@ def run(args: argparse.Namespace) -> int:
                 batch_size=args.batch_size,
                 shuffle=split == "train" and args.protocol == "finetune",
                 seed=args.seed,
+                uncropped=wide and split == "test",
             )
             for split in ("train", "test")
         }
@@ -159,6 +175,7 @@ def run(args: argparse.Namespace) -> int:
             device=args.device,
             crops=args.crops,
             crop_size=crop_size,
+            test_frames=int(clip["frames"]) if wide else None,
         )
         results.append(res)
         per_fold.append({
@@ -169,6 +186,7 @@ def run(args: argparse.Namespace) -> int:
             "num_train": len(loaders["train"].dataset),  # type: ignore[arg-type]
             "num_test": len(loaders["test"].dataset),  # type: ignore[arg-type]
             "test_videos": res.extra.get("test_videos"),
+            "test_views": res.extra.get("test_views"),
         })  # fmt: skip
         if len(folds) > 1:
             print(f"elo-eval fold {fold}: top-1 {res.top1:.3f}", flush=True)
