@@ -1,4 +1,6 @@
-"""A short seeded self-supervised training beats a randomly initialised encoder.
+"""A short seeded SimSiam run keeps a healthy, useful backbone: no collapse warning,
+kNN top-1 well above chance and not below its own random init by more than the
+seed-to-seed noise. At this budget it does NOT reliably beat its random init (below).
 
 SimSiam (arXiv 2011.10566) through the real trainer (``baselines.trainer.fit``: the
 torchvision v2 view pipeline, SGD momentum 0.9, wd 1e-4, cosine decay, fixed
@@ -13,21 +15,30 @@ rejection sampling makes small crops more likely than the nominal range on a 16-
 image: at 0.5-1 two views share only ~0.62 of their centred pixel correlation and
 training ends below random init), no flip (it maps digits onto other digits), no
 hue / saturation / grayscale (the images are grey), no blur (a 3-px kernel at σ up
-to 2 erases 8x8 strokes). Measured (seed 0, 100 steps): random 0.903, SimSiam 0.919.
+to 2 erases 8x8 strokes).
+
+Measured over seeds 0-5 (Intel, 1 thread; kNN top-1 on 360 held-out digits):
+trained 0.888 ± 0.026 (0.853-0.928), its random init 0.902 ± 0.019, paired gain
+-0.013 ± 0.028 (+0.025, -0.039, -0.044, -0.028, -0.006, +0.011). The gain is inside
+the noise: the former assertion "gain >= +0.01" held on seed 0 only. Asserted:
+trained >= 0.80 (3.4 sd below the mean; chance is 0.1) and gain > -0.10 (3.1 sd
+below). Collapsed runs (no stop-gradient, seeds 0 and 1) reached 0.867 and 0.706.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import torch
 import torch.nn.functional as F
 
 from baselines.image_encoder import build_image_encoder
 from baselines.trainer import fit, knn_eval, load_baseline_config
 
-#: kNN top-1 gain over the random encoder that the seeded run must reach.
-MARGIN = 0.01
+#: Floors from the 6-seed distribution in the module docstring (>= 3 sd margins).
+MIN_KNN = 0.80
+MIN_GAIN = -0.10
 
 DIGIT_VIEWS = [
     "augment.crop_scale=[0.8,1.0]",
@@ -49,8 +60,8 @@ def digits(size: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
     return (x.repeat(1, 3, 1, 1) * 255).round().to(torch.uint8), torch.tensor(d.target)
 
 
-def test_simsiam_training_raises_knn_above_random_init(tmp_path: Path) -> None:
-    torch.set_num_threads(1)
+@pytest.mark.slow
+def test_simsiam_short_run_is_healthy_and_near_its_random_init(tmp_path: Path) -> None:
     images, labels = digits()
     cfg = load_baseline_config(
         "simsiam",
@@ -73,4 +84,5 @@ def test_simsiam_training_raises_knn_above_random_init(tmp_path: Path) -> None:
     random_knn = knn_eval(build_image_encoder(**cfg["encoder"]), images, labels, cfg, "cpu")
     summary = fit(cfg, images, tmp_path / "run", labels=labels)
     assert summary["collapse_warnings"] == 0
-    assert summary["knn_top1"] >= random_knn + MARGIN, (random_knn, summary["knn_top1"])
+    assert summary["knn_top1"] >= MIN_KNN, summary["knn_top1"]
+    assert summary["knn_top1"] - random_knn > MIN_GAIN, (random_knn, summary["knn_top1"])
