@@ -15,7 +15,7 @@ def config_defaults(config: str = "demo") -> dict[str, Any]:
     """What a search with no flags uses (``--config`` ``config``), for ``--help``; empty
     when the config cannot be read (help must still print)."""
     try:
-        flags = {**dict.fromkeys(_FLAGS), "overrides": []}
+        flags: dict[str, Any] = {**dict.fromkeys(_FLAGS), "overrides": []}
         cfg = resolve_config(argparse.Namespace(config=config, **flags))
     except Exception:
         return {}
