@@ -68,13 +68,14 @@ def load_frames(
     frames_per_video: int = 8,
     max_files: int = 0,
     split: str | None = None,
+    fold: int = 1,
 ) -> FrameSet:
     """All images / video frames under ``root`` as one uint8 tensor N,3,size,size.
 
     ``split`` (e.g. ``"train"``) keeps only the videos of that split of a video dataset
     (its split column or ``<split>list*.txt``, else ELo's deterministic hash split; see
-    :func:`elo.data.select_split`), so a baseline pre-trains on exactly the clips the
-    ELo model trains on and never sees the test videos.
+    :func:`elo.data.select_split`; official fold ``fold``), so a baseline pre-trains on
+    exactly the clips the ELo model trains on and never sees the test videos.
     """
     root = Path(root)
     if not root.is_dir():
@@ -82,7 +83,7 @@ def load_frames(
     if split is not None:
         from elo.data import scan, select_split
 
-        files = sorted(r.path for r in select_split(scan(root), split))
+        files = sorted(r.path for r in select_split(scan(root), split, fold=fold))
     else:
         files = sorted(
             p

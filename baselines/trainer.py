@@ -294,6 +294,7 @@ def train_baseline(args: argparse.Namespace) -> int:
         frames_per_video=int(d["frames_per_video"]),
         max_files=int(d["max_files"]),
         split=d.get("split"),
+        fold=int(d.get("fold", 1) or 1),
     )
     log.info("%d images from %s (%d classes)", len(frames.images), args.data, len(frames.classes))
     out = Path(args.out or f"runs/{args.objective}")

@@ -200,3 +200,12 @@ def test_a_single_list_file_and_its_errors(path_label: Path, tmp_path: Path) -> 
     bad.write_text("a.mp4 walking\n")
     with pytest.raises(DataError, match="bad.txt: a list file needs 'path label' lines"):
         scan(bad)
+
+
+def test_frame_baselines_pretrain_on_the_train_split_of_the_fold(ucf101: Path) -> None:
+    from baselines.frames import load_frames
+
+    for fold in (1, 2):
+        frames = load_frames(ucf101, size=16, frames_per_video=1, split="train", fold=fold)
+        want = {f"{n}/v_{n}_g{g:02d}_c01.avi" for n in CLASSES for g in (1, 2, 3) if g != fold}
+        assert set(frames.sources) == want  # never a video of fold's test list
