@@ -58,13 +58,13 @@ def encoded_views(head_cls: type[TaskHead], term: TermKey) -> list[tuple[str, st
 
 
 #: ``objective.normalize``: how each term is scaled before weighting
-NORMALIZE_MODES = ("ema", "none")
+NORMALIZE_MODES = ("grad", "ema", "none")
 
 
 def loss_normalization(cfg: Mapping[str, Any]) -> tuple[str, float]:
-    """``(mode, momentum)`` from the ``objective`` section (default: ``ema``, 0.9)."""
+    """``(mode, momentum)`` from the ``objective`` section (default: ``grad``, 0.9)."""
     obj = cfg.get("objective", {}) or {}
-    mode = str(obj.get("normalize", "ema"))
+    mode = str(obj.get("normalize", "grad"))
     momentum = float(obj.get("norm_momentum", 0.9))
     if mode not in NORMALIZE_MODES:
         raise ConfigError(f"objective.normalize {mode!r}: use {' or '.join(NORMALIZE_MODES)}")
@@ -85,15 +85,24 @@ class ELoModel(nn.Module):
     """Encoders (``self.encoders``, keyed by modality) + heads (``self.heads``, keyed by
     term key) for the active terms of ``weights``.
 
-    **One scale for all terms** (``objective.normalize: ema``, the default): the raw
-    losses of the tasks differ by orders of magnitude (measured at step 0 on the demo:
-    gradient norms reaching the RGB encoder from 0.0035 to 15), so λ ∈ [0, 1] could not
-    rebalance them. Each term is divided by ``s_k``, a running mean (EMA, momentum
-    ``objective.norm_momentum``, started at the term's first value) of its own detached
-    |loss|, so every normalised term starts at 1 and λ means relative importance. The
-    gradient of ``L_k / s_k`` is that of ``log L_k`` at ``L_k = s_k``: a term keeps its
-    weight as its loss shrinks. ``s_k`` is updated in training mode only and lives in
-    the state dict (``loss_scale``), so a resumed run continues it. ``none``: raw sums.
+    **One scale for all terms** (``objective.normalize``): the raw losses of the tasks
+    differ by orders of magnitude (measured at step 0 on the demo: gradient norms
+    reaching the RGB encoder from 0.0035 to 15), so λ ∈ [0, 1] could not rebalance
+    them. Each term is divided by ``s_k``:
+
+    * ``ema``: ``s_k`` is a running mean (EMA, momentum ``objective.norm_momentum``,
+      started at the term's first value) of its own detached |loss|, so every term
+      starts at 1. The gradient of ``L_k / s_k`` is that of ``log L_k`` at
+      ``L_k = s_k``: a term keeps its weight as its loss shrinks. Values are on one
+      scale, gradients still differ (``benchmarks/bench_grad_scale.py``: 174x);
+    * ``grad`` (default): the same running mean times a gain measured once, at the
+      first training step, ``|∇L_k| / |L_k|`` (gradient norm reaching the encoders per
+      unit loss; one extra backward pass per term, once), so every term *starts* with
+      gradient norm λ_k at the encoders: λ means relative importance;
+    * ``none``: raw sums.
+
+    The scales update in training mode only and live in the state dict
+    (``loss_scale``, ``loss_gain``), so a resumed run continues them.
 
     In training mode each modality first gets its ``Modality.augment`` (seeded by
     step; ``augment=False`` turns it off). ``share_features=False`` re-encodes the inputs for every term (the naive loop the
@@ -158,6 +167,8 @@ class ELoModel(nn.Module):
         n = len(self.active)
         self.register_buffer("loss_scale", torch.ones(n))  # s_k per active term
         self.register_buffer("loss_scale_seen", torch.zeros(n, dtype=torch.bool))
+        self.register_buffer("loss_gain", torch.ones(n))  # normalize: grad (else 1)
+        self.register_buffer("loss_gain_set", torch.zeros((), dtype=torch.bool))
         for head in self.heads.values():
             assert isinstance(head, TaskHead)
             head.bind_encoders(dict(self.encoders.items()))
@@ -241,7 +252,7 @@ class ELoModel(nn.Module):
         shared: dict[tuple[str, str], EncoderOutput] = {}
         if self.share_features:
             shared = {mv: self.encoders[mv[0]](views[mv]) for mv in self.encoded_views}
-        for k, term in enumerate(self.active):
+        for term in self.active:
             key = str(term)
             features = shared
             if not self.share_features:  # naive: encode again for this term
@@ -249,10 +260,14 @@ class ELoModel(nn.Module):
                 features = {mv: self.encoders[mv[0]](views[mv]) for mv in encoded_views(cls, term)}
             out = self.heads[key](HeadInputs(features, views, info, mask, meta))
             raw[key] = out["loss"]
-            weighted[key] = self.weights[key] * out["loss"] / self._scale(k, out["loss"])
             for name, value in out.items():
                 if name != "loss":
                     logs[f"{key}/{name}"] = value.detach()
+        if self.normalize == "grad" and self.training and not bool(self.loss_gain_set):
+            self._calibrate(raw)
+        for k, term in enumerate(self.active):
+            key = str(term)
+            weighted[key] = self.weights[key] * raw[key] / self._scale(k, raw[key])
         total = torch.stack(list(weighted.values())).sum() if weighted else torch.zeros(())
         return StepOutput(total=total, raw=raw, weighted=weighted, logs=logs)
 
@@ -272,14 +287,37 @@ class ELoModel(nn.Module):
             else:
                 m = self.norm_momentum
                 scale[k] = m * scale[k] + (1 - m) * value
-        return scale[k].clamp_min(SCALE_FLOOR).to(loss.dtype)
+        gain: torch.Tensor = self.loss_gain  # type: ignore[assignment]
+        return (gain[k] * scale[k].clamp_min(SCALE_FLOOR)).to(loss.dtype)
+
+    def _calibrate(self, raw: Mapping[str, torch.Tensor]) -> None:
+        """``normalize: grad``, first training step: ``gain_k = |∇L_k| / |L_k|``, the
+        norm of term k's gradient reaching the encoders per unit of loss, so that
+        ``λ_k L_k / (gain_k · |L_k|)`` reaches the encoders with gradient norm ``λ_k``
+        at the start. One extra backward pass per term, once per run."""
+        params = [p for p in self.encoders.parameters() if p.requires_grad]
+        gain: torch.Tensor = self.loss_gain  # type: ignore[assignment]
+        for k, term in enumerate(self.active):
+            loss = raw[str(term)]
+            value = float(loss.detach().abs())
+            if not loss.requires_grad or not math.isfinite(value):
+                continue
+            grads = torch.autograd.grad(loss, params, retain_graph=True, allow_unused=True)
+            norm = math.sqrt(sum(float(g.pow(2).sum()) for g in grads if g is not None))
+            if norm > 0 and math.isfinite(norm):
+                gain[k] = norm / max(value, SCALE_FLOOR)
+        self.loss_gain_set.fill_(True)  # type: ignore[operator]
 
     def term_scales(self) -> dict[str, float]:
         """Each active term's current scale ``s_k`` (1.0 with ``normalize: none``)."""
         if self.normalize == "none":
             return {str(t): 1.0 for t in self.active}
         scale: torch.Tensor = self.loss_scale  # type: ignore[assignment]
-        return {str(t): float(scale[k].clamp_min(SCALE_FLOOR)) for k, t in enumerate(self.active)}
+        gain: torch.Tensor = self.loss_gain  # type: ignore[assignment]
+        return {
+            str(t): float(gain[k] * scale[k].clamp_min(SCALE_FLOOR))
+            for k, t in enumerate(self.active)
+        }
 
     def after_step(self, step: int, total_steps: int) -> None:
         """Head hooks after each optimizer step (e.g. BYOL's EMA target update)."""

@@ -109,3 +109,35 @@ def test_cli_and_bad_options(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="unknown demo option"):
         make_demo(tmp_path / "e", clips=16, colour=3)
     assert cli.data_main(["demo", "--out", str(tmp_path / "f"), "--clips", "3"]) == 2
+
+
+def test_objects_move_at_least_two_pixels_per_frame_at_the_encoder_input() -> None:
+    """Dataset v2: the translating classes move >= 5 px/frame in the 64 px video (style
+    a), i.e. >= 3.1 px/frame in the 40 px frames the demo experiment caches and crops
+    to 32 px; the object covers ~45 % of the frame side."""
+    from elo.demo_data import _trajectory
+
+    rng = np.random.default_rng(0)
+    t = np.arange(16, dtype=np.float64)
+    for action in ("right", "left", "up", "down", "orbit"):
+        for _ in range(20):
+            x, y, _, _ = _trajectory(action, t, rng, True, 64, "a")
+            step = np.hypot(np.diff(x), np.diff(y))
+            assert step.min() * 40 / 64 >= 2.0, (action, step.min())
+        x, y, _, _ = _trajectory(action, t, rng, False, 64, "a")  # motion dropout
+        assert np.ptp(x) == 0 and np.ptp(y) == 0
+    assert DemoSpec().object_fraction * 32 >= 14  # the object spans >= 14 px at 32 px
+
+
+def test_style_b_is_another_generator(tmp_path: Path) -> None:
+    """Style b: Hershey glyphs (identity = glyph, 15 of them) over striped textures,
+    three distractors; the same 8 actions and layout, decodable like style a."""
+    root = make_demo(tmp_path / "b", clips=16, seed=7, workers=0, style="b", distractors=3)
+    rows = _rows(root)
+    assert {r["class"] for r in rows} <= set(ACTIONS)
+    assert all(0 <= int(r["identity"]) < 15 for r in rows)
+    a = make_demo(tmp_path / "a", clips=16, seed=7, workers=0)
+    rel = rows[0]["path"]
+    assert (root / rel).read_bytes() != (a / rel).read_bytes()
+    with pytest.raises(DataError, match="demo style"):
+        make_demo(tmp_path / "c", clips=16, style="z", workers=0)

@@ -66,11 +66,12 @@ def test_zero_weight_terms_and_unneeded_encoders_are_skipped(batch: dict[str, An
     out = model(no_audio, step=0)
     assert calls == {"rgb": 1}
     assert set(out.raw) == on
-    # each term divided by its scale: at the first training step, its own value
-    scale = {str(t): model.loss_scale[i] for i, t in enumerate(model.active)}
-    assert all(torch.allclose(scale[k], out.raw[k].detach()) for k in on)
+    # each term divided by its scale (objective.normalize, elo/model.py)
+    scale = model.term_scales()
+    assert all(torch.allclose(model.loss_scale[i], out.raw[str(t)].detach())
+               for i, t in enumerate(model.active))  # fmt: skip
     expected = sum(0.5 * out.raw[k] / scale[k] for k in on)
-    assert torch.allclose(out.total, expected) and torch.allclose(out.total, torch.tensor(1.0))
+    assert torch.allclose(out.total, expected)
     for k in on:
         assert torch.allclose(out.weighted[k], 0.5 * out.raw[k] / scale[k])
 
@@ -209,16 +210,19 @@ def scaled_tasks() -> Any:
                 super().__init__(term, specs, config)
                 self.lin = torch.nn.Linear(specs[term.modalities[0]].embed_dim, 1)
 
+            offset = 0.0
+
             def forward(self, inputs: Any) -> dict[str, torch.Tensor]:
                 emb = inputs.features[(self.term.modalities[0], "base")].embedding
-                return {"loss": factor * (self.lin(emb) - 1.0).pow(2).mean()}
+                return {"loss": factor * (self.lin(emb) - 1.0).pow(2).mean() + self.offset}
 
         Scaled.name = name
         return Scaled
 
-    names = {"zz_big": 1000.0, "zz_small": 1.0}
+    names = {"zz_big": 1000.0, "zz_small": 1.0, "zz_offset": 1.0}
     for n, f in names.items():
         TASKS.add(n, make(n, f))
+    TASKS.get("zz_offset").offset = 100.0  # type: ignore[attr-defined]  # L + 100: flat
     yield names
     for n in names:
         TASKS.remove(n)
@@ -232,7 +236,7 @@ def _encoder_grad_norm(model: ELoModel, batch: dict[str, Any], key: str) -> floa
     return float(torch.cat(grads).norm())
 
 
-@pytest.mark.parametrize("mode", ["ema", "none"])
+@pytest.mark.parametrize("mode", ["grad", "ema", "none"])
 def test_terms_whose_scales_differ_1000x_get_gradients_of_one_order(
     mode: str, scaled_tasks: dict[str, float], batch: dict[str, Any]
 ) -> None:
@@ -250,13 +254,38 @@ def test_terms_whose_scales_differ_1000x_get_gradients_of_one_order(
     ratio = _encoder_grad_norm(model, batch, "rgb/zz_big") / _encoder_grad_norm(
         model, batch, "rgb/zz_small"
     )
-    if mode == "ema":
+    if mode in ("grad", "ema"):
         assert 0.99 < ratio < 1.01, ratio
         out = model(batch, step=1)
-        assert all(0.5 < float(v.detach()) < 2 for v in out.weighted.values())  # λ=1: near 1
-        assert float(out.raw["rgb/zz_big"]) > 100 * float(out.raw["rgb/zz_small"])
+        if mode == "ema":  # values on one scale: λ=1 terms near 1
+            assert all(0.5 < float(v.detach()) < 2 for v in out.weighted.values())
+        raw = {k: float(v.detach()) for k, v in out.raw.items()}
+        assert raw["rgb/zz_big"] > 100 * raw["rgb/zz_small"]
     else:
         assert 990 < ratio < 1010, ratio
+
+
+def test_grad_mode_equalises_gradient_norms_that_value_scaling_cannot(
+    scaled_tasks: dict[str, float], batch: dict[str, Any]
+) -> None:
+    """``zz_offset`` is the same loss plus 100: its value is ~100x larger but its
+    gradient is not, so dividing by the value (``ema``) leaves it ~100x weaker; the
+    default ``grad`` calibrates the gradient norm per unit loss at the first step and
+    both reach the encoder with the same norm."""
+    cfg = tiny_cfg()
+    terms = [TermKey.parse("rgb/zz_small"), TermKey.parse("rgb/zz_offset")]
+    ratios = {}
+    for mode in ("grad", "ema"):
+        cfg["objective"] = {"modalities": MODS, "tasks": "all", "normalize": mode}
+        torch.manual_seed(0)
+        model = ELoModel(cfg, Weights(terms, {str(t): 1.0 for t in terms}))
+        model.heads["rgb/zz_offset"].load_state_dict(model.heads["rgb/zz_small"].state_dict())
+        model.train()
+        ratios[mode] = _encoder_grad_norm(model, batch, "rgb/zz_small") / _encoder_grad_norm(
+            model, batch, "rgb/zz_offset"
+        )
+    assert 0.99 < ratios["grad"] < 1.01, ratios
+    assert ratios["ema"] > 20, ratios
 
 
 def test_loss_scale_is_a_running_mean_kept_in_the_state_dict(
@@ -274,14 +303,14 @@ def test_loss_scale_is_a_running_mean_kept_in_the_state_dict(
     model.eval()
     model(batch, step=2)  # evaluation does not move it
     assert float(model.loss_scale[0]) == pytest.approx(0.5 * first + 0.5 * second)
-    assert "loss_scale" in model.state_dict()
+    assert {"loss_scale", "loss_gain"} <= set(model.state_dict())
 
 
 def test_bad_normalize_option_names_the_key() -> None:
     from elo.errors import ConfigError
 
     cfg = tiny_cfg()
-    cfg["objective"] = {"modalities": MODS, "tasks": "all", "normalize": "grad"}
+    cfg["objective"] = {"modalities": MODS, "tasks": "all", "normalize": "gradnorm"}
     term = TermKey.parse("rgb/reconstruction")
     with pytest.raises(ConfigError, match="objective.normalize"):
         ELoModel(cfg, Weights([term], {str(term): 1.0}))
