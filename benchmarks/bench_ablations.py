@@ -207,7 +207,9 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=64, help="batch size of every non-batch row")
     ap.add_argument("--size", type=int, default=8, help="image side (digits are 8x8)")
     ap.add_argument("--lr", type=float, default=0.2, help="base lr at batch 256")
-    ap.add_argument("--only", default="", help="run only rows whose name contains this")
+    ap.add_argument(
+        "--only", default="", help="run only rows whose name contains one of these (comma list)"
+    )
     ap.add_argument("--out", type=Path, default=None, help="also write the results as JSON")
     ap.add_argument("--table-from", type=Path, default=None, help="print tables of a --out file")
     args = ap.parse_args()
@@ -241,7 +243,7 @@ def main() -> None:
             }
         ]
         for name, overrides, paper in spec:
-            if args.only and args.only not in name:
+            if args.only and not any(part in name for part in args.only.split(",")):
                 continue
             runs = []
             for seed in range(args.seeds):
