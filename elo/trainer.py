@@ -239,7 +239,31 @@ def train_model(
     progress: bool = True,
     loader: Any = None,
 ) -> TrainResult:
-    """Train for ``steps`` optimizer steps; see the module docstring."""
+    """Train for ``steps`` optimizer steps; see the module docstring. ``out_dir`` is
+    locked meanwhile: a second ``elo-train`` on it exits 2 (:class:`DirLock`)."""
+    kw: dict[str, Any] = dict(
+        data_root=data_root, steps=steps, out_dir=out_dir, seed=seed, device=device,
+        resume=resume, progress=progress, loader=loader,
+    )  # fmt: skip
+    if out_dir is None:
+        return _train_model(cfg, weights, **kw)
+    with DirLock(out_dir, "elo-train"):
+        return _train_model(cfg, weights, **kw)
+
+
+def _train_model(
+    cfg: Mapping[str, Any],
+    weights: Weights,
+    *,
+    data_root: str | Path | None,
+    steps: int,
+    out_dir: str | Path | None,
+    seed: int,
+    device: str,
+    resume: bool,
+    progress: bool,
+    loader: Any,
+) -> TrainResult:
     t0 = time.perf_counter()
     t = train_settings(cfg)
     if steps < 0:
@@ -253,7 +277,6 @@ def train_model(
     scheduler = make_scheduler(optimizer, steps, warmup, floor)
     out = Path(out_dir) if out_dir is not None else None
     start, history = 0, []
-    lock = None if out is None else DirLock(out, "elo-train").acquire()  # one writer
     if out is not None:
         ckpt = out / CHECKPOINT_FILE
         if resume and ckpt.exists():
@@ -334,8 +357,6 @@ def train_model(
     if out is not None:
         save_checkpoint(out / CHECKPOINT_FILE, model, optimizer, scheduler, steps, weights)
         export_student(out, model, cfg, weights, steps)
-    if lock is not None:
-        lock.release()
     return TrainResult(model, steps, history, out, time.perf_counter() - t0)
 
 
@@ -386,7 +407,7 @@ def export_student(
 
         mods = (cfg.get("data", {}) or {}).get("modalities", {}) or {}
         params = MODALITIES.get(STUDENT).params(mods.get(STUDENT))
-        norm = {k: params[k] for k in ("mean", "std", "center_time") if k in params}
+        norm = {k: params[k] for k in ("mean", "std") if k in params}
     except EloError:
         pass
     return save_encoder(

@@ -325,11 +325,31 @@ def run_search(
     echo: Callable[[str], None] = print,
     report: bool = True,
 ) -> dict[str, Any]:
-    """Run (or continue) a search; returns ``{"finished", "best", "evaluations"}``."""
+    """Run (or continue) a search; returns ``{"finished", "best", "evaluations"}``.
+    The run directory is locked meanwhile: a second writer exits 2 (elo/rundir.py)."""
+    from elo.rundir import DirLock
+
+    with DirLock(Path(run_dir).resolve(), "elo-search"):
+        return _run_search(
+            cfg, run_dir, resume=resume, address=address, workers=workers,
+            fail_on=fail_on, echo=echo, report=report,
+        )  # fmt: skip
+
+
+def _run_search(
+    cfg: dict[str, Any],
+    run_dir: str | Path,
+    *,
+    resume: bool,
+    address: str | None,
+    workers: int | None,
+    fail_on: Sequence[tuple[int, int]],
+    echo: Callable[[str], None],
+    report: bool,
+) -> dict[str, Any]:
     import ray
     from ray import tune
 
-    from elo.rundir import DirLock
     from search.failures import TrialTimeouts, guarded_trial, init_local_ray
     from search.memory import WORKER_ENV, worker_runtime_env
     from search.searcher import EvolutionSearcher
@@ -337,7 +357,6 @@ def run_search(
     from search.trainable import TrialContext
 
     run_dir = Path(run_dir).resolve()
-    lock = DirLock(run_dir, "elo-search").acquire()  # one writer per run directory
     s = search_settings(cfg)
     space = WeightSpace.from_config(cfg)
     strategy = strategy_for(cfg, space)
@@ -443,7 +462,6 @@ def run_search(
     if report:
         _safe_report(write_report, run_dir)
     listener.board.close()
-    lock.release()
     if searcher.halted:
         echo(f"search: {searcher.halted}")
     if not searcher.finished:
