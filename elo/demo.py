@@ -24,10 +24,60 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from elo.rundir import atomic_write_json, atomic_write_text, read_jsonl
 
 #: rows of the comparison table, in order
-CONTENDERS = ("pixels", "random", "uniform", "single", "byol", "simsiam", "evolved")
+CONTENDERS = (
+    "frame", "timemean", "motion", "pixels", "random", "supervised", "uniform", "single",
+    "byol", "simsiam", "clip_byol", "clip_simsiam", "evolved",
+)  # fmt: skip
+#: parameter-free probe rows: what a linear probe reads from raw clips without learning
+PROBES = ("frame", "timemean", "motion", "pixels")
+#: every ELo-model row is trained at this shared size (docs/learning.md)
+FINAL_OVERRIDES = (
+    "train.batch_size=16", "model.rgb.width=16", "model.flow.width=16", "model.audio.width=16",
+)  # fmt: skip
+RAW_RGB = "data.modalities.rgb.center_time=false"  # probes of the uncentred clips
+
+
+class ProbeFeatureEncoder(torch.nn.Module):
+    """Parameter-free features of a clip ``B,3,T,H,W`` for the shortcut probes:
+
+    * ``frame``: the middle frame's pixels, pooled to 8x8 (appearance at one instant);
+    * ``timemean``: the time-mean image pooled to 8x8 (the static scene and the
+      object's smear): with both near chance the action is not in appearance;
+    * ``motion``: hand-made motion statistics, per cell of a 4x4 grid: mean |frame
+      difference| and the Lucas-Kanade flow (u, v) (:class:`elo.evaluate.PixelStatsEncoder`
+      without its colour means).
+    """
+
+    def __init__(self, kind: str = "frame") -> None:
+        super().__init__()
+        if kind not in ("frame", "timemean", "motion"):
+            raise ValueError(f"unknown probe features {kind!r}")
+        self.kind = kind
+        self.embed_dim = 3 * 16 if kind == "motion" else 3 * 64
+        self.pyramid_channels = (self.embed_dim,)
+
+    def forward(self, x: torch.Tensor) -> Any:
+        from elo.evaluate import PixelStatsEncoder
+        from elo.heads import EncoderOutput
+
+        f = torch.nn.functional
+        if self.kind == "frame":
+            emb = f.adaptive_avg_pool2d(x[:, :, x.shape[2] // 2], 8).flatten(1)
+        elif self.kind == "timemean":
+            emb = f.adaptive_avg_pool2d(x.mean(dim=2), 8).flatten(1)
+        else:
+            emb = PixelStatsEncoder(in_channels=x.shape[1], grid=4)(x).embedding[:, -48:]
+        return EncoderOutput(pyramid=[emb[:, :, None, None, None]], embedding=emb)
+
+
+def build_probe_encoder(*, kind: str = "frame") -> ProbeFeatureEncoder:
+    """Builder of :class:`ProbeFeatureEncoder` (exportable: ``elo.demo:build_probe_encoder``)."""
+    return ProbeFeatureEncoder(kind)
 
 
 def _bin(name: str) -> str:
@@ -63,19 +113,33 @@ def best_single_task(search_dir: Path) -> tuple[str, dict[str, float]] | None:
     return None if best is None else (best[1], best[2])
 
 
-def export_pixel_stats(out: Path) -> None:
-    """The parameter-free reference encoder (mean colour per cell, motion energy,
-    Lucas-Kanade flow per cell): what a probe can read from the clips without learning."""
+def export_pixel_stats(out: Path, kind: str = "pixels") -> None:
+    """A parameter-free reference encoder: ``pixels`` (mean colour per cell, motion
+    energy, Lucas-Kanade flow per cell) or a :class:`ProbeFeatureEncoder` kind: what a
+    probe can read from the clips without learning."""
     from elo.evaluate import PIXEL_STATS_BUILDER, build_pixel_stats_encoder
     from elo.export import save_encoder
 
-    save_encoder(
-        out,
-        build_pixel_stats_encoder(),
-        builder=PIXEL_STATS_BUILDER,
-        kwargs={},
-        input_info={"modality": "rgb"},
-    )
+    if kind == "pixels":
+        enc: torch.nn.Module = build_pixel_stats_encoder()
+        builder, kwargs = PIXEL_STATS_BUILDER, {}
+    else:
+        enc, builder, kwargs = (
+            build_probe_encoder(kind=kind),
+            "elo.demo:build_probe_encoder",
+            {"kind": kind},
+        )
+    save_encoder(out, enc, builder=builder, kwargs=kwargs, input_info={"modality": "rgb"})
+
+
+def single_term_weights(config: str, key: str) -> dict[str, Any]:
+    """A weights file with only ``key`` on, over every registered term (the config's
+    objective with nothing excluded: supervised, rgb/byol, rgb/simsiam are rows)."""
+    from elo.config import load_config
+    from elo.objective import terms_from_config
+
+    terms = terms_from_config(load_config(config, ["objective.exclude=[]"]))
+    return {"weights": {str(t): float(str(t) == key) for t in terms}}
 
 
 def baseline_overrides(objective: str, args: argparse.Namespace) -> list[str]:
@@ -105,7 +169,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--population", type=int, default=64)
     p.add_argument("--generations", type=int, default=2)
     p.add_argument("--proxy-steps", type=int, default=None, help="default: train.steps")
-    p.add_argument("--final-steps", type=int, default=150, help="budget of every model")
+    p.add_argument("--final-steps", type=int, default=300, help="budget of every model")
     p.add_argument("--workers", type=int, default=None)
     p.add_argument("--fitness", default=None)
     p.add_argument("--seed", type=int, default=0)
@@ -154,8 +218,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     uniform = {"weights": {k: 1.0 for k in evolved["weights"]}}
     single = best_single_task(search)
     atomic_write_json(weights_dir / "uniform.json", uniform)
+    all_terms = ["objective.exclude=[]"]  # the weights files below list every term
+    for key, term in (("supervised", "rgb/supervised"), ("clip_byol", "rgb/byol"),
+                      ("clip_simsiam", "rgb/simsiam")):  # fmt: skip
+        atomic_write_json(weights_dir / f"{key}.json", single_term_weights(args.config, term))
     table: dict[str, tuple[str, list[str]]] = {
+        "frame": ("single-frame pixels (appearance, no training)", ["--pixels"]),
+        "timemean": ("time-mean image (appearance, no training)", ["--pixels"]),
+        "motion": ("motion statistics (hand-made, no training)", ["--pixels"]),
         "pixels": ("pixel statistics (hand-made, no training)", ["--pixels"]),
+        "supervised": (
+            "supervised control (labels, same encoder and budget)",
+            ["--weights", str(weights_dir / "supervised.json"), *all_terms],
+        ),
+        "clip_byol": (
+            "BYOL (clip-level head on the video encoder, rgb/byol)",
+            ["--weights", str(weights_dir / "clip_byol.json"), *all_terms],
+        ),
+        "clip_simsiam": (
+            "SimSiam (clip-level head on the video encoder, rgb/simsiam)",
+            ["--weights", str(weights_dir / "clip_simsiam.json"), *all_terms],
+        ),
         "random": ("random init", ["--steps", "0"]),
         "uniform": ("uniform λ", ["--weights", str(weights_dir / "uniform.json")]),
         "byol": ("BYOL (frames)", ["--objective", "byol", *baseline_overrides("byol", args)]),
@@ -180,19 +263,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         encoder_dir = out / "final" if baseline else out  # baselines export into final/
         if extra == ["--pixels"]:
             if not (encoder_dir / "encoder.yaml").exists():
-                export_pixel_stats(encoder_dir)
+                export_pixel_stats(encoder_dir, key)
         elif not (encoder_dir / "encoder.yaml").exists():
             steps = [] if "--steps" in extra else ["--steps", str(args.final_steps)]
             conf = [] if baseline else cfg  # baselines read configs/baseline/<name>.yaml
-            opts = [] if baseline else ["--no-progress"]
+            opts = [] if baseline else ["--no-progress", *FINAL_OVERRIDES]
             _run([_bin("elo-train"), *conf, "--data", str(data), *steps, *seed,
                   "--out", str(out), *opts, *extra], log)  # fmt: skip
         row: dict[str, Any] = {"model": name, "dir": str(encoder_dir)}
         for label in ("label", "identity"):
             ev = out / f"eval-{label}"
             if not (ev / "results.json").exists():
+                raw = [RAW_RGB] if key in PROBES else []  # appearance probes: uncentred RGB
                 _run([_bin("elo-eval"), "--encoder", str(encoder_dir), "--data", str(data), *cfg,
-                      "--protocol", "linear", "--label", label, "--out", str(ev), *seed], log)  # fmt: skip
+                      "--protocol", "linear", "--label", label, "--out", str(ev), *seed, *raw],
+                     log)  # fmt: skip
             res = json.loads((ev / "results.json").read_text())
             row[label] = res
         rows.append(row)
