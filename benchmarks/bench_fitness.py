@@ -115,6 +115,9 @@ def population(args: argparse.Namespace, proxy_steps: int) -> list[dict[str, Any
                 and steps not in args.uniform_lengths
             ):
                 continue  # every term per step: the costliest run
+            long = steps != min(args.lengths)
+            if t != "uniform" and args.long_terms and long and t not in args.long_terms:
+                continue
             pop.append({"name": f"{t}-{steps}", "kind": "elo", "term": t, "steps": steps,
                         "seed": args.seed})  # fmt: skip
     for steps in args.supervised:
@@ -479,6 +482,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--heldout-fraction", type=float, default=0.2)
     p.add_argument("--random", type=int, default=3, help="random-init encoders")
     p.add_argument("--lengths", type=int, nargs="*", default=[40, 160], help="steps per run")
+    p.add_argument("--long-terms", nargs="*", help="terms trained beyond the first length (all)")
     p.add_argument("--uniform-lengths", type=int, nargs="*", help="uniform's lengths (all)")
     p.add_argument("--supervised", type=int, nargs="*", default=[20, 60, 160], help="steps")
     p.add_argument("--noise-seeds", type=int, default=5, help="seeds of the noise candidate")
