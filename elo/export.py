@@ -70,6 +70,7 @@ ENCODER_BUILDERS: dict[str, dict[str, Callable[[Any], bool]]] = {
         "embed_dim": _int(1, 65536),
     },
     "elo.evaluate:build_pixel_stats_encoder": {"in_channels": _int(1, 16), "grid": _int(1, 64)},
+    "elo.demo:build_probe_encoder": {"kind": _one_of("frame", "timemean", "motion")},  # demo rows
     "baselines.image_encoder:build_image_encoder": {
         "arch": _one_of("resnet18", "small_cnn"),
         "small_input": _bool,
