@@ -329,11 +329,55 @@ def run_search(
     The run directory is locked meanwhile: a second writer exits 2 (elo/rundir.py)."""
     from elo.rundir import DirLock
 
+    retries = int(search_settings(cfg)["max_retries"])
     with DirLock(Path(run_dir).resolve(), "elo-search"):
-        return _run_search(
-            cfg, run_dir, resume=resume, address=address, workers=workers,
-            fail_on=fail_on, echo=echo, report=report,
-        )  # fmt: skip
+        for attempt in range(retries + 1):
+            try:
+                return _run_search(
+                    cfg, run_dir, resume=resume or attempt > 0, address=address,
+                    workers=workers, fail_on=fail_on, echo=echo, report=report,
+                )  # fmt: skip
+            except Exception as exc:
+                if attempt >= retries or not infrastructure_failure(exc):
+                    raise
+                echo(
+                    f"search: Ray lost its workers ({_first_line(exc)}); resuming from "
+                    f"{run_dir} (retry {attempt + 1}/{retries}, search.max_retries)"
+                )
+    raise AssertionError("unreachable")  # the loop returns or raises
+
+
+#: what Ray Tune raises when the machine, not the trial, failed: a worker killed by
+#: Ray's memory monitor while its actor started, a dead node or actor. Trial-level
+#: failures are retried inside Tune (FailureConfig); these end tuner.fit() itself.
+_INFRA_MARKERS = (
+    "OutOfMemoryError",
+    "running low on memory",
+    "RayActorError",
+    "ActorDiedError",
+    "ActorUnavailableError",
+    "NodeDiedError",
+    "WorkerCrashedError",
+)
+
+
+def infrastructure_failure(exc: BaseException) -> bool:
+    """Whether ``exc`` (or an exception it was raised from) is Ray losing a worker or a
+    node rather than an error of ours: such a search is resumed, not failed."""
+    seen: set[int] = set()
+    e: BaseException | None = exc
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        text = f"{type(e).__name__}: {e}"
+        if any(m in text for m in _INFRA_MARKERS):
+            return True
+        e = e.__cause__ or e.__context__
+    return False
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return (lines[0] if lines else type(exc).__name__)[:200]
 
 
 def _run_search(

@@ -109,3 +109,63 @@ def test_search_lowers_concurrency_to_the_memory_ray_may_schedule(
     cfg = _synthetic_cfg(round(node * 4, 1))  # no node holds one trial
     with pytest.raises(ConfigError, match="memory_per_trial_gb"):
         run_search(cfg, prepare_run_dir(cfg, tmp_path / "b"), echo=lines.append, report=False)
+
+
+def test_infrastructure_failures_are_told_from_our_errors() -> None:
+    from search.run import infrastructure_failure
+
+    oom = RuntimeError(
+        "Caught unexpected exception: 2 worker(s) were killed due to the node running "
+        "low on memory. Memory on the node was 22.44GB used / 23.54GB limit"
+    )
+    assert infrastructure_failure(oom)
+    try:
+        try:
+            raise type("ActorDiedError", (Exception,), {})("the actor died")
+        except Exception as inner:
+            raise RuntimeError("tune failed") from inner
+    except RuntimeError as chained:
+        assert infrastructure_failure(chained)
+    assert not infrastructure_failure(ConfigError("unknown config key 'search.x'"))
+    assert not infrastructure_failure(ValueError("non-finite loss"))
+
+
+def test_search_killed_by_ray_memory_monitor_resumes_within_max_retries(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The demo search once died when Ray's memory monitor killed two workers while
+    their actors started (another process took the memory): tuner.fit() itself raised.
+    run_search resumes from the run directory instead, up to search.max_retries."""
+    import search.run as run
+
+    cfg = _synthetic_cfg(0.0)
+    cfg["search"]["max_retries"] = 2
+    calls: list[bool] = []
+
+    def flaky(*args: object, resume: bool, **kw: object) -> dict:
+        calls.append(resume)
+        if len(calls) == 1:
+            raise RuntimeError("2 worker(s) were killed due to the node running low on memory")
+        return {"finished": True}
+
+    monkeypatch.setattr(run, "_run_search", flaky)
+    lines: list[str] = []
+    out = run.run_search(cfg, run.prepare_run_dir(cfg, tmp_path / "r"), echo=lines.append)
+    assert out == {"finished": True} and calls == [False, True]
+    assert any("resuming from" in ln and "retry 1/2" in ln for ln in lines)
+
+    calls.clear()  # our own errors are not retried
+    monkeypatch.setattr(run, "_run_search", lambda *a, **k: calls.append(1) or 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        run.run_search(cfg, tmp_path / "r", echo=lines.append)
+    assert calls == [1]
+
+    def always(*args: object, resume: bool, **kw: object) -> dict:
+        calls.append(resume)
+        raise RuntimeError("OutOfMemoryError: worker killed")
+
+    calls.clear()
+    monkeypatch.setattr(run, "_run_search", always)
+    with pytest.raises(RuntimeError, match="OutOfMemoryError"):
+        run.run_search(cfg, tmp_path / "r", echo=lines.append)
+    assert calls == [False, True, True]  # 1 + max_retries attempts
