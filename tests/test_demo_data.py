@@ -141,3 +141,28 @@ def test_style_b_is_another_generator(tmp_path: Path) -> None:
     assert (root / rel).read_bytes() != (a / rel).read_bytes()
     with pytest.raises(DataError, match="demo style"):
         make_demo(tmp_path / "c", clips=16, style="z", workers=0)
+
+
+def test_shortcut_probe_features_see_appearance_or_motion_only() -> None:
+    """The demo table's parameter-free rows: the time-mean image cannot tell a clip
+    from its time reversal (appearance only), the motion statistics can (the flow
+    flips sign), and the single frame is one frame of the clip."""
+    import torch
+
+    from elo.demo import build_probe_encoder
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.zeros(2, 3, 8, 32, 32)
+    for t in range(8):  # a bright square moving right by 2 px per frame, on noise
+        x[:, :, t, 10:18, 4 + 2 * t : 12 + 2 * t] = 1.0
+    x += 0.01 * torch.randn(x.shape, generator=g)
+    rev = x.flip(2)
+    emb = {k: build_probe_encoder(kind=k) for k in ("frame", "timemean", "motion")}
+    mean_fwd, mean_rev = emb["timemean"](x).embedding, emb["timemean"](rev).embedding
+    assert torch.allclose(mean_fwd, mean_rev, atol=1e-5)
+    mot_fwd, mot_rev = emb["motion"](x).embedding, emb["motion"](rev).embedding
+    assert mot_fwd.shape == (2, 48)
+    assert (mot_fwd - mot_rev).abs().max() > 10 * (mean_fwd - mean_rev).abs().max() + 1e-3
+    frame = emb["frame"](x).embedding
+    assert frame.shape == (2, 192)
+    assert torch.allclose(frame, torch.nn.functional.adaptive_avg_pool2d(x[:, :, 4], 8).flatten(1))
