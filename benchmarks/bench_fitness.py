@@ -107,7 +107,17 @@ def population(args: argparse.Namespace, proxy_steps: int) -> list[dict[str, Any
     for i in range(args.random):
         pop.append({"name": f"random-s{i}", "kind": "random", "seed": args.seed + 100 + i})
     pop.append({"name": "pixels", "kind": "pixels"})
-    for steps in args.lengths:
+    for steps in args.supervised:
+        pop.append({"name": f"supervised-{steps}", "kind": "supervised", "steps": steps,
+                    "seed": args.seed})  # fmt: skip
+    noise = [
+        {"name": f"noise-s{i}", "kind": "elo", "term": args.noise_term, "steps": proxy_steps,
+         "seed": args.seed + 1000 + i, "noise": True}
+        for i in range(args.noise_seeds)
+    ]  # fmt: skip
+    for n, steps in enumerate(sorted(args.lengths)):
+        if n == 1:  # the noise runs are cheap: before the long ones
+            pop += noise
         for t in TERMS:
             if (
                 t == "uniform"
@@ -120,12 +130,8 @@ def population(args: argparse.Namespace, proxy_steps: int) -> list[dict[str, Any
                 continue
             pop.append({"name": f"{t}-{steps}", "kind": "elo", "term": t, "steps": steps,
                         "seed": args.seed})  # fmt: skip
-    for steps in args.supervised:
-        pop.append({"name": f"supervised-{steps}", "kind": "supervised", "steps": steps,
-                    "seed": args.seed})  # fmt: skip
-    for i in range(args.noise_seeds):
-        pop.append({"name": f"noise-s{i}", "kind": "elo", "term": args.noise_term,
-                    "steps": proxy_steps, "seed": args.seed + 1000 + i, "noise": True})  # fmt: skip
+    if len(args.lengths) < 2:
+        pop += noise
     return pop
 
 
