@@ -173,10 +173,11 @@ def fit(
     *,
     vary_views: bool,
     cfg: dict[str, Any] | None = None,
+    seed: int = 0,
 ) -> tuple[ELoModel, list[float]]:
     """Train one term with AdamW; ``vary_views=False`` keeps the same views every step
     (memorization), otherwise each step draws new views."""
-    model = single_term_model(term, cfg)
+    model = single_term_model(term, cfg, seed=seed)
     model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
     losses = []
@@ -196,15 +197,20 @@ def memo_batch(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 @pytest.mark.parametrize("key", ["rgb/temporal_order", "rgb+audio/alignment", "rgb+flow/alignment"])
 def test_classification_tasks_memorize_a_tiny_set(key: str, memo_batch: dict[str, Any]) -> None:
+    """Measured over model seeds 0-5: 8/8 for every key and seed (sd 0). The bound
+    allows two of eight wrong (chance is 1/2 for ordering, 1/2 for alignment), so it
+    is not one example away from the measured value."""
     term = TermKey.parse(key)
     model, _ = fit(term, memo_batch, 25, vary_views=False)
     with torch.no_grad():
         out = model(memo_batch, step=0)
     acc = float(out.logs[f"{key}/accuracy"])
-    assert acc > 0.9, f"{key}: training accuracy {acc:.2f} after 25 steps"
+    assert acc >= 0.75, f"{key}: training accuracy {acc:.2f} after 25 steps"
 
 
 def test_reconstruction_loss_falls(memo_batch: dict[str, Any]) -> None:
+    """First / last raw loss over model seeds 0-5: 4.91 4.72 4.62 3.93 4.27 4.62, mean
+    4.51, sd 0.35; the bound (3x) is 4.3 sd below the mean."""
     small = {k: v[:4] if isinstance(v, torch.Tensor) else v for k, v in memo_batch.items()}
     small["present"] = {k: v[:4] for k, v in memo_batch["present"].items()}
     cfg = tiny_cfg(reconstruction={"hidden": 8})
@@ -212,29 +218,41 @@ def test_reconstruction_loss_falls(memo_batch: dict[str, Any]) -> None:
     assert losses[-1] < losses[0] / 3, f"loss {losses[0]:.3f} -> {losses[-1]:.3f}: not 3x lower"
 
 
-def held_out_order_accuracy(tmp: Path, *, static: bool) -> float:
-    """Train rgb/temporal_order with fresh views each step on 16 clips encoded with one
-    keyframe per clip (the codec arrow-of-time setting), score 16 other clips."""
+def held_out_order_accuracy(tmp: Path, *, static: bool, form: str, seed: int = 0) -> float:
+    """Train rgb/temporal_order (``form``) with fresh views each step on 16 clips encoded
+    with one keyframe per clip (the codec arrow-of-time setting); mean accuracy on 16
+    other clips over 16 view draws."""
     train = real_batch(
         write_clips(tmp / "train", 16, static=static, seed=1, gop_size=16), 16, ["rgb"]
     )
     test = real_batch(
         write_clips(tmp / "test", 16, static=static, seed=2, gop_size=16), 16, ["rgb"]
     )
-    cfg = tiny_cfg(temporal_order={"form": "3way"})  # forward vs reversed: the codec risk
-    model, _ = fit(TermKey.parse("rgb/temporal_order"), train, 60, vary_views=True, cfg=cfg)
+    cfg = tiny_cfg(temporal_order={"form": form})
+    model, _ = fit(
+        TermKey.parse("rgb/temporal_order"), train, 60, vary_views=True, cfg=cfg, seed=seed
+    )
     model.eval()
     with torch.no_grad():
         accs = [
-            float(model(test, step=1000 + s).logs["rgb/temporal_order/accuracy"]) for s in range(8)
+            float(model(test, step=1000 + s).logs["rgb/temporal_order/accuracy"]) for s in range(16)
         ]
     return sum(accs) / len(accs)
 
 
 def test_ordering_on_motionless_clips_stays_at_chance(tmp_path: Path) -> None:
     """No shortcut (codec sharpness decay, label leaks in the view) may reveal the order
-    of still clips; the same recipe on moving clips does beat chance (1/3)."""
-    still = held_out_order_accuracy(tmp_path / "still", static=True)
-    moving = held_out_order_accuracy(tmp_path / "moving", static=False)
+    of still clips; the same recipe on moving clips does learn the order.
+
+    Measured over model seeds 0-5 (this recipe, AMD/Intel x86-64, one thread):
+    still clips, paper's 3-way form (forward vs reversed is where the codec's arrow of
+    time would leak): 0.375 0.355 0.375 0.391 0.375 0.375, mean 0.374, sd 0.011 (a
+    constant predictor scores 6/16 = 0.375); bound 0.45 is +6.9 sd. Moving clips, the
+    default coherent-vs-shuffled form (chance 0.5): 0.812 0.965 0.863 0.996 0.918 0.914,
+    mean 0.911, sd 0.067; bound 0.6 is -4.6 sd. (The 3-way form on moving clips learns
+    in only 4 of 6 seeds at this budget, 0.375-0.664, so it cannot be the power arm.)
+    """
+    still = held_out_order_accuracy(tmp_path / "still", static=True, form="3way")
+    moving = held_out_order_accuracy(tmp_path / "moving", static=False, form="shuffle")
     assert still < 0.45, f"order of motionless clips predicted at {still:.2f} (chance 0.33)"
-    assert moving > 0.5, f"order of moving clips only {moving:.2f}: the check has no power"
+    assert moving > 0.6, f"order of moving clips only {moving:.2f}: the check has no power"
