@@ -137,6 +137,6 @@ def test_convolutions_use_kaiming_fan_out_and_bn_starts_at_identity() -> None:
     for conv in convs:
         fan_out = conv.weight.shape[0] * conv.weight[0, 0].numel()
         expected = (2.0 / fan_out) ** 0.5
-        assert abs(float(conv.weight.std()) / expected - 1) < 0.25, (conv, expected)
+        assert abs(float(conv.weight.detach().std()) / expected - 1) < 0.25, (conv, expected)
     bns = [m for m in enc.modules() if isinstance(m, torch.nn.BatchNorm3d)]
     assert bns and all(bool((b.weight == 1).all() and (b.bias == 0).all()) for b in bns)
