@@ -69,7 +69,8 @@ def data_config(cfg: dict[str, Any], export_info: dict[str, Any]) -> dict[str, A
     if len(shape) == 4:  # C,T,H,W
         top["clip"] = {"frames": int(shape[1]), "size": int(shape[2])}
     if info.get("normalization"):
-        top["modalities"] = {"rgb": dict(info["normalization"])}
+        # an encoder exported before time-centring existed was trained uncentred
+        top["modalities"] = {"rgb": {"center_time": False, **dict(info["normalization"])}}
     return deep_merge(cfg, {"data": top}) if top else cfg
 
 
