@@ -47,10 +47,12 @@ def test_paper_scale_config_is_a_2plus1d_resnet50() -> None:
 
 
 def test_every_model_config_builds_every_modality() -> None:
+    from elo.encoders_tv import build_encoder as build_model_encoder
+
     for path in sorted((configs_dir() / "model").glob("*.yaml")):
         cfg = compose(path)
         for m in ("rgb", "flow", "audio"):
-            enc, _ = build_encoder(m, cfg[m])
+            enc, _ = build_model_encoder(m, cfg[m])  # as ELoModel builds it (arch switch)
             assert enc.embed_dim == cfg[m]["embed_dim"], (path, m)
 
 
