@@ -407,7 +407,7 @@ def export_student(
 
         mods = (cfg.get("data", {}) or {}).get("modalities", {}) or {}
         params = MODALITIES.get(STUDENT).params(mods.get(STUDENT))
-        norm = {k: params[k] for k in ("mean", "std") if k in params}
+        norm = {k: params[k] for k in ("mean", "std", "center_time") if k in params}
     except EloError:
         pass
     return save_encoder(
