@@ -233,7 +233,10 @@ def prepare_run_dir(cfg: dict[str, Any], out: str | Path | None) -> Path:
             f"{run_dir} already holds a search; continue it with --resume {run_dir} "
             "or choose a new --out"
         )
-    run_dir.mkdir(parents=True, exist_ok=True)
+    from elo.rundir import disk_errors
+
+    with disk_errors(run_dir):  # a read-only or full disk: one line naming the folder
+        run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run_dir / CONFIG_FILE, yaml.safe_dump(cfg, sort_keys=False))
     return run_dir
 

@@ -97,3 +97,31 @@ def test_second_extract_waits_for_the_cache_lock(tmp_path: Path) -> None:
     assert len(list(cache.rglob("clips.json"))) == 2
     summaries = [r for r in read_jsonl(cache / "extract_report.jsonl") if r["kind"] == "summary"]
     assert summaries[-1]["ok"] == 2
+
+
+@pytest.mark.parametrize("command", ["extract", "train", "search"])
+def test_a_folder_the_os_refuses_is_one_line_with_exit_2(tmp_path: Path, command: str) -> None:
+    """Permission errors (issue 14 item 7). Tests run as root, which file modes do not
+    stop; sysfs refuses a new folder to root too (EPERM), so it stands in for a folder
+    the user may not write."""
+    if not Path("/sys/kernel").is_dir():
+        pytest.skip("needs Linux sysfs")
+    target = f"/sys/elo-test-{os.getpid()}"
+    if command == "extract":
+        code, args = EXTRACT, ["--cache", target, "--no-progress"]
+    elif command == "train":
+        code = "import sys; from elo.cli import train_main; sys.exit(train_main(sys.argv[1:]))"
+        args = ["--steps", "1", "--out", target, "objective.modalities=[rgb]"]
+    else:
+        code = "import sys; from elo.cli import search_main; sys.exit(search_main(sys.argv[1:]))"
+        args = ["--fitness", "synthetic", "--population", "2", "--generations", "1"]
+        args += ["--out", target]
+    videos = _videos(tmp_path / "videos", 1)
+    args = ["--data", str(videos), *args] if command != "extract" else [str(videos), *args]
+    proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "RAY_AUTH_MODE": "disabled"})  # fmt: skip
+    err = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2, proc.stderr[-800:]
+    assert "Traceback" not in proc.stderr and target in err[-1]
+    assert "not permitted" in err[-1] or "not writable" in err[-1]
+    assert not Path(target).exists()
