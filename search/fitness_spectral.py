@@ -78,6 +78,20 @@ def alpha_decay(
     return float(-slope), len(ev)
 
 
+def _checked(
+    name: str, worst: float, embeddings: Any, t0: float
+) -> tuple[np.ndarray, dict[str, Any], FitnessResult | None]:
+    """The ``N,D`` embeddings, the details every spectral score starts with, and the
+    worst result when they have collapsed (else ``None``)."""
+    x = as_embeddings(embeddings)
+    details: dict[str, Any] = {"kind": name, "n": len(x), "dim": x.shape[1]}
+    reason = collapse_reason(x)
+    if reason is None:
+        return x, details, None
+    details.update(collapsed=reason, seconds=time.perf_counter() - t0)
+    return x, details, FitnessResult(worst, details)
+
+
 @FITNESSES.register()
 @dataclass
 class RankMeFitness:
@@ -113,12 +127,9 @@ class RankMeFitness:
 
     def score(self, embeddings: Any, **context: Any) -> FitnessResult:
         t0 = time.perf_counter()
-        x = as_embeddings(embeddings)
-        details: dict[str, Any] = {"kind": self.name, "n": len(x), "dim": x.shape[1]}
-        reason = collapse_reason(x)
-        if reason is not None:
-            details.update(collapsed=reason, seconds=time.perf_counter() - t0)
-            return FitnessResult(self.worst, details)
+        x, details, collapsed = _checked(self.name, self.worst, embeddings, t0)
+        if collapsed is not None:
+            return collapsed
         r = rankme(x, self.prepare, self.eps)
         value = r / min(x.shape) if self.relative else r
         details.update(rankme=r, seconds=time.perf_counter() - t0)
@@ -158,12 +169,9 @@ class AlphaReqFitness:
 
     def score(self, embeddings: Any, **context: Any) -> FitnessResult:
         t0 = time.perf_counter()
-        x = as_embeddings(embeddings)
-        details: dict[str, Any] = {"kind": self.name, "n": len(x), "dim": x.shape[1]}
-        reason = collapse_reason(x)
-        if reason is not None:
-            details.update(collapsed=reason, seconds=time.perf_counter() - t0)
-            return FitnessResult(self.worst, details)
+        x, details, collapsed = _checked(self.name, self.worst, embeddings, t0)
+        if collapsed is not None:
+            return collapsed
         alpha, used = alpha_decay(x, self.prepare, self.fit_range)
         value = max(-abs(alpha - self.target), self.worst) if np.isfinite(alpha) else self.worst
         details.update(alpha=alpha, eigenvalues_fitted=used, seconds=time.perf_counter() - t0)
