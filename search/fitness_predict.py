@@ -20,9 +20,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from elo.errors import DataError
 from search.fitness_base import FITNESSES, FitnessResult, as_embeddings, collapse_reason
-from search.fitness_xmodal import REFERENCES, reference_features, signed_geomean
+from search.fitness_xmodal import REFERENCES, fixed_references, reference_rows, signed_geomean
 
 
 def _standardize(x: np.ndarray) -> np.ndarray:
@@ -97,21 +96,8 @@ class XPredictFitness:
         return -1.0
 
     def _references(self, n: int, context: Mapping[str, Any]) -> dict[str, np.ndarray]:
-        given = dict(context.get("references") or {})
-        raw = {r: context.get(r) for r in self.references if r not in given}
-        refs = {**given, **reference_features(**raw)}
-        out = {}
-        for r in self.references:
-            if refs.get(r) is None:
-                raise DataError(
-                    f"the xpredict fitness needs {r}=... (the held-out clips' {r}) in its "
-                    f"context, or fitness.references without {r!r}"
-                )
-            arr = as_embeddings(np.asarray(refs[r]).reshape(len(refs[r]), -1))
-            if len(arr) != n:
-                raise DataError(f"xpredict fitness: {n} embeddings but {len(arr)} {r} rows")
-            out[r] = arr
-        return out
+        refs = fixed_references(self.references, context)
+        return reference_rows(self.name, self.references, refs, n)
 
     def score(self, embeddings: Any, **context: Any) -> FitnessResult:
         t0 = time.perf_counter()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import time
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -79,6 +79,34 @@ def reference_features(**modalities: Any) -> dict[str, np.ndarray]:
         out["audio"] = audio_statistics(modalities["audio"])
     if modalities.get("flow") is not None:
         out["flow"] = flow_statistics(modalities["flow"])
+    return out
+
+
+def fixed_references(names: Sequence[str], context: Mapping[str, Any]) -> dict[str, Any]:
+    """The fixed reference statistics named ``names``: given ones
+    (``context["references"]``) or computed from the raw held-out clips in ``context``."""
+    given = dict(context.get("references") or {})
+    raw = {r: context.get(r) for r in names if r not in given}
+    return {**given, **reference_features(**raw)}
+
+
+def reference_rows(
+    kind: str, names: Sequence[str], refs: Mapping[str, Any], n: int, suffix: str = ""
+) -> dict[str, np.ndarray]:
+    """Each named reference as ``N,D`` rows, checked present and ``n`` long; a missing
+    one is a one-line error naming the context key (``<name><suffix>``)."""
+    out = {}
+    for r in names:
+        if refs.get(r) is None:
+            raise DataError(
+                f"the {kind} fitness needs {r}{suffix}=... (the held-out clips' {r}) in its "
+                f"context, or fitness.references without {r!r}"
+            )
+        raw_r = _numpy(refs[r])
+        arr = as_embeddings(raw_r.reshape(len(raw_r), -1))
+        if len(arr) != n:
+            raise DataError(f"{kind} fitness: {n} embeddings but {len(arr)} {r} rows")
+        out[r] = arr
     return out
 
 
@@ -210,24 +238,10 @@ class XModalFitness(AgreementOptions):
         """The ``N,D`` reference per name in ``references``, from ``context``."""
         if self.reference == "candidate":
             refs = {r: context.get(f"{r}_embeddings") for r in self.references}
-        else:
-            given = dict(context.get("references") or {})
-            raw = {r: context.get(r) for r in self.references if r not in given}
-            refs = {**given, **reference_features(**raw)}
-        out = {}
-        for r in self.references:
-            if refs.get(r) is None:
-                key = f"{r}_embeddings" if self.reference == "candidate" else r
-                raise DataError(
-                    f"the xmodal fitness needs {key}=... (the held-out clips' {r}) in its "
-                    f"context, or fitness.references without {r!r}"
-                )
-            raw_r = _numpy(refs[r])
-            arr = as_embeddings(raw_r.reshape(len(raw_r), -1))
-            if len(arr) != n:
-                raise DataError(f"xmodal fitness: {n} embeddings but {len(arr)} {r} rows")
-            out[r] = arr
-        return out
+            return reference_rows(self.name, self.references, refs, n, suffix="_embeddings")
+        return reference_rows(
+            self.name, self.references, fixed_references(self.references, context), n
+        )
 
     def agreement(self, x: np.ndarray, ref: np.ndarray) -> float:
         from sklearn.metrics import adjusted_mutual_info_score, normalized_mutual_info_score
