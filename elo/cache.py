@@ -43,6 +43,9 @@ from elo.rundir import pid_alive, temp_prefix
 #: bump when the on-disk layout or an extraction algorithm changes meaning
 CACHE_VERSION = 2  # 2: clip starts seeded by file identity; short clips padded
 
+#: (start, end) seconds of an untrimmed video that a dataset row covers (Kinetics)
+Window = tuple[float, float]
+
 
 def _replace_write(path: Path, data: bytes) -> None:
     """Write a temp file and rename it over ``path``: a killed process leaves the old
@@ -268,9 +271,16 @@ class ClipCache:
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
 
-    def entry(self, path: str | Path, spec: ExtractSpec) -> CacheEntry:
+    def entry(
+        self, path: str | Path, spec: ExtractSpec, window: Window | None = None
+    ) -> CacheEntry:
+        """The entry of ``path`` (of its ``window`` = (start, end) seconds of an
+        untrimmed video: one entry per window, docs/datasets.md)."""
         ident = file_identity(path)
-        h = _digest({"file": ident, "decode": spec.decode_params()})
+        key: dict[str, Any] = {"file": ident, "decode": spec.decode_params()}
+        if window is not None:
+            key["window"] = [float(window[0]), float(window[1])]
+        h = _digest(key)
         return CacheEntry(dir=self.root / h[:2] / h, source=Path(path), key=h)
 
     def complete(self, entry: CacheEntry, spec: ExtractSpec) -> bool:

@@ -71,16 +71,16 @@ class ClipDataset(Dataset[dict[str, Any]]):
         self.skipped: list[tuple[str, str]] = []
         for rec in records:
             try:
-                entry = cache.entry(rec.path, spec)
+                entry = cache.entry(rec.path, spec, rec.window)
             except DataError as exc:
                 self.skipped.append((rec.rel, str(exc)))
                 continue
             info = entry.clips()
+            if info is not None and info.get("error"):  # a remembered skip: say why
+                self.skipped.append((rec.rel, str(info["error"])))
+                continue
             if info is None or not all(entry.has(t) for t in self.tags.values()):
                 self.skipped.append((rec.rel, "not extracted (run elo-extract)"))
-                continue
-            if info.get("error"):
-                self.skipped.append((rec.rel, str(info["error"])))
                 continue
             d = str(entry.dir)
             self.present[d] = {m: entry.read_present(t) for m, t in self.tags.items()}
@@ -179,6 +179,8 @@ class ClipDataset(Dataset[dict[str, Any]]):
         stem = (
             rec.rel.rsplit(".", 1)[0] if Path(rec.rel).suffix.lower() in VIDEO_SUFFIXES else rec.rel
         )
+        if rec.window is not None:  # one file, several rows (Kinetics): ids stay unique
+            stem = f"{stem}@{rec.window[0]:g}-{rec.window[1]:g}"
         out["meta"] = {
             "clip_id": f"{stem}#{k}",
             "path": str(rec.path),
@@ -269,8 +271,8 @@ def open_dataset(
         todo = []
         for r in records:
             try:
-                if not cache.complete(cache.entry(r.path, spec), spec):
-                    todo.append(r.path)
+                if not cache.complete(cache.entry(r.path, spec, r.window), spec):
+                    todo.append((r.path, r.window))
             except DataError:
                 continue  # reported by the dataset as skipped
         if todo:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from elo.cache import CacheEntry, ClipCache, ExtractSpec, clear_stale_temps
+from elo.cache import CacheEntry, ClipCache, ExtractSpec, Window, clear_stale_temps
 from elo.errors import DataError, TransientDataError
 from elo.rundir import DirLock, append_jsonl, disk_errors
 from elo.video import VIDEO_SUFFIXES
@@ -67,7 +67,11 @@ def _reason(exc: BaseException, path: Path) -> str:
 
 
 def extract_one(
-    path: str | Path, cache_root: str | Path, spec: ExtractSpec, retry_skipped: bool = False
+    path: str | Path,
+    cache_root: str | Path,
+    spec: ExtractSpec,
+    retry_skipped: bool = False,
+    window: Window | None = None,
 ) -> dict[str, Any]:
     """Decode one file and cache every modality of ``spec`` it lacks; a record with
     ``status`` ok / cached / skipped (+ ``reason``). Never raises for a bad file.
@@ -76,7 +80,8 @@ def extract_one(
     remembered in the cache; an I/O or resource failure (EIO, EACCES, EMFILE, ENOMEM)
     is reported with ``transient: true`` and retried by the next run. A remembered
     skip is retried when ``retry_skipped`` (``elo-extract --retry-skipped``). A disk
-    that refuses a cache write raises :class:`DiskError` (one line, the path)."""
+    that refuses a cache write raises :class:`DiskError` (one line, the path).
+    ``window`` = (start, end) seconds: only that span of the file (its own entry)."""
     import numpy as np
 
     from elo.modality import MODALITIES
@@ -86,7 +91,7 @@ def extract_one(
     t0 = time.perf_counter()
     cache = ClipCache(cache_root)
     try:
-        entry = cache.entry(path, spec)
+        entry = cache.entry(path, spec, window)
         info = entry.clips()
     except DataError as exc:
         return _skip(path, _reason(exc, path), t0)
@@ -106,7 +111,7 @@ def extract_one(
     try:
         video = decode_video(
             path, fps=spec.fps, size=spec.size, sample_rate=spec.sample_rate,
-            audio="audio" in missing, max_seconds=spec.max_seconds,
+            audio="audio" in missing, max_seconds=spec.max_seconds, window=window,
         )  # fmt: skip
         if info is not None:  # arrays exist: cut the missing modalities at the same frames
             if info.get("padded"):
@@ -267,7 +272,7 @@ def _worker_init() -> None:
 
 
 def extract_paths(
-    paths: Iterable[str | Path],
+    paths: Iterable[str | Path | tuple[str | Path, Window | None]],
     cache_dir: str | Path,
     spec: ExtractSpec,
     *,
@@ -281,10 +286,11 @@ def extract_paths(
     ``<cache>/extract_report.jsonl``) as JSON lines, then one summary line. Workers
     start from a forkserver: in a script, call this under ``if __name__ == "__main__":``.
     The cache is locked for the run (:class:`~elo.rundir.DirLock`): a second writer
-    waits, and only temp files of dead processes are cleaned up."""
+    waits, and only temp files of dead processes are cleaned up. An item may be
+    ``(path, (start, end))``: only that window of an untrimmed video (Kinetics)."""
     from tqdm import tqdm
 
-    path_list = [Path(p) for p in paths]
+    path_list = [_source(p) for p in paths]
     cache = ClipCache(cache_dir)
     cache.check_writable()
     # one writer per cache: a second elo-extract (or search) on it waits its turn
@@ -313,20 +319,20 @@ def extract_paths(
         todo = []
         for p in path_list:  # cached and unusable files are settled here, without a pool
             try:
-                entry = cache.entry(p, spec)
+                entry = cache.entry(p[0], spec, p[1])
                 settled = cache.complete(entry, spec)
                 if retry_skipped and settled and (entry.clips() or {}).get("error"):
                     settled = False
             except (DataError, OSError):
                 settled = True
             if settled:
-                done(extract_one(p, cache.root, spec, retry_skipped))
+                done(extract_one(p[0], cache.root, spec, retry_skipped, p[1]))
             else:
                 todo.append(p)
         if n_workers <= 1 or len(todo) < 4:
             with _single_threaded():
                 for p in todo:
-                    done(extract_one(p, cache.root, spec, retry_skipped))
+                    done(extract_one(p[0], cache.root, spec, retry_skipped, p[1]))
         else:
             _run_pool(todo, cache.root, spec, min(n_workers, len(todo)), done, retry_skipped)
     finally:
@@ -363,8 +369,18 @@ def _mp_context() -> Any:
     return ctx
 
 
+#: a file to extract and the (start, end) seconds of it a dataset row covers (or None)
+Source = tuple[Path, Window | None]
+
+
+def _source(item: str | Path | tuple[str | Path, Window | None]) -> Source:
+    if isinstance(item, tuple):
+        return Path(item[0]), item[1]
+    return Path(item), None
+
+
 def _run_pool(
-    paths: Sequence[Path], root: Path, spec: ExtractSpec, n: int, done: Any, retry: bool = False
+    paths: Sequence[Source], root: Path, spec: ExtractSpec, n: int, done: Any, retry: bool = False
 ) -> None:
     """Run ``paths`` on ``n`` processes. If a worker dies (a decoder crash takes the
     whole pool down), the files that were in flight are retried one by one in
@@ -375,25 +391,26 @@ def _run_pool(
         for p in suspects:
             if not _pool_pass([p], root, spec, 1, done, retry)[0]:
                 continue
-            done(_skip(p, "worker crashed while decoding (decoder fault?)", time.perf_counter()))
+            reason = "worker crashed while decoding (decoder fault?)"
+            done(_skip(p[0], reason, time.perf_counter()))
 
 
 def _pool_pass(
-    paths: Sequence[Path], root: Path, spec: ExtractSpec, n: int, done: Any, retry: bool = False
-) -> tuple[list[Path], list[Path]]:
+    paths: Sequence[Source], root: Path, spec: ExtractSpec, n: int, done: Any, retry: bool = False
+) -> tuple[list[Source], list[Source]]:
     """One pool over ``paths``; returns (in flight when the pool broke, never started)."""
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
     from concurrent.futures.process import BrokenProcessPool
 
     pending = list(paths)[::-1]  # a stack: pop() takes the next file
-    live: dict[Any, Path] = {}
+    live: dict[Any, Source] = {}
     pool = ProcessPoolExecutor(max_workers=n, mp_context=_mp_context(), initializer=_worker_init)
     broken = False
     try:
         while pending or live:
             while pending and len(live) < 4 * n:  # a bounded queue: a kill loses little
                 p = pending.pop()
-                live[pool.submit(extract_one, p, root, spec, retry)] = p
+                live[pool.submit(extract_one, p[0], root, spec, retry, p[1])] = p
             finished, _ = wait(list(live), return_when=FIRST_COMPLETED)
             for fut in finished:
                 try:

@@ -9,8 +9,10 @@
   time_end,split`` (the official ``train.csv`` / ``validate.csv`` / ``test.csv``, in the
   folder or its ``annotations/``). A row's video is ``<youtube_id>_<start:06d>_<end:06d>``
   (as the official downloader trims it) or ``<youtube_id>`` with any video suffix,
-  anywhere under the root; rows whose video is absent are dropped and counted. The
-  ``validate`` split is named ``val``;
+  anywhere under the root: an untrimmed video gives only the row's
+  ``time_start``-``time_end`` window to extraction and sampling (its own cache entry).
+  Rows whose video is absent are dropped and counted. The ``validate`` split is
+  named ``val``;
 * **UCF101** (Soomro et al., 2012): ``root/<class>/<clip>`` with
   ``ucfTrainTestlist/{classInd,trainlist0N,testlist0N}.txt`` (or those files in the
   root): fold ``N`` is ``trainlist0N`` / ``testlist0N``;
@@ -184,11 +186,6 @@ def read_kinetics(csvs: Sequence[Path], root: Path) -> VideoIndex:
         log.warning("%s: %d of %d Kinetics rows have no video file", root, missing, len(rows))
     if not records:
         raise DataError(f"{root}: none of the {len(rows)} Kinetics rows has a video under it")
-    if any(r.window for r in records):
-        raise DataError(
-            f"{root}: untrimmed Kinetics videos (<youtube_id>.<ext>) are not supported yet; "
-            "trim each to <youtube_id>_<start:06d>_<end:06d>.<ext> as the official downloader does"
-        )
     index = VideoIndex(root, records, classes, [], {}, layout="kinetics")
     return index
 

@@ -65,6 +65,7 @@ def decode_video(
     audio: bool = True,
     aac_priming: int = 1024,
     max_seconds: float | None = None,
+    window: tuple[float, float] | None = None,
 ) -> DecodedVideo:
     """Decode ``path`` once: video frames picked at ``fps`` (nearest source frame),
     resized (shorter side = ``size``) and centre-cropped to ``size`` x ``size``; audio
@@ -73,6 +74,10 @@ def decode_video(
     Memory is bounded: decoding stops after ``max_seconds`` of video (``None``: the
     whole file), and a timestamp gap is bridged by at most :data:`MAX_GAP_SECONDS` of
     repeated frames (a warning names the file), then the timeline jumps.
+
+    ``window`` = (start, end) seconds keeps only the frames of that span of an
+    untrimmed video (Kinetics rows, docs/datasets.md); frames before it are decoded
+    and dropped, never stored, and ``max_seconds`` then counts from ``start``.
 
     Raises :class:`DataError` (one line, naming the file) for anything undecodable, and
     :class:`TransientDataError` for an I/O or resource failure (EIO, EACCES, EMFILE,
@@ -107,6 +112,12 @@ def decode_video(
         streams = [vs] if astream is None else [vs, astream]
         picker = _FramePicker(fps=fps, src_fps=src_fps, dims=(rw, rh), size=size)
         picker.source = path
+        stop = max_seconds
+        if window is not None:
+            picker.start = float(window[0])
+            stop = float(window[1])
+            if max_seconds is not None:
+                stop = min(stop, float(window[0]) + max_seconds)
         if rw < w:
             picker.interp = "AREA"
         resampler = (
@@ -133,7 +144,7 @@ def decode_video(
                             audio_t0 = float(frame.time)
                         for rf in resampler.resample(frame):
                             chunks.append(rf.to_ndarray().reshape(-1))
-                if max_seconds is not None and picker.last_time > max_seconds:
+                if stop is not None and picker.last_time > stop:
                     break
         except av.FFmpegError as exc:  # container-level failure mid-file
             errors += 1
@@ -151,7 +162,14 @@ def decode_video(
                     chunks.append(rf.to_ndarray().reshape(-1))
             except av.FFmpegError:
                 errors += 1
+        if window is not None and stop is not None:
+            picker.trim_after(stop)
         if not picker.frames:
+            if window is not None:
+                raise DataError(
+                    f"{path}: no video frames in its window {window[0]:g}-{window[1]:g} s "
+                    f"(the file ends at {picker.last_time:.1f} s); check time_start/time_end"
+                )
             raise DataError(f"{path}: no decodable video frames ({errors} bad packets)")
         samples: np.ndarray | None = None
         if astream is not None and chunks:
@@ -219,6 +237,7 @@ class _FramePicker:
         self.max_fill = max(1, int(round(MAX_GAP_SECONDS / self.step)))
         self.source: Path | None = None
         self.gaps = 0  # timestamp gaps longer than MAX_GAP_SECONDS (not filled)
+        self.start: float | None = None  # frames before it are dropped (decode_video window)
 
     def _convert(self, frame: object) -> np.ndarray:
         rw, rh = self.dims
@@ -239,6 +258,8 @@ class _FramePicker:
         if t <= self.prev_t:  # out-of-order or duplicate timestamp: ignore
             return
         self.last_time = t
+        if self.start is not None and t < self.start - self.half_src - 1e-6:
+            return  # before the window: decoded, never stored
         if self.next_t is None:
             self.next_t = t
         eps = 1e-6
@@ -262,6 +283,11 @@ class _FramePicker:
             self._emit(self.prev if use_prev else frame, self.next_t)
             self.next_t += self.step
         self.prev, self.prev_t = frame, t
+
+    def trim_after(self, end: float) -> None:
+        """Drop the frames picked for times after ``end`` (a window's last second)."""
+        keep = sum(1 for t in self.times if t <= end + 1e-6)
+        del self.frames[keep:], self.times[keep:]
 
     def finish(self) -> None:
         if self.prev is None or self.next_t is None:

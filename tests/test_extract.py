@@ -224,13 +224,15 @@ def test_cli_extract_prints_summary_and_fails_when_nothing_usable(tmp_path: Path
     assert cli.extract_main([str(tmp_path / "nowhere"), "--no-progress"]) == 2
 
 
-def _crash_on_marked(path: object, root: object, spec: object, retry: bool = False) -> dict:
+def _crash_on_marked(
+    path: object, root: object, spec: object, retry: bool = False, window: object = None
+) -> dict:
     """Runs in a worker (pickled by reference); there ``elo.extract`` is unpatched."""
     import elo.extract
 
     if "crash" in str(path):
         os._exit(3)  # what a segfaulting decoder looks like to the pool
-    return elo.extract.extract_one(path, root, spec, retry)  # type: ignore[arg-type]
+    return elo.extract.extract_one(path, root, spec, retry, window)  # type: ignore[arg-type]
 
 
 def test_a_crashing_worker_loses_only_its_file(

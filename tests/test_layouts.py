@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 from _media import moving_square, write_video
 
+from elo.cli import extract_main
 from elo.config import load_config
 from elo.data import open_dataset
 from elo.errors import DataError
@@ -145,14 +147,63 @@ def test_kinetics_csv(kinetics: Path, tmp_path: Path) -> None:
     assert len(ds) == 2 and sorted(ds.targets().tolist()) == [0, 1]
 
 
-def test_untrimmed_kinetics_videos_are_refused_with_the_fix(tmp_path: Path) -> None:
+def _untrimmed(path: Path, seconds: int = 8, fps: float = 8.0) -> None:
+    """A long video whose frame ``i`` has brightness ``20 + 3 i``: a clip's pixels say
+    which seconds of the file it came from."""
+    n = int(seconds * fps)
+    levels = (20 + 3 * np.arange(n)).astype(np.uint8)
+    write_video(path, np.broadcast_to(levels[:, None, None, None], (n, 32, 32, 3)).copy(), fps=fps)
+
+
+def test_untrimmed_kinetics_videos_are_sampled_inside_their_windows(tmp_path: Path) -> None:
+    """An untrimmed ``<youtube_id>.mp4`` gives only each row's time_start-time_end span
+    to extraction and sampling: one cache entry per row, every clip inside its window
+    (by timestamp and by the pixels), and elo-extract caches exactly those entries."""
     root = tmp_path / "k"
-    _video(root / "full" / "abc.mp4", seed=1)
+    _untrimmed(root / "full" / "abc.mp4")
+    _untrimmed(root / "full" / "def.mp4")
     (root / "train.csv").write_text(
-        "label,youtube_id,time_start,time_end,split\nx,abc,3,13,train\n"
+        "label,youtube_id,time_start,time_end,split\n"
+        "x,abc,1,3,train\ny,abc,5,7,train\nx,def,4,6,validate\n"
     )
-    with pytest.raises(DataError, match=r"untrimmed .* <youtube_id>_<start:06d>_<end:06d>"):
-        scan(root)
+    index = scan(root)
+    assert [r.window for r in index.records] == [(1.0, 3.0), (5.0, 7.0), (4.0, 6.0)]
+    over = ["data.clip.size=32", "data.clip.frames=8", "data.clip.per_video=2",
+            "data.clip.sampling=uniform"]  # fmt: skip
+    cfg = load_config("demo", over)
+    cache = tmp_path / "cache"
+    argv = [str(root), "--cache", str(cache), "--workers", "0", "--modalities", "rgb"]
+    assert extract_main([*argv, "--no-progress", *over]) == 0
+    entries = sorted(p.parent for p in cache.glob("*/*/clips.json"))
+    assert len(entries) == 3  # one per row, not one per file
+    ds = open_dataset(cfg, root, split="train", cache_dir=cache, modalities=("rgb",), extract=False)
+    assert len(ds) == 4 and sorted(ds.targets().tolist()) == [0, 0, 1, 1]
+    ids = [ds[i]["meta"]["clip_id"] for i in range(len(ds))]
+    assert len(set(ids)) == 4 and "full/abc@1-3#0" in ids
+    for rec, _d, _k, start in ds.items:
+        t0, t1 = rec.window
+        assert t0 - 1 / 16 <= start and start + 8 / 8.0 <= t1 + 1 / 16, (rec.window, start)
+        # brightness of the clip's frames -> source frame indices -> seconds
+        raw = ds._row(_d, "rgb", _k)
+        level = np.asarray(raw, dtype=np.float64).reshape(3, 8, -1).mean(axis=(0, 2))
+        level = level * 255 if level.max() <= 1.5 else level
+        seconds = (level - 20) / 3 / 8.0
+        assert (seconds >= t0 - 0.2).all() and (seconds <= t1 + 0.2).all(), (rec.window, seconds)
+
+
+def test_kinetics_window_past_the_end_of_the_file_is_skipped_with_the_reason(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "k"
+    _untrimmed(root / "abc.mp4", seconds=4)
+    _untrimmed(root / "def.mp4", seconds=4)
+    (root / "train.csv").write_text(
+        "label,youtube_id,time_start,time_end,split\nx,abc,20,30,train\ny,def,0,3,train\n"
+    )
+    cfg = load_config("demo", ["data.clip.size=32", "data.clip.frames=8"])
+    ds = open_dataset(cfg, root, split="train", cache_dir=tmp_path / "c", modalities=("rgb",))
+    assert len(ds) == 1 and ds.skipped[0][0] == "abc.mp4"
+    assert "no video frames in its window 20-30 s" in ds.skipped[0][1]
 
 
 @pytest.fixture(scope="module")

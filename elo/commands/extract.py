@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -25,6 +26,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("overrides", nargs="*", help="config overrides key=value")
 
 
+def _kinetics_windows(root: Any) -> list[Any]:
+    """(path, window) per row of a Kinetics folder (an untrimmed video is extracted
+    only over its rows' windows, docs/datasets.md); [] for any other layout."""
+    from elo.errors import DataError
+    from elo.layouts import scan
+
+    try:
+        index = scan(root)
+    except DataError:
+        return []  # not a layout index: the plain folder walk reports what is wrong
+    if index.layout != "kinetics":
+        return []
+    return list(dict.fromkeys((r.path, r.window) for r in index.records))
+
+
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -38,10 +54,11 @@ def run(args: argparse.Namespace) -> int:
     mods = [m.strip() for m in args.modalities.split(",") if m.strip()]
     spec = spec_from_config(cfg, mods)
     root = Path(args.data_dir)
+    paths: list[Any]
     if root.suffix.lower() == ".csv":
         paths = [r.path for r in read_manifest(root).records]
     else:
-        paths = find_videos(root)
+        paths = _kinetics_windows(root) or find_videos(root)
     if not paths:
         raise DataError(f"{root}: no video files found (looked for .mp4 .avi .mkv .webm .mov ...)")
     cache = Path(args.cache) if args.cache else default_cache_dir(root)
