@@ -32,7 +32,7 @@ from typing import Any
 import torch
 
 from elo.errors import ConfigError
-from elo.heads import VIEWS
+from elo.model.heads import VIEWS
 
 #: The normalisation that the views undo and redo (ImageNet statistics).
 RGB_MEAN = (0.485, 0.456, 0.406)

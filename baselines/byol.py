@@ -38,8 +38,8 @@ from torch import nn
 
 from baselines.monitor import CollapseMonitor
 from elo.errors import ConfigError
-from elo.heads import TASKS, FeatureSpec, HeadInputs, TaskHead
-from elo.terms import TermKey
+from elo.model.heads import TASKS, FeatureSpec, HeadInputs, TaskHead
+from elo.model.terms import TermKey
 
 # -- pure functions ----------------------------------------------------------------
 

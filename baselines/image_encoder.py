@@ -3,7 +3,7 @@ CVPR 2016) with a stem adjustable for small inputs, or a small CNN.
 
 With ``small_input=True`` the ResNet stem is a 3x3 stride-1 convolution and no
 max-pool (the CIFAR variant used by SimSiam's CIFAR experiments and solo-learn).
-The encoder follows ELo's :class:`~elo.modality.Encoder` contract, so the exported
+The encoder follows ELo's :class:`~elo.model.modality.Encoder` contract, so the exported
 model loads with ``elo.load_encoder(DIR)``: it takes images ``B,3,H,W`` or clips
 ``B,3,T,H,W`` (frames encoded one by one, embeddings averaged over time).
 
@@ -21,8 +21,8 @@ import torch
 from torch import nn
 
 from elo.errors import ConfigError
-from elo.heads import EncoderOutput
-from elo.modality import Encoder
+from elo.model.heads import EncoderOutput
+from elo.model.modality import Encoder
 
 ARCHS = ("resnet18", "small_cnn")
 

@@ -34,8 +34,8 @@ from torch import nn
 from baselines.byol import embed, freeze
 from baselines.monitor import CollapseMonitor
 from elo.errors import ConfigError
-from elo.heads import TASKS, FeatureSpec, HeadInputs, TaskHead
-from elo.terms import TermKey
+from elo.model.heads import TASKS, FeatureSpec, HeadInputs, TaskHead
+from elo.model.terms import TermKey
 
 PREDICTORS = ("learned", "fixed", "none")
 SIMILARITIES = ("cosine", "cross_entropy")
@@ -288,7 +288,7 @@ class SimSiamHead(TaskHead):
     the switches of :class:`SimSiam` from ``heads.simsiam``.
 
     :meth:`fixed_lr_parameters` lists the predictor's parameters when its learning
-    rate should not follow the schedule (``elo.trainer.make_optimizer`` puts them in
+    rate should not follow the schedule (``elo.train.trainer.make_optimizer`` puts them in
     a group that the scheduler leaves at the base lr).
     """
 

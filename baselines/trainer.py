@@ -159,10 +159,10 @@ def embed_images(encoder: nn.Module, images: torch.Tensor, device: str, batch: i
 def knn_eval(
     encoder: nn.Module, images: torch.Tensor, labels: torch.Tensor, cfg: dict[str, Any], device: str
 ) -> float:
-    """kNN top-1 (``elo.probe``) on a stratified split of the labeled images."""
+    """kNN top-1 (``elo.evaluation.probe``) on a stratified split of the labeled images."""
     from sklearn.model_selection import train_test_split
 
-    from elo.probe import knn_accuracy
+    from elo.evaluation.probe import knn_accuracy
 
     idx = torch.arange(len(labels)).numpy()
     tr, te = train_test_split(
@@ -192,8 +192,8 @@ def fit(
         simsiam_specs,
     )
     from baselines.monitor import CollapseMonitor
-    from elo.export import save_encoder
     from elo.rundir import append_jsonl, atomic_write_json, atomic_write_text
+    from elo.train.export import save_encoder
 
     obj, tr, seed = cfg["objective"], cfg["train"], int(cfg["seed"])
     steps, batch = int(tr["steps"]), int(tr["batch_size"])

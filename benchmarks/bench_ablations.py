@@ -3,7 +3,7 @@
 Every row trains the standalone baseline (``baselines.trainer.fit``) on scikit-learn's
 handwritten digits (1797 real 8x8 images shipped with the package, upsampled to 16 px;
 no download) at ONE shared step budget, for 3 seeds, and reports the cosine kNN
-top-1 of the backbone (``elo.probe.knn_accuracy``, k=20, stratified 80/20 split), the
+top-1 of the backbone (``elo.evaluation.probe.knn_accuracy``, k=20, stratified 80/20 split), the
 collapse monitor's std of the l2-normalised projection at the last step (healthy
 ~1/sqrt(d), collapsed -> 0) and the seconds per run; the "random init" row is the same
 encoder untrained. Each row stands beside the paper's finding (docs/ablations.md).

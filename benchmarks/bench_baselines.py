@@ -7,7 +7,7 @@ implementations see the identical augmented view pairs each step (generated outs
 the timed region, seeded by step) and the same AdamW optimizer (AdamW is invariant
 to the loss scale, so BYOL's summed 2-2cos and lightly's ½·(-cos) train alike).
 Timed: forward of both views, loss, backward, optimizer step, EMA update.
-kNN: ``elo.probe.knn_accuracy`` (k=20) on a stratified 80/20 split of un-augmented
+kNN: ``elo.evaluation.probe.knn_accuracy`` (k=20) on a stratified 80/20 split of un-augmented
 images.
 
 Run: ``.venv/bin/python benchmarks/bench_baselines.py [--steps 200]``

@@ -39,13 +39,13 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
-    from elo.cache import spec_from_config
     from elo.config import load_config
-    from elo.data import open_dataset
-    from elo.demo_data import make_demo
-    from elo.extract import extract_paths, find_videos
-    from elo.modality import MODALITIES
-    from elo.video import clip_starts, cut_clips, decode_video
+    from elo.data.cache import spec_from_config
+    from elo.data.datasets import open_dataset
+    from elo.data.demo_data import make_demo
+    from elo.data.extract import extract_paths, find_videos
+    from elo.data.video import clip_starts, cut_clips, decode_video
+    from elo.model.modality import MODALITIES
 
     tmp = Path(tempfile.mkdtemp(prefix="elo-bench-"))
     try:
@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _collate():  # type: ignore[no-untyped-def]
-    from elo.data import collate
+    from elo.data.datasets import collate
 
     return collate
 

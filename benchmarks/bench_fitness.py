@@ -56,7 +56,7 @@ TERMS = (
 # -- data -------------------------------------------------------------------------------------
 def make_dataset(args: argparse.Namespace) -> Path:
     """The demo dataset to study (generated once; ``--style`` when the generator has it)."""
-    from elo.demo_data import DemoSpec, make_demo
+    from elo.data.demo_data import DemoSpec, make_demo
 
     root = Path(args.data)
     if not (root / "labels.csv").exists():
@@ -75,7 +75,7 @@ def _split(cfg: dict[str, Any], root: Path, split: str) -> dict[str, Any]:
     """Every clip of a split with RGB present: rgb, flow, audio tensors and labels."""
     import torch
 
-    from elo.data import make_loader
+    from elo.data.datasets import make_loader
 
     mods = ("rgb", "flow", "audio")
     ld = make_loader(cfg, root, split=split, modalities=mods, batch_size=64, shuffle=False)
@@ -136,7 +136,7 @@ def population(args: argparse.Namespace, proxy_steps: int) -> list[dict[str, Any
 
 
 def _weights(cfg: dict[str, Any], term: str) -> Any:
-    from elo.objective import Weights, terms_from_config
+    from elo.model.objective import Weights, terms_from_config
 
     terms = terms_from_config(cfg)
     # uniform: every self-supervised term (never a labelled one such as rgb/supervised)
@@ -150,7 +150,7 @@ def _weights(cfg: dict[str, Any], term: str) -> Any:
 
 
 def _has_term(cfg: dict[str, Any], term: str) -> bool:
-    from elo.objective import terms_from_config
+    from elo.model.objective import terms_from_config
 
     return term in {str(t) for t in terms_from_config(cfg)}
 
@@ -169,7 +169,7 @@ def _train_supervised(cfg: dict[str, Any], loader: Any, spec: dict[str, Any], n_
     the same batches (and augmentations) a candidate trains on."""
     import torch
 
-    from elo.encoders import build_video_encoder
+    from elo.model.encoders import build_video_encoder
 
     torch.manual_seed(int(spec["seed"]))
     enc = build_video_encoder(dict(cfg["model"]["rgb"]))
@@ -204,10 +204,10 @@ def build_and_embed(
     and eval-mode BatchNorm), of train and test (for the probe), and the probe."""
     import torch
 
-    from elo.encoders import build_video_encoder
-    from elo.evaluate import build_pixel_stats_encoder
-    from elo.probe import linear_probe
-    from elo.trainer import train_model
+    from elo.evaluation.evaluate import build_pixel_stats_encoder
+    from elo.evaluation.probe import linear_probe
+    from elo.model.encoders import build_video_encoder
+    from elo.train.trainer import train_model
     from search.fitness_data import fitness_embed, recalibrate_bn
 
     t0 = time.perf_counter()
@@ -244,7 +244,7 @@ def build_and_embed(
         if m in encs:
             out[f"held_{m}"] = fitness_embed(encs[m], held[m]).numpy()
     enc = recalibrate_bn(encs["rgb"], train["rgb"])
-    from elo.model import embed
+    from elo.model.network import embed
 
     with torch.no_grad():
         xtr, xte = embed(enc, train["rgb"]).numpy(), embed(enc, test["rgb"]).numpy()
@@ -327,7 +327,7 @@ def _own_defaults(cfg: dict[str, Any], held: dict[str, Any], seed: int) -> dict[
     """Random-init audio / flow embeddings for encoders that have no audio / flow."""
     import torch
 
-    from elo.encoders import build_encoder
+    from elo.model.encoders import build_encoder
     from search.fitness_data import fitness_embed
 
     out = {}

@@ -1,7 +1,7 @@
 """One scale for all terms? Per-term gradient norms reaching the RGB encoder at step 0
 under uniform λ: raw (``objective.normalize: none``), ``ema`` (each term divided by a
 running mean of its own |loss|) and ``grad`` (the default: that mean times the term's
-gradient norm per unit loss at the first step; ``elo/model.py``).
+gradient norm per unit loss at the first step; ``elo/model/network.py``).
 
     nice -n 5 .venv/bin/python benchmarks/bench_grad_scale.py --data data/demo
 
@@ -30,9 +30,9 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from elo.config import load_config
-    from elo.data import make_loader
-    from elo.model import ELoModel
-    from elo.objective import Weights, terms_from_config
+    from elo.data.datasets import make_loader
+    from elo.model.network import ELoModel
+    from elo.model.objective import Weights, terms_from_config
 
     torch.set_num_threads(1)
     norms: dict[str, dict[str, float]] = {}

@@ -7,16 +7,16 @@ for several seeds and probe each RGB encoder on the test split (mean ± sd).
 
 Rows (every trained row: the same encoder, data, crops, optimizer and step budget):
 
-* ``random``: the untrained encoder (torchvision-style init, ``elo/encoders.py``);
+* ``random``: the untrained encoder (torchvision-style init, ``elo/model/encoders.py``);
 * ``supervised``: ``rgb/supervised`` alone (labels: the upper reference);
 * one row per single self-supervised term in ``--terms``;
-* ``uniform``: every default term at λ = 1 (normalised terms, ``elo/objective.py``);
+* ``uniform``: every default term at λ = 1 (normalised terms, ``elo/model/objective.py``);
 * ``frame``, ``timemean``, ``motion``: parameter-free probes of the same clips: the
   middle frame's pixels, the time-mean image's pixels (appearance shortcuts: both
   should sit near chance) and hand-made motion statistics (mean flow per step, curl,
   divergence, magnitude).
 
-Probe: :func:`elo.probe.linear_probe` (balanced class weights, C chosen on held-out
+Probe: :func:`elo.evaluation.probe.linear_probe` (balanced class weights, C chosen on held-out
 train) on the Zipf-sized train split, scored on the balanced test split; the table
 reports balanced accuracy. Results go to ``--out`` as JSON.
 """
@@ -63,7 +63,7 @@ def _split(cfg: dict[str, Any], root: Path, split: str) -> dict[str, Any]:
     """RGB (centre crops) and flow of every clip of ``split``, with labels."""
     import torch
 
-    from elo.data import make_loader
+    from elo.data.datasets import make_loader
 
     loader = make_loader(cfg, root, split=split, modalities=("rgb", "flow"), batch_size=64,
                          shuffle=False, extract_workers=0)  # fmt: skip
@@ -76,7 +76,7 @@ def _split(cfg: dict[str, Any], root: Path, split: str) -> dict[str, Any]:
 
 
 def _probe(xtr: Any, ytr: np.ndarray, xte: Any, yte: np.ndarray) -> float:
-    from elo.probe import linear_probe
+    from elo.evaluation.probe import linear_probe
 
     return float(linear_probe(xtr, ytr, xte, yte, seed=0).balanced_accuracy)
 
@@ -104,9 +104,9 @@ def train_row(cfg: dict[str, Any], root: Path, row: str, steps: int, seed: int) 
     """The RGB encoder of one trained row."""
     import torch
 
-    from elo.encoders import build_video_encoder
-    from elo.objective import Weights, terms_from_config
-    from elo.trainer import train_model
+    from elo.model.encoders import build_video_encoder
+    from elo.model.objective import Weights, terms_from_config
+    from elo.train.trainer import train_model
 
     if row == "random":
         torch.manual_seed(seed)
@@ -130,8 +130,8 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from elo.config import load_config
-    from elo.demo_data import make_demo
-    from elo.model import embed
+    from elo.data.demo_data import make_demo
+    from elo.model.network import embed
 
     torch.set_num_threads(args.threads)
     root = Path(args.data)

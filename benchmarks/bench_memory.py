@@ -41,7 +41,7 @@ def main() -> int:
 
     data = Path(a.data).resolve()
     if not data.exists():
-        from elo.demo_data import make_demo
+        from elo.data.demo_data import make_demo
 
         make_demo(data)
     cfg = load_config("demo")

@@ -82,7 +82,7 @@ def main() -> None:
     if args.data:
         root = Path(args.data)
     else:
-        from elo.demo_data import make_demo
+        from elo.data.demo_data import make_demo
 
         root = make_demo(tmp / "demo", clips=args.clips, classes=4, seed=0, workers=1)
     cfg = load_config("demo", TINY if args.profile == "tiny" else [])

@@ -22,9 +22,9 @@ from typing import Any
 import torch
 
 from elo.config import load_config
-from elo.model import ELoModel
-from elo.objective import Weights, terms_from_config
-from elo.terms import TermKey
+from elo.model.network import ELoModel
+from elo.model.objective import Weights, terms_from_config
+from elo.model.terms import TermKey
 
 
 def make_batch(cfg: dict[str, Any], b: int, gen: torch.Generator) -> dict[str, Any]:

@@ -49,7 +49,7 @@ class ProbeFeatureEncoder(torch.nn.Module):
     * ``timemean``: the time-mean image pooled to 8x8 (the static scene and the
       object's smear): with both near chance the action is not in appearance;
     * ``motion``: hand-made motion statistics, per cell of a 4x4 grid: mean |frame
-      difference| and the Lucas-Kanade flow (u, v) (:class:`elo.evaluate.PixelStatsEncoder`
+      difference| and the Lucas-Kanade flow (u, v) (:class:`elo.evaluation.evaluate.PixelStatsEncoder`
       without its colour means).
     """
 
@@ -62,8 +62,8 @@ class ProbeFeatureEncoder(torch.nn.Module):
         self.pyramid_channels = (self.embed_dim,)
 
     def forward(self, x: torch.Tensor) -> Any:
-        from elo.evaluate import PixelStatsEncoder
-        from elo.heads import EncoderOutput
+        from elo.evaluation.evaluate import PixelStatsEncoder
+        from elo.model.heads import EncoderOutput
 
         f = torch.nn.functional
         if self.kind == "frame":
@@ -99,7 +99,7 @@ def _run(cmd: list[str], log: Path) -> None:
 
 def best_single_task(search_dir: Path) -> tuple[str, dict[str, float]] | None:
     """The single-task seed point with the best (label-free) fitness in the search."""
-    from elo.terms import TermKey
+    from elo.model.terms import TermKey
 
     best: tuple[float, str, dict[str, float]] | None = None
     for rec in read_jsonl(search_dir / "evaluations.jsonl"):
@@ -117,8 +117,8 @@ def export_pixel_stats(out: Path, kind: str = "pixels") -> None:
     """A parameter-free reference encoder: ``pixels`` (mean colour per cell, motion
     energy, Lucas-Kanade flow per cell) or a :class:`ProbeFeatureEncoder` kind: what a
     probe can read from the clips without learning."""
-    from elo.evaluate import PIXEL_STATS_BUILDER, build_pixel_stats_encoder
-    from elo.export import save_encoder
+    from elo.evaluation.evaluate import PIXEL_STATS_BUILDER, build_pixel_stats_encoder
+    from elo.train.export import save_encoder
 
     if kind == "pixels":
         enc: torch.nn.Module = build_pixel_stats_encoder()
@@ -136,7 +136,7 @@ def single_term_weights(config: str, key: str) -> dict[str, Any]:
     """A weights file with only ``key`` on, over every registered term (the config's
     objective with nothing excluded: supervised, rgb/byol, rgb/simsiam are rows)."""
     from elo.config import load_config
-    from elo.objective import terms_from_config
+    from elo.model.objective import terms_from_config
 
     terms = terms_from_config(load_config(config, ["objective.exclude=[]"]))
     return {"weights": {str(t): float(str(t) == key) for t in terms}}

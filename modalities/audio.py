@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from elo.errors import DataError
-from elo.modality import MODALITIES, DecodedClip, Encoder, Modality
+from elo.model.modality import MODALITIES, DecodedClip, Encoder, Modality
 
 _MELS: dict[tuple[Any, ...], Any] = {}
 
@@ -96,6 +96,6 @@ class Audio(Modality):
 
     @classmethod
     def build_encoder(cls, config: Mapping[str, Any]) -> Encoder:
-        from elo.encoders import build_audio_encoder  # type: ignore[import-not-found,unused-ignore]
+        from elo.model.encoders import build_audio_encoder  # type: ignore[import-not-found,unused-ignore]
 
         return build_audio_encoder(config)  # type: ignore[no-any-return,unused-ignore]

@@ -3,7 +3,7 @@
 
 **Scale measured from the data**: a fixed bound (8 px -> 1) left flow at 32 px with a
 std of 0.01-0.02, so flow reconstruction / future / transfer losses (~2e-4) were solved
-by predicting zeros. Now :class:`elo.data.ClipDataset` measures the root mean square of
+by predicting zeros. Now :class:`elo.data.datasets.ClipDataset` measures the root mean square of
 the cached flow over (a sample of) the clips, stores it with the cache
 (``<cache>/flow-<params>.scale.json``) and passes it as ``params["scale"]`` to
 :meth:`Flow.to_tensor`, which divides by it: the model's flow has unit variance at any
@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from elo.errors import ConfigError, DataError
-from elo.modality import MODALITIES, DecodedClip, Encoder, Modality
+from elo.model.modality import MODALITIES, DecodedClip, Encoder, Modality
 
 _ESTIMATORS: dict[tuple[str, str], Any] = {}
 
@@ -119,6 +119,6 @@ class Flow(Modality):
 
     @classmethod
     def build_encoder(cls, config: Mapping[str, Any]) -> Encoder:
-        from elo.encoders import build_video_encoder  # type: ignore[import-not-found,unused-ignore]
+        from elo.model.encoders import build_video_encoder  # type: ignore[import-not-found,unused-ignore]
 
         return build_video_encoder(config, in_channels=2)  # type: ignore[no-any-return,unused-ignore]

@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from elo.modality import MODALITIES, DecodedClip, Encoder, Modality
+from elo.model.modality import MODALITIES, DecodedClip, Encoder, Modality
 
 
 @MODALITIES.register()
@@ -64,6 +64,6 @@ class RGB(Modality):
 
     @classmethod
     def build_encoder(cls, config: Mapping[str, Any]) -> Encoder:
-        from elo.encoders import build_video_encoder  # type: ignore[import-not-found,unused-ignore]
+        from elo.model.encoders import build_video_encoder  # type: ignore[import-not-found,unused-ignore]
 
         return build_video_encoder(config, in_channels=3)  # type: ignore[no-any-return,unused-ignore]

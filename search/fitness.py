@@ -289,7 +289,7 @@ class WeakFitness:
     def score(self, embeddings: Any, **context: Any) -> FitnessResult:
         from sklearn.model_selection import StratifiedKFold
 
-        from elo.probe import knn_probe, linear_probe
+        from elo.evaluation.probe import knn_probe, linear_probe
 
         t0 = time.perf_counter()
         if context.get("labels") is None:

@@ -80,10 +80,10 @@ def training_loader(
     workers: int = 0,
 ) -> Any:
     """A shuffling DataLoader over the train split minus the held-out slice (pass it to
-    :func:`elo.trainer.train_model` as ``loader``)."""
+    :func:`elo.train.trainer.train_model` as ``loader``)."""
     from torch.utils.data import DataLoader, Subset
 
-    from elo.data import make_loader
+    from elo.data.datasets import make_loader
 
     base = make_loader(
         cfg, root, split="train", modalities=list(modalities), batch_size=batch_size,
@@ -117,7 +117,7 @@ def heldout_clips(
     dropped."""
     import torch
 
-    from elo.data import collate, make_loader
+    from elo.data.datasets import collate, make_loader
 
     check_heldout_split(split)
     mods = ("rgb", *sorted(set(modalities) - {"rgb"}))
@@ -153,10 +153,10 @@ def heldout_clips(
 
 def centre_crop(cfg: Mapping[str, Any], tensors: Mapping[str, Any]) -> dict[str, Any]:
     """Each modality's clips (N,...) cut to the model's input shape
-    (:func:`elo.model.input_shapes`) around their centre, as evaluation sees them: the
+    (:func:`elo.model.network.input_shapes`) around their centre, as evaluation sees them: the
     cache may hold longer and larger clips (``data.clip.extra_frames`` /
     ``extra_pixels``) that training crops at random."""
-    from elo.model import input_shapes
+    from elo.model.network import input_shapes
 
     shapes = input_shapes(cfg)
     out = {}
@@ -182,7 +182,7 @@ def fitness_embed(encoder: Any, x: Any, *, bn: str = "recalibrate", batch_size: 
     unchanged (``recalibrate`` works on a copy)."""
     import torch
 
-    from elo.model import embed
+    from elo.model.network import embed
 
     if bn not in BN_MODES:
         raise ConfigError(f"config key 'search.heldout_bn' must be one of {BN_MODES}, got {bn!r}")

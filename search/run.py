@@ -146,8 +146,8 @@ class RunLog:
         self.best_written: float | None = None
         self.on_generation: Callable[[], None] | None = None
         # progress: a live line on a terminal, one line per generation otherwise; a
-        # TensorBoard view of the JSON lines (elo/tblog.py)
-        from elo.tblog import SearchBoard
+        # TensorBoard view of the JSON lines (elo/train/tblog.py)
+        from elo.train.tblog import SearchBoard
 
         self.board = SearchBoard(run_dir)
         ok = [r for r in logged if r.get("fitness") is not None]
@@ -207,8 +207,8 @@ _ERROR_KEYS = ("trial_id", "generation", "index", "status", "error")
 
 
 def write_best(run_dir: Path, best: Mapping[str, Any], searcher: Any) -> None:
-    from elo.objective import Weights
-    from elo.terms import TermKey
+    from elo.model.objective import Weights
+    from elo.model.terms import TermKey
 
     terms = [TermKey.parse(t) for t in searcher.space.terms]
     doc = Weights(terms, best["weights"]).to_json(
@@ -254,7 +254,7 @@ def load_run_config(run_dir: str | Path) -> dict[str, Any]:
 
 def _prepare_data(cfg: Mapping[str, Any], root: str, split: str) -> None:
     """Extract and cache the training and held-out clips once, before the trials."""
-    from elo.data import open_dataset
+    from elo.data.datasets import open_dataset
     from search.trainable import reference_modalities
 
     mods = list((cfg.get("objective", {}) or {}).get("modalities", ["rgb", "flow", "audio"]))

@@ -81,7 +81,7 @@ class WeightSpace:
     @classmethod
     def from_config(cls, cfg: Mapping[str, object]) -> WeightSpace:
         """The space of a composed config (``objective`` + ``search.mapping``)."""
-        from elo.objective import terms_from_config
+        from elo.model.objective import terms_from_config
 
         search = cfg.get("search", {}) or {}
         mapping = str(search.get("mapping", "clip")) if isinstance(search, Mapping) else "clip"
@@ -114,7 +114,7 @@ class WeightSpace:
         A task is the term's task name (``rgb/reconstruction`` and
         ``flow/reconstruction`` are one task; all distillation terms are ``distill``).
         """
-        from elo.terms import TermKey
+        from elo.model.terms import TermKey
 
         points = [self.vector({t: 1.0 for t in self.terms})]
         tasks: list[str] = []

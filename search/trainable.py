@@ -107,7 +107,7 @@ def _training_loader(ctx: TrialContext, weights: Any) -> Any:
     when the fitness clips come from another split)."""
     if ctx.heldout_split != "train":
         return None
-    from elo.trainer import train_settings
+    from elo.train.trainer import train_settings
     from search.fitness_data import training_loader
 
     t = train_settings(ctx.cfg)
@@ -138,9 +138,9 @@ def evaluate(
 
     import torch
 
-    from elo.objective import Weights, terms_from_config
+    from elo.model.objective import Weights, terms_from_config
     from elo.rundir import seed_everything
-    from elo.trainer import train_model
+    from elo.train.trainer import train_model
     from search.fitness import build_fitness
     from search.fitness_data import fitness_embed
 

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from elo.errors import ConfigError
-from elo.heads import EncoderOutput, FeatureSpec
+from elo.model.heads import EncoderOutput, FeatureSpec
 
 
 def masked_mean(per_sample: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:

@@ -21,9 +21,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from elo.heads import TASKS, VIEWS, FeatureSpec, HeadInputs, TaskHead
-from elo.terms import TermKey
-from elo.views import time_dim
+from elo.model.heads import TASKS, VIEWS, FeatureSpec, HeadInputs, TaskHead
+from elo.model.terms import TermKey
+from elo.model.views import time_dim
 from tasks._common import masked_mean
 
 

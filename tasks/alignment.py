@@ -3,7 +3,7 @@
 ELo (arXiv 2002.12177) uses temporal alignment between modalities, after audio-visual
 temporal synchronisation (Owens & Efros ECCV 2018, arXiv 1804.03641; Korbar et al.
 NeurIPS 2018 AVTS, arXiv 1807.00230). The first modality's ``sync`` view and the
-second's ``async`` view (``elo.views``) are half-clip windows that start at the same
+second's ``async`` view (``elo.model.views``) are half-clip windows that start at the same
 time (aligned, label 1) or at least a quarter clip apart (label 0); both window starts
 are drawn exchangeably so a start alone reveals nothing. The head classifies the pair
 of pooled embeddings. Term keys: ``rgb+flow/alignment``, ``rgb+audio/alignment``,
@@ -19,8 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from elo.heads import TASKS, FeatureSpec, HeadInputs, TaskHead
-from elo.terms import TermKey
+from elo.model.heads import TASKS, FeatureSpec, HeadInputs, TaskHead
+from elo.model.terms import TermKey
 from tasks._common import both_present, check_positive, masked_mean
 
 

@@ -21,8 +21,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from elo.errors import ConfigError
-from elo.heads import TASKS, FeatureSpec, HeadInputs, TaskHead
-from elo.terms import TermKey
+from elo.model.heads import TASKS, FeatureSpec, HeadInputs, TaskHead
+from elo.model.terms import TermKey
 from tasks._common import both_present, check_positive
 
 

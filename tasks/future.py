@@ -2,7 +2,7 @@
 
 ELo (arXiv 2002.12177) uses future-frame prediction (after Srivastava et al. ICML
 2015, arXiv 1502.04681; Vondrick et al. CVPR 2016 anticipate future features). The
-context and target come from the ``past`` view (``elo.views.past_view``): context =
+context and target come from the ``past`` view (``elo.model.views.past_view``): context =
 first half of the time axis, target = the remaining frames. On ``flow`` it predicts
 future motion, on ``audio`` future log-mel frames. Term keys: ``<m>/future``.
 """
@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import torch
 
-from elo.heads import TASKS, FeatureSpec, HeadInputs, TaskHead
-from elo.terms import TermKey
+from elo.model.heads import TASKS, FeatureSpec, HeadInputs, TaskHead
+from elo.model.terms import TermKey
 from tasks._common import decoded_mse, tap_decoder
 
 

@@ -5,7 +5,7 @@ among its self-supervised tasks, after the video auto-encoders of Srivastava et 
 (ICML 2015, arXiv 1502.04681). Term keys: ``rgb/reconstruction``,
 ``flow/reconstruction``, ``audio/reconstruction``.
 
->>> from elo.terms import TermKey
+>>> from elo.model.terms import TermKey
 >>> ReconstructionHead.supports(("audio",))
 True
 """
@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 import torch
 
-from elo.heads import TASKS, FeatureSpec, HeadInputs, TaskHead
-from elo.terms import TermKey
+from elo.model.heads import TASKS, FeatureSpec, HeadInputs, TaskHead
+from elo.model.terms import TermKey
 from tasks._common import decoded_mse, tap_decoder
 
 

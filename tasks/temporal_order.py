@@ -8,7 +8,7 @@ learned from motion there, while any shuffle breaks smooth motion in every class
 
 ELo (arXiv 2002.12177) uses temporal ordering (in order vs shuffled, forward vs
 reversed), after Shuffle and Learn (Misra et al. ECCV 2016, arXiv 1603.08561) and the
-arrow of time (Wei et al. CVPR 2018). The ``order`` view (``elo.views.order_view``)
+arrow of time (Wei et al. CVPR 2018). The ``order`` view (``elo.model.views.order_view``)
 makes balanced labels 0 in order / 1 shuffled / 2 reversed; the head classifies the
 pooled embedding. Term keys: ``rgb/temporal_order``, ``flow/temporal_order``,
 ``audio/temporal_order``.
@@ -27,9 +27,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from elo.errors import ConfigError
-from elo.heads import TASKS, FeatureSpec, HeadInputs, TaskHead
-from elo.terms import TermKey
-from elo.views import ORDER_CLASSES
+from elo.model.heads import TASKS, FeatureSpec, HeadInputs, TaskHead
+from elo.model.terms import TermKey
+from elo.model.views import ORDER_CLASSES
 from tasks._common import check_positive, masked_mean
 
 FORMS = ("shuffle", "3way")

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 import torch
 
-from elo.heads import TASKS, FeatureSpec, HeadInputs, TaskHead
-from elo.terms import TermKey
+from elo.model.heads import TASKS, FeatureSpec, HeadInputs, TaskHead
+from elo.model.terms import TermKey
 from tasks._common import both_present, decoded_mse, tap_decoder
 
 

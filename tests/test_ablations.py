@@ -1,7 +1,7 @@
 """The SimSiam and BYOL ablation switches (issue 16; docs/ablations.md): each one
 changes the computation as intended, in the standalone models, the standalone
 trainer (``baselines.trainer``) and the clip-level heads of the ELo objective
-(``heads.simsiam`` / ``heads.byol``, trained by ``elo.trainer``).
+(``heads.simsiam`` / ``heads.byol``, trained by ``elo.train.trainer``).
 
 Every assertion is exact or structural (which tensors get gradients, which
 parameters move, which learning rates the optimizer holds), so it holds on any CPU.
@@ -28,11 +28,11 @@ from baselines.simsiam import (
     softmax_cross_entropy,
 )
 from elo.errors import ConfigError
-from elo.heads import EncoderOutput, FeatureSpec, HeadInputs
-from elo.model import ELoModel
-from elo.objective import Weights
-from elo.terms import TermKey
-from elo.trainer import lr_factor, make_optimizer, make_scheduler, train_model
+from elo.model.heads import EncoderOutput, FeatureSpec, HeadInputs
+from elo.model.network import ELoModel
+from elo.model.objective import Weights
+from elo.model.terms import TermKey
+from elo.train.trainer import lr_factor, make_optimizer, make_scheduler, train_model
 
 SPEC = {"rgb": FeatureSpec("rgb", 8, (), (3, 2, 4, 4))}
 
@@ -428,7 +428,7 @@ def test_elo_optimizer_keeps_the_simsiam_predictor_lr_fixed() -> None:
 
 
 def test_elo_trainer_with_frozen_predictor_and_tau_zero(tmp_path: Path) -> None:
-    """Through ``elo.trainer.train_model``: a ``fixed`` SimSiam predictor ends at its
+    """Through ``elo.train.trainer.train_model``: a ``fixed`` SimSiam predictor ends at its
     initial weights while the encoder moves; BYOL with constant τ = 0 ends with the
     target equal to the online encoder."""
     heads = {"simsiam": {"proj_dim": 16, "predictor": "fixed"}}

@@ -6,7 +6,7 @@ SimSiam (arXiv 2011.10566) through the real trainer (``baselines.trainer.fit``: 
 torchvision v2 view pipeline, SGD momentum 0.9, wd 1e-4, cosine decay, fixed
 predictor lr; base lr 0.1 · B/256, twice the paper's 0.05 for a 100-step run) on
 scikit-learn's digits upsampled to 16 px. Measured with
-``elo.probe.knn_accuracy`` (cosine kNN, k=20) on the backbone's pooled embedding in
+``elo.evaluation.probe.knn_accuracy`` (cosine kNN, k=20) on the backbone's pooled embedding in
 eval mode, on the same stratified split for both encoders; the random encoder is the
 trained one's exact initial weights (same seed, architecture and width).
 

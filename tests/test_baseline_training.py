@@ -15,8 +15,8 @@ import torch.nn.functional as F
 
 from baselines.trainer import fit, load_baseline_config, train_baseline
 from elo.errors import ConfigError
-from elo.export import load_encoder
 from elo.rundir import read_jsonl
+from elo.train.export import load_encoder
 
 TINY = [
     "encoder.arch=small_cnn",

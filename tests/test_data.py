@@ -11,7 +11,7 @@ import torch
 from _media import moving_square, tone, write_video
 
 from elo.config import load_config
-from elo.data import make_loader, open_dataset, scan, select_split
+from elo.data.datasets import make_loader, open_dataset, scan, select_split
 from elo.errors import DataError
 
 
@@ -101,7 +101,7 @@ def test_unlabeled_tree_and_csv_manifest(tmp_path: Path) -> None:
 
 
 def test_deterministic_stratified_split_without_lists(tmp_path: Path) -> None:
-    from elo.data import VideoIndex, VideoRecord
+    from elo.data.datasets import VideoIndex, VideoRecord
 
     recs = [
         VideoRecord(tmp_path / f"{c}/{i}.mp4", f"{c}/{i}.mp4", c)

@@ -10,9 +10,9 @@ import torch
 
 import elo
 from elo.config import compose, configs_dir
-from elo.encoders import build_audio_encoder, build_encoder, build_video_encoder
 from elo.errors import ConfigError
-from elo.export import save_encoder
+from elo.model.encoders import build_audio_encoder, build_encoder, build_video_encoder
+from elo.train.export import save_encoder
 
 
 @pytest.mark.parametrize("conv", ["2plus1d", "3d", "2d"])
@@ -47,7 +47,7 @@ def test_paper_scale_config_is_a_2plus1d_resnet50() -> None:
 
 
 def test_every_model_config_builds_every_modality() -> None:
-    from elo.encoders_tv import build_encoder as build_model_encoder
+    from elo.model.encoders_tv import build_encoder as build_model_encoder
 
     for path in sorted((configs_dir() / "model").glob("*.yaml")):
         cfg = compose(path)
@@ -103,8 +103,8 @@ def _effective_rank(e: torch.Tensor) -> float:
 def demo_test_clips(tmp_path_factory: pytest.TempPathFactory) -> torch.Tensor:
     """RGB clips of the demo test split, as the demo experiment feeds the encoder."""
     from elo.config import load_config
-    from elo.data import make_loader
-    from elo.demo_data import make_demo
+    from elo.data.datasets import make_loader
+    from elo.data.demo_data import make_demo
 
     root = make_demo(tmp_path_factory.mktemp("rank") / "demo", clips=160, seed=0, workers=0,
                      test_fraction=0.5)  # fmt: skip

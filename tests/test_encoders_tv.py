@@ -13,10 +13,10 @@ from test_tasks import real_batch, tiny_cfg, write_clips
 
 import elo
 from elo.config import load_config
-from elo.encoders_tv import R2Plus1D18Encoder, build_encoder, build_r2plus1d_18
 from elo.errors import ConfigError
-from elo.objective import Weights, terms_from_config
-from elo.trainer import train_model
+from elo.model.encoders_tv import R2Plus1D18Encoder, build_encoder, build_r2plus1d_18
+from elo.model.objective import Weights, terms_from_config
+from elo.train.trainer import train_model
 
 
 def test_it_is_torchvision_r2plus1d_18() -> None:

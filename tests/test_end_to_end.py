@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from elo.config import load_config
-from elo.objective import Weights, terms_from_config
+from elo.model.objective import Weights, terms_from_config
 from elo.rundir import read_jsonl
 
 TINY = """

@@ -9,7 +9,7 @@ import torch
 from _media import moving_square
 
 from elo.errors import DataError
-from elo.evaluate import (
+from elo.evaluation.evaluate import (
     build_pixel_stats_encoder,
     embed,
     evaluate,
@@ -149,8 +149,8 @@ def labeled_videos(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def exported_reference(labeled_videos):
-    from elo.evaluate import PIXEL_STATS_BUILDER
-    from elo.export import save_encoder
+    from elo.evaluation.evaluate import PIXEL_STATS_BUILDER
+    from elo.train.export import save_encoder
 
     out = labeled_videos[0].parent / "enc"
     save_encoder(

@@ -10,7 +10,7 @@ import yaml
 from torch import nn
 
 from elo.errors import ConfigError
-from elo.export import CONFIG_FILE, load_encoder, save_encoder
+from elo.train.export import CONFIG_FILE, load_encoder, save_encoder
 
 
 def build_toy(width: int = 4) -> nn.Module:
@@ -75,8 +75,8 @@ def test_allowed_builder_arguments_are_validated(
 
 def test_real_builders_round_trip(tmp_path: Path) -> None:
     """Every builder the project exports with stays loadable under the allow-list."""
-    from elo.encoders import build_video_encoder
-    from elo.evaluate import PIXEL_STATS_BUILDER, build_pixel_stats_encoder
+    from elo.evaluation.evaluate import PIXEL_STATS_BUILDER, build_pixel_stats_encoder
+    from elo.model.encoders import build_video_encoder
 
     torch.manual_seed(0)
     enc = build_video_encoder(width=4, depth=2, embed_dim=8)
@@ -98,7 +98,7 @@ def test_invalid_yaml_one_line(tmp_path: Path) -> None:
 
 
 def test_round_trip_allowed_builder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import elo.export as ex
+    import elo.train.export as ex
 
     monkeypatch.setitem(
         ex.ENCODER_BUILDERS, "tests.test_export:build_toy", {"width": ex._int(1, 9)}
@@ -114,7 +114,7 @@ def test_round_trip_allowed_builder(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 
 
 def test_mismatched_weights_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import elo.export as ex
+    import elo.train.export as ex
 
     monkeypatch.setitem(
         ex.ENCODER_BUILDERS, "tests.test_export:build_toy", {"width": ex._int(1, 9)}

@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 from _media import frame_index_pattern, moving_square, tone, write_audio_only, write_video
 
-from elo.cache import ClipCache, spec_from_config
 from elo.config import load_config
-from elo.extract import extract_paths, find_videos
+from elo.data.cache import ClipCache, spec_from_config
+from elo.data.extract import extract_paths, find_videos
 from elo.rundir import read_jsonl
 
 # file -> expected substring of the skip reason
@@ -116,14 +116,14 @@ def test_broken_inputs_are_skipped_with_reasons_and_good_ones_extracted(
     assert sum(s.reasons.values()) == len(BROKEN) and f"{len(BROKEN)} skipped" in s.line()
 
     # second run: decodes nothing (decoding would fail loudly), same outcome
-    import elo.video
+    import elo.data.video
 
-    orig = elo.video.decode_video
-    elo.video.decode_video = lambda *a, **k: (_ for _ in ()).throw(AssertionError("decoded"))  # type: ignore[assignment]
+    orig = elo.data.video.decode_video
+    elo.data.video.decode_video = lambda *a, **k: (_ for _ in ()).throw(AssertionError("decoded"))  # type: ignore[assignment]
     try:
         s2 = extract_paths(paths, cache, spec, workers=0, progress=False)
     finally:
-        elo.video.decode_video = orig
+        elo.data.video.decode_video = orig
     assert (s2.ok, s2.cached, s2.skipped) == (0, len(GOOD), len(BROKEN))
 
 
@@ -227,20 +227,20 @@ def test_cli_extract_prints_summary_and_fails_when_nothing_usable(tmp_path: Path
 def _crash_on_marked(
     path: object, root: object, spec: object, retry: bool = False, window: object = None
 ) -> dict:
-    """Runs in a worker (pickled by reference); there ``elo.extract`` is unpatched."""
-    import elo.extract
+    """Runs in a worker (pickled by reference); there ``elo.data.extract`` is unpatched."""
+    import elo.data.extract
 
     if "crash" in str(path):
         os._exit(3)  # what a segfaulting decoder looks like to the pool
-    return elo.extract.extract_one(path, root, spec, retry, window)  # type: ignore[arg-type]
+    return elo.data.extract.extract_one(path, root, spec, retry, window)  # type: ignore[arg-type]
 
 
 def test_a_crashing_worker_loses_only_its_file(
     corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import elo.extract
+    import elo.data.extract
 
-    monkeypatch.setattr(elo.extract, "extract_one", _crash_on_marked)
+    monkeypatch.setattr(elo.data.extract, "extract_one", _crash_on_marked)
     crash = tmp_path / "crash.mp4"
     crash.write_bytes((corpus / "a/with_audio.mp4").read_bytes())
     paths = [corpus / n for n in GOOD] + [crash]

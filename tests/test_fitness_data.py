@@ -40,7 +40,7 @@ def test_heldout_videos_fraction_deterministic_and_stable() -> None:
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from elo.demo_data import make_demo
+    from elo.data.demo_data import make_demo
 
     return make_demo(
         tmp_path_factory.mktemp("demo") / "demo", clips=30, classes=3, seed=0, workers=1
@@ -69,7 +69,7 @@ def test_training_loader_and_fitness_clips_are_disjoint_and_not_test(demo: Path)
 
 
 def _encoder(seed: int = 0) -> torch.nn.Module:
-    from elo.encoders import build_video_encoder
+    from elo.model.encoders import build_video_encoder
 
     torch.manual_seed(seed)
     return build_video_encoder({"width": 8, "conv": "2plus1d"})
@@ -116,7 +116,7 @@ def test_recalibrated_bn_equals_batch_statistics_over_the_clips() -> None:
 
 
 def test_centre_crop_cuts_every_modality_to_the_model_input_around_the_centre() -> None:
-    from elo.model import input_shapes
+    from elo.model.network import input_shapes
     from search.fitness_data import centre_crop
 
     cfg = load_config("demo")
@@ -140,7 +140,7 @@ def test_a_trial_trains_without_the_slice_and_scores_on_it(demo: Path) -> None:
     fitness embeds exactly them; the test split is refused as fitness clips."""
     import csv
 
-    from elo.objective import Weights, terms_from_config
+    from elo.model.objective import Weights, terms_from_config
     from search.run import search_settings
     from search.trainable import TrialContext, _training_loader, evaluate
 

@@ -14,12 +14,12 @@ import numpy as np
 import pytest
 from _media import moving_square, tone, write_video
 
-from elo.cache import ClipCache, ExtractSpec, spec_from_config
 from elo.cli import extract_main
 from elo.config import load_config
-from elo.extract import extract_one, extract_paths
+from elo.data.cache import ClipCache, ExtractSpec, spec_from_config
+from elo.data.extract import extract_one, extract_paths
+from elo.data.video import MAX_GAP_SECONDS, decode_video
 from elo.rundir import read_jsonl
-from elo.video import MAX_GAP_SECONDS, decode_video
 
 
 def _spec(*over: str, mods: tuple[str, ...] = ("rgb", "audio")) -> ExtractSpec:
@@ -153,7 +153,7 @@ def test_timestamp_gap_is_bridged_by_at_most_one_second(
     """4 frames with a 120 s gap became 961 frames; now the last frame is held for
     MAX_GAP_SECONDS and the timeline jumps, with one warning naming the file."""
     video = _write_timed(tmp_path / "gap.mkv", [0.0, 0.125, 0.25, 120.25])
-    with caplog.at_level(logging.WARNING, logger="elo.video"):
+    with caplog.at_level(logging.WARNING, logger="elo.data.video"):
         dec = decode_video(video, fps=8.0, size=32, audio=False)
     assert 4 <= len(dec.frames) <= 3 + int(MAX_GAP_SECONDS * 8) + 1
     assert dec.times[-1] == pytest.approx(120.25)

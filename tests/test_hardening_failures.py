@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from ray.tune.search import Searcher
 
-from elo.cache import clear_stale_temps
+from elo.data.cache import clear_stale_temps
 from elo.errors import LockedError
 from elo.rundir import DirLock, atomic_write_text
 from search.searcher import MAX_REQUEUES, EvolutionSearcher

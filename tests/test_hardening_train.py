@@ -19,7 +19,7 @@ from test_trainer import run_cfg, train_cmd, weights_for
 
 from elo.errors import LockedError
 from elo.rundir import DirLock, read_jsonl
-from elo.trainer import train_model
+from elo.train.trainer import train_model
 
 STEPS = 12
 

@@ -11,9 +11,9 @@ from _media import moving_square, write_video
 
 from elo.cli import extract_main
 from elo.config import load_config
-from elo.data import open_dataset
+from elo.data.datasets import open_dataset
+from elo.data.layouts import scan, select_split
 from elo.errors import DataError
-from elo.layouts import scan, select_split
 
 CLASSES = ["Jump", "Run", "Swim"]
 

@@ -17,8 +17,8 @@ import pytest
 import torch
 
 from elo.config import load_config
-from elo.data import open_dataset
-from elo.demo_data import make_demo
+from elo.data.datasets import open_dataset
+from elo.data.demo_data import make_demo
 
 CHANCE = 1 / 8
 MARGIN = 0.15

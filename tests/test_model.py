@@ -12,10 +12,10 @@ import torch
 from test_tasks import MODS, real_batch, tiny_cfg
 
 from elo.errors import DataError
-from elo.model import ELoModel, embed
-from elo.objective import Weights, enumerate_terms
-from elo.terms import TermKey
-from elo.views import crop_time, order_view
+from elo.model.network import ELoModel, embed
+from elo.model.objective import Weights, enumerate_terms
+from elo.model.terms import TermKey
+from elo.model.views import crop_time, order_view
 
 batch = test_tasks.batch  # session fixtures: one real dataset for all model tests
 clips_dir = test_tasks.clips_dir
@@ -66,7 +66,7 @@ def test_zero_weight_terms_and_unneeded_encoders_are_skipped(batch: dict[str, An
     out = model(no_audio, step=0)
     assert calls == {"rgb": 1}
     assert set(out.raw) == on
-    # each term divided by its scale (objective.normalize, elo/model.py)
+    # each term divided by its scale (objective.normalize, elo/model/network.py)
     scale = model.term_scales()
     assert all(torch.allclose(model.loss_scale[i], out.raw[str(t)].detach())
                for i, t in enumerate(model.active))  # fmt: skip
@@ -174,7 +174,7 @@ def test_embed_gives_pooled_embeddings_in_eval_mode(batch: dict[str, Any]) -> No
 
 
 def test_embed_works_for_an_encoder_without_parameters() -> None:
-    from elo.evaluate import PixelStatsEncoder
+    from elo.evaluation.evaluate import PixelStatsEncoder
 
     enc = PixelStatsEncoder(in_channels=3, grid=2).train()
     assert not list(enc.parameters()) and not list(enc.buffers())
@@ -196,7 +196,7 @@ def scaled_tasks() -> Any:
     """Two copies of a reconstruction-like loss whose raw scales differ 1000x."""
     from dataclasses import dataclass
 
-    from elo.heads import TASKS, TaskHead
+    from elo.model.heads import TASKS, TaskHead
 
     def make(name: str, factor: float) -> type[TaskHead]:
         class Scaled(TaskHead):
@@ -318,7 +318,7 @@ def test_bad_normalize_option_names_the_key() -> None:
 
 # -- train-time random windows and crops -----------------------------------------------
 def test_longer_larger_inputs_are_cut_at_random_in_training_at_the_centre_in_eval() -> None:
-    from elo.views import centre_crop
+    from elo.model.views import centre_crop
 
     cfg = tiny_cfg()  # the model sees 8 frames of 32x32
     term = TermKey.parse("rgb/reconstruction")

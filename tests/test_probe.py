@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from elo.errors import DataError
-from elo.probe import choose_c, knn_accuracy, knn_probe, linear_probe
+from elo.evaluation.probe import choose_c, knn_accuracy, knn_probe, linear_probe
 
 
 def _blobs(n_per: list[int], d: int = 8, sep: float = 4.0, seed: int = 0):

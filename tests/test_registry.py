@@ -12,7 +12,7 @@ import pytest
 
 import tasks as tasks_pkg
 from elo.errors import ConfigError
-from elo.heads import TASKS
+from elo.model.heads import TASKS
 from elo.registry import Registry
 
 
@@ -62,7 +62,7 @@ def test_discovers_a_task_file_dropped_into_tasks(
     (drop / f"{mod}.py").write_text(
         textwrap.dedent(
             f"""
-            from elo.heads import TASKS, TaskHead
+            from elo.model.heads import TASKS, TaskHead
 
             @TASKS.register()
             class SpeedHead(TaskHead):
@@ -90,7 +90,7 @@ def test_entry_point_plugin_registers(tmp_path: Path, monkeypatch: pytest.Monkey
     (tmp_path / f"{name}_pkg.py").write_text(
         textwrap.dedent(
             f"""
-            from elo.heads import TASKS, TaskHead
+            from elo.model.heads import TASKS, TaskHead
 
             @TASKS.register()
             class PluginHead(TaskHead):

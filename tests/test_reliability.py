@@ -14,8 +14,8 @@ import pytest
 from _media import moving_square, write_video
 
 from elo.config import load_config
-from elo.data import drop_absent_modalities
-from elo.objective import terms_from_config
+from elo.data.datasets import drop_absent_modalities
+from elo.model.objective import terms_from_config
 from elo.rundir import read_jsonl
 
 

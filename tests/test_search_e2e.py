@@ -19,7 +19,7 @@ import pytest
 ray = pytest.importorskip("ray")
 
 from elo.config import load_config  # noqa: E402
-from elo.objective import Weights, terms_from_config  # noqa: E402
+from elo.model.objective import Weights, terms_from_config  # noqa: E402
 from elo.rundir import read_jsonl  # noqa: E402
 from search.run import (  # noqa: E402
     EVALUATIONS,
@@ -44,7 +44,7 @@ def ray_session() -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def demo_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from elo.demo_data import make_demo
+    from elo.data.demo_data import make_demo
 
     return make_demo(
         tmp_path_factory.mktemp("demo") / "demo", clips=24, classes=4, seed=0, workers=1

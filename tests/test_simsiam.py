@@ -18,8 +18,8 @@ from baselines.simsiam import (
     negative_cosine,
     simsiam_loss,
 )
-from elo.heads import TASKS, EncoderOutput, FeatureSpec, HeadInputs
-from elo.terms import TermKey
+from elo.model.heads import TASKS, EncoderOutput, FeatureSpec, HeadInputs
+from elo.model.terms import TermKey
 
 P = torch.tensor([[1.0, 2.0, 3.0]], dtype=torch.float64)
 Z = torch.tensor([[4.0, 5.0, 6.0]], dtype=torch.float64)

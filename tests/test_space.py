@@ -78,7 +78,7 @@ def test_seed_points_are_uniform_then_one_per_task() -> None:
 
 
 def test_from_config_uses_the_objective_terms() -> None:
-    from elo.heads import TASKS, TaskHead
+    from elo.model.heads import TASKS, TaskHead
 
     class _Stand(TaskHead):
         name = "zz_space_standin"

@@ -12,10 +12,10 @@ import pytest
 import torch
 from _media import moving_square, write_video
 
-from elo.heads import TASKS
-from elo.model import ELoModel, encoded_views
-from elo.objective import Weights, enumerate_terms
-from elo.terms import TermKey
+from elo.model.heads import TASKS
+from elo.model.network import ELoModel, encoded_views
+from elo.model.objective import Weights, enumerate_terms
+from elo.model.terms import TermKey
 
 MODS = ["rgb", "flow", "audio"]
 TINY = {"width": 8, "depth": 3, "embed_dim": 32}
@@ -68,7 +68,7 @@ def write_clips(
 
 
 def real_batch(root: Path, batch_size: int, modalities: list[str] | None = None) -> dict[str, Any]:
-    from elo.data import make_loader
+    from elo.data.datasets import make_loader
 
     loader = make_loader(
         tiny_cfg(),

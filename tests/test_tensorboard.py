@@ -11,7 +11,7 @@ from test_tasks import write_clips
 from test_trainer import ACTIVE, run_cfg, weights_for
 
 from elo.rundir import read_jsonl
-from elo.trainer import train_model
+from elo.train.trainer import train_model
 
 
 def _scalars(log_dir: Path) -> dict[str, list[tuple[int, float]]]:

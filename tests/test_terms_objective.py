@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from elo.errors import ConfigError
-from elo.heads import TASKS, TaskHead
-from elo.objective import Weights, enumerate_terms
-from elo.terms import TermKey
+from elo.model.heads import TASKS, TaskHead
+from elo.model.objective import Weights, enumerate_terms
+from elo.model.terms import TermKey
 
 
 @pytest.mark.parametrize(
@@ -146,7 +146,7 @@ def test_weights_file_shape_errors(tmp_path: Path) -> None:
 
 
 def test_config_all_tasks_minus_excluded(fake_tasks: list[str]) -> None:
-    from elo.objective import terms_from_config
+    from elo.model.objective import terms_from_config
 
     cfg = {"objective": {"modalities": ["rgb", "flow"], "tasks": "all", "exclude": ["zz_pair"]}}
     keys = [str(t) for t in terms_from_config(cfg)]

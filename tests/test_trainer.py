@@ -19,9 +19,9 @@ import yaml
 from test_tasks import real_batch, tiny_cfg, write_clips
 
 import elo
-from elo.objective import Weights, terms_from_config
+from elo.model.objective import Weights, terms_from_config
 from elo.rundir import read_jsonl
-from elo.trainer import NonFiniteLossError, lr_factor, train_model
+from elo.train.trainer import NonFiniteLossError, lr_factor, train_model
 
 ACTIVE = [
     "rgb/reconstruction",
@@ -139,7 +139,7 @@ def test_train_logs_every_term_and_exports_the_rgb_encoder(data: Path, tmp_path:
     for rec in log:
         assert set(ACTIVE) == {k[4:] for k in rec if k.startswith("raw/")}
         for key in ACTIVE:
-            # each term divided by its running scale (elo/model.py, objective.normalize)
+            # each term divided by its running scale (elo/model/network.py, objective.normalize)
             want = 0.5 * rec[f"raw/{key}"] / rec[f"scale/{key}"]
             assert rec[f"weighted/{key}"] == pytest.approx(want, rel=1e-5)
         assert rec["loss"] == pytest.approx(sum(rec[f"weighted/{k}"] for k in ACTIVE), rel=1e-4)
@@ -185,7 +185,7 @@ def test_cli_list_terms_and_uniform_default(data: Path, tmp_path: Path) -> None:
         "weighted/rgb/reconstruction",
         "weighted/rgb/temporal_order",
     }
-    # λ = 1: the raw term over its running scale (elo/model.py, objective.normalize)
+    # λ = 1: the raw term over its running scale (elo/model/network.py, objective.normalize)
     want = rec["raw/rgb/reconstruction"] / rec["scale/rgb/reconstruction"]
     assert rec["weighted/rgb/reconstruction"] == pytest.approx(want, rel=1e-5)
     assert (

@@ -17,9 +17,9 @@ from test_tasks import check_term, real_batch, single_term_model, tiny_cfg, writ
 
 import tasks as tasks_pkg
 from elo.config import load_config
-from elo.heads import TASKS, VIEWS
-from elo.objective import terms_from_config
-from elo.terms import TermKey
+from elo.model.heads import TASKS, VIEWS
+from elo.model.objective import terms_from_config
+from elo.model.terms import TermKey
 
 
 @pytest.fixture(scope="module")

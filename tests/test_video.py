@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from _media import click_track, frame_index_pattern, moving_square, onset_time, tone, write_video
 
+from elo.data.video import clip_starts, cut_clips, decode_video
 from elo.errors import DataError
-from elo.modality import MODALITIES
-from elo.video import clip_starts, cut_clips, decode_video
+from elo.model.modality import MODALITIES
 
 CONTAINERS = [".mp4", ".avi", ".mkv", ".webm", ".mov"]
 

@@ -20,7 +20,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import time
 
-    from elo.demo_data import make_demo
+    from elo.data.demo_data import make_demo
 
     t0 = time.perf_counter()
     out = make_demo(

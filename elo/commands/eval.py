@@ -75,8 +75,8 @@ def data_config(cfg: dict[str, Any], export_info: dict[str, Any]) -> dict[str, A
 
 
 def _folds(text: str, root: Any) -> list[int]:
+    from elo.data.layouts import scan
     from elo.errors import DataError
-    from elo.layouts import scan
 
     if text == "all":
         return scan(root).fold_numbers
@@ -102,12 +102,12 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from elo.config import deep_merge, load_config
-    from elo.data import make_loader
+    from elo.data.datasets import make_loader
     from elo.errors import DataError
-    from elo.evaluate import evaluate, save_confusion_png
-    from elo.export import load_encoder
-    from elo.probe import ProbeResult
+    from elo.evaluation.evaluate import evaluate, save_confusion_png
+    from elo.evaluation.probe import ProbeResult
     from elo.rundir import atomic_write_json, seed_everything
+    from elo.train.export import load_encoder
 
     t0 = time.perf_counter()
     seed_everything(args.seed)

@@ -29,8 +29,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def _kinetics_windows(root: Any) -> list[Any]:
     """(path, window) per row of a Kinetics folder (an untrimmed video is extracted
     only over its rows' windows, docs/datasets.md); [] for any other layout."""
+    from elo.data.layouts import scan
     from elo.errors import DataError
-    from elo.layouts import scan
 
     try:
         index = scan(root)
@@ -44,11 +44,11 @@ def _kinetics_windows(root: Any) -> list[Any]:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from elo.cache import spec_from_config
     from elo.config import load_config
-    from elo.data import default_cache_dir, read_manifest
+    from elo.data.cache import spec_from_config
+    from elo.data.datasets import default_cache_dir, read_manifest
+    from elo.data.extract import extract_paths, find_videos
     from elo.errors import DataError
-    from elo.extract import extract_paths, find_videos
 
     cfg = load_config(args.config, args.overrides)
     mods = [m.strip() for m in args.modalities.split(",") if m.strip()]

@@ -102,8 +102,8 @@ def resolve_config(args: argparse.Namespace) -> dict:
 
 
 def _drop_absent_modalities(cfg: dict[str, Any]) -> None:
-    from elo.data import drop_absent_modalities
-    from elo.objective import terms_from_config
+    from elo.data.datasets import drop_absent_modalities
+    from elo.model.objective import terms_from_config
 
     if (cfg.get("fitness") or {}).get("kind") == "synthetic":
         return  # the stand-in fitness trains nothing and reads no data

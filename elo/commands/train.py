@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
 
     from elo.config import apply_overrides, compose, deep_merge, resolve_config_path
     from elo.errors import ConfigError
-    from elo.objective import Weights, terms_from_config
+    from elo.model.objective import Weights, terms_from_config
 
     path = resolve_config_path(args.config)
     cfg = compose(path)
@@ -85,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
     import yaml
 
     from elo.rundir import atomic_write_text
-    from elo.trainer import train_model
+    from elo.train.trainer import train_model
 
     out = Path(args.out)
     atomic_write_text(out / "config.yaml", yaml.safe_dump(cfg, sort_keys=False))

@@ -2,7 +2,7 @@
 and audio resampled to mono at a target rate, on one shared timeline.
 
 Clips are windows of ``T`` frames of the decoded video (:func:`clip_starts`,
-:func:`cut_clips`), each a :class:`~elo.modality.DecodedClip` whose audio covers exactly
+:func:`cut_clips`), each a :class:`~elo.model.modality.DecodedClip` whose audio covers exactly
 the clip's time window.
 
 AAC priming: an AAC encoder emits 1024 "priming" samples before the first real sample.
@@ -25,7 +25,7 @@ from typing import Any, cast
 import numpy as np
 
 from elo.errors import DataError, TransientDataError
-from elo.modality import DecodedClip
+from elo.model.modality import DecodedClip
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 ResNet over log-mel for audio (ELo, arXiv 2002.12177, sec. 3: one network per
 modality; the paper uses (2+1)D ResNet-50 video networks, Tran et al. CVPR 2018).
 
-Both return :class:`elo.heads.EncoderOutput`: the feature pyramid (the output of each
+Both return :class:`elo.model.heads.EncoderOutput`: the feature pyramid (the output of each
 residual stage, level 1 = earliest; the taps distillation may use) and a pooled,
 projected embedding. The blocks are torchvision's video ResNet blocks
 (``torchvision.models.video.resnet``); the stem takes any number of input channels.
@@ -24,8 +24,8 @@ from torchvision.models import resnet as tv2d
 from torchvision.models.video import resnet as tvv
 
 from elo.errors import ConfigError
-from elo.heads import EncoderOutput
-from elo.modality import Encoder
+from elo.model.heads import EncoderOutput
+from elo.model.modality import Encoder
 
 _CONVS = {"2plus1d": tvv.Conv2Plus1D, "3d": tvv.Conv3DSimple, "2d": tvv.Conv3DNoTemporal}
 _VIDEO_BLOCKS: dict[str, type[nn.Module]] = {"basic": tvv.BasicBlock, "bottleneck": tvv.Bottleneck}

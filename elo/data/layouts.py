@@ -151,7 +151,7 @@ def _header(path: Path) -> list[str]:
 
 # -- Kinetics ------------------------------------------------------------------------------
 def _videos_by_stem(root: Path) -> dict[str, Path]:
-    from elo.extract import find_videos
+    from elo.data.extract import find_videos
 
     return {v.stem: v for v in find_videos(root)}
 
@@ -254,7 +254,7 @@ def _path_label_lists(root: Path) -> list[Path]:
 
 
 def _labeled_folder(root: Path, classes: list[str] | None = None) -> VideoIndex:
-    from elo.extract import find_videos
+    from elo.data.extract import find_videos
 
     videos = find_videos(root)
     rels = [v.relative_to(root).as_posix() for v in videos]
@@ -321,7 +321,7 @@ def read_path_label_lists(root: Path, lists: Sequence[Path]) -> VideoIndex:
 # -- scan / select -------------------------------------------------------------------------
 def scan(root: str | Path, *, labeled: bool | None = None) -> VideoIndex:
     """Index a dataset root in the first layout that matches (module docstring)."""
-    from elo.extract import find_videos
+    from elo.data.extract import find_videos
 
     root = Path(root)
     if root.is_file() and root.suffix.lower() in (".csv", ".txt"):

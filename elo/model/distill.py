@@ -22,8 +22,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from elo.errors import ConfigError
-from elo.heads import FeatureSpec, HeadInputs, TaskHead
-from elo.terms import TermKey
+from elo.model.heads import FeatureSpec, HeadInputs, TaskHead
+from elo.model.terms import TermKey
 
 
 def _masked(per_sample: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:

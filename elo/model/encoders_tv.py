@@ -26,8 +26,8 @@ import torch
 from torch import nn
 
 from elo.errors import ConfigError
-from elo.heads import EncoderOutput
-from elo.modality import Encoder
+from elo.model.heads import EncoderOutput
+from elo.model.modality import Encoder
 
 ARCH = "r2plus1d_18"
 BUILDER = "elo.encoders_tv:build_r2plus1d_18"
@@ -91,9 +91,9 @@ def build_encoder(
 ) -> tuple[Encoder, dict[str, Any]]:
     """The encoder of ``modality`` and the kwargs that rebuild it: torchvision's
     R(2+1)D-18 when ``model.<modality>.arch`` is ``r2plus1d_18``, else the project's
-    own encoders (:func:`elo.encoders.build_encoder`)."""
+    own encoders (:func:`elo.model.encoders.build_encoder`)."""
     if (section or {}).get("arch") != ARCH:
-        from elo.encoders import build_encoder as build_own
+        from elo.model.encoders import build_encoder as build_own
 
         return build_own(modality, dict(section) if section is not None else None)
     if modality not in CHANNELS:

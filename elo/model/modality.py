@@ -8,7 +8,7 @@ A modality lives in one file of ``modalities/`` and registers an instance-less c
         name = "rgb"
         ...
 
-Its encoder returns an :class:`~elo.heads.EncoderOutput`: a feature pyramid (the taps
+Its encoder returns an :class:`~elo.model.heads.EncoderOutput`: a feature pyramid (the taps
 distillation may use, level 1 = earliest) and a pooled embedding.
 """
 
@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from elo.heads import EncoderOutput
+from elo.model.heads import EncoderOutput
 from elo.registry import Registry
 
 MODALITIES: Registry[type[Modality]] = Registry(

@@ -1,4 +1,4 @@
-"""Train an :class:`~elo.model.ELoModel` with fixed loss weights (ELo, arXiv 2002.12177:
+"""Train an :class:`~elo.model.network.ELoModel` with fixed loss weights (ELo, arXiv 2002.12177:
 the search's proxy runs and the final distillation into the RGB network).
 
 AdamW or SGD, linear warm-up then cosine decay, gradient-norm clipping, one seed for
@@ -24,8 +24,8 @@ import torch
 
 from elo.config import merge_checked
 from elo.errors import ConfigError, EloError
-from elo.model import STUDENT, ELoModel
-from elo.objective import Weights
+from elo.model.network import STUDENT, ELoModel
+from elo.model.objective import Weights
 from elo.rundir import (
     DirLock,
     append_jsonl,
@@ -34,7 +34,7 @@ from elo.rundir import (
     read_jsonl,
     seed_everything,
 )
-from elo.tblog import TrainingBoard
+from elo.train.tblog import TrainingBoard
 
 log = logging.getLogger(__name__)
 
@@ -179,14 +179,14 @@ def batch_stream(
 ) -> Iterator[Any]:
     """Batches for steps ``start, start+1, ...``, in the same order whatever ``start``.
 
-    A map-style dataset (from ``elo.data.make_loader`` or a given DataLoader) is read
+    A map-style dataset (from ``elo.data.datasets.make_loader`` or a given DataLoader) is read
     through :class:`ResumableBatchSampler`; any other iterable is cycled and the first
     ``start`` batches are skipped.
     """
     from torch.utils.data import DataLoader
 
     if loader is None:
-        from elo.data import make_loader
+        from elo.data.datasets import make_loader
 
         loader = make_loader(
             dict(cfg),
@@ -340,7 +340,7 @@ def _train_model(
         history.append(rec)
         if out is not None:
             append_jsonl(out / LOG_FILE, rec)
-            if board is not None:  # the TensorBoard view of this record (elo/tblog.py)
+            if board is not None:  # the TensorBoard view of this record (elo/train/tblog.py)
                 board.step(rec)
             if every > 0 and (step + 1) % every == 0 and step + 1 < steps:
                 save_checkpoint(
@@ -396,14 +396,14 @@ def _progress(enabled: bool, start: int, total: int) -> Any:
 def export_student(
     out: Path, model: ELoModel, cfg: Mapping[str, Any], weights: Weights, steps: int
 ) -> Path:
-    """``out/rgb_encoder.safetensors`` + ``out/encoder.yaml`` (see :mod:`elo.export`)."""
-    from elo.encoders_tv import export_builder
-    from elo.export import save_encoder
-    from elo.model import input_shapes
+    """``out/rgb_encoder.safetensors`` + ``out/encoder.yaml`` (see :mod:`elo.train.export`)."""
+    from elo.model.encoders_tv import export_builder
+    from elo.model.network import input_shapes
+    from elo.train.export import save_encoder
 
     norm: dict[str, Any] = {}
     try:
-        from elo.modality import MODALITIES
+        from elo.model.modality import MODALITIES
 
         mods = (cfg.get("data", {}) or {}).get("modalities", {}) or {}
         params = MODALITIES.get(STUDENT).params(mods.get(STUDENT))

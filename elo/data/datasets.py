@@ -1,8 +1,8 @@
 """Datasets of video clips read from the extraction cache, and their DataLoader.
 
-Sources: every layout of :func:`elo.layouts.scan` (CSV manifest, Kinetics CSVs, UCF101
+Sources: every layout of :func:`elo.data.layouts.scan` (CSV manifest, Kinetics CSVs, UCF101
 and HMDB51 split lists, mmaction2-style ``path label`` lists, labeled or unlabeled
-folders); ``split`` / ``data.fold`` pick the clips (:func:`elo.layouts.select_split`).
+folders); ``split`` / ``data.fold`` pick the clips (:func:`elo.data.layouts.select_split`).
 Batches follow the shared contract (see ``collate``).
 """
 
@@ -17,14 +17,14 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from elo.cache import ClipCache, ExtractSpec, read_npy_row, spec_from_config
+from elo.data.cache import ClipCache, ExtractSpec, read_npy_row, spec_from_config
+from elo.data.layouts import VideoIndex, VideoRecord, read_manifest, scan, select_split
+from elo.data.video import VIDEO_SUFFIXES
 from elo.errors import DataError
-from elo.layouts import VideoIndex, VideoRecord, read_manifest, scan, select_split
-from elo.video import VIDEO_SUFFIXES
 
 log = logging.getLogger(__name__)
 
-# The layouts and split rules live in elo/layouts.py; re-exported here for callers.
+# The layouts and split rules live in elo/data/layouts.py; re-exported here for callers.
 __all__ = [
     "VideoIndex", "VideoRecord", "read_manifest", "scan", "select_split", "ClipDataset",
     "collate", "default_cache_dir", "open_dataset", "make_loader", "drop_absent_modalities",
@@ -46,7 +46,7 @@ class ClipDataset(Dataset[dict[str, Any]]):
         spec: ExtractSpec,
         crop: tuple[int, int] | None = None,
     ) -> None:
-        from elo.modality import MODALITIES
+        from elo.model.modality import MODALITIES
 
         self.index = index
         self.spec = spec
@@ -122,7 +122,7 @@ class ClipDataset(Dataset[dict[str, Any]]):
                 sq, n = sq + float((a * a).sum()), n + a.size
         scale = float(f"{np.sqrt(sq / max(n, 1)):.3g}") if sq > 0 else 1.0
         atomic_write_json(path, {"scale": scale, "clips": len(have[::step][:sample]),
-                                 "what": f"RMS of cached {m} (elo.data.ClipDataset)"})  # fmt: skip
+                                 "what": f"RMS of cached {m} (elo.data.datasets.ClipDataset)"})  # fmt: skip
         return scale
 
     # -- labels -----------------------------------------------------------------------
@@ -171,7 +171,7 @@ class ClipDataset(Dataset[dict[str, Any]]):
             else:
                 out[m] = self.classes[m].to_tensor(arr, self.params[m])  # type: ignore[attr-defined]
                 if self.crop is not None:
-                    from elo.views import centre_crop
+                    from elo.model.views import centre_crop
 
                     out[m] = centre_crop(out[m], self.shapes[m])
             present[m] = ok
@@ -255,8 +255,8 @@ def open_dataset(
 
     With ``data.clip.extra_frames`` / ``extra_pixels`` the cache holds longer, larger
     clips; items are centre-cropped to ``clip.frames`` x ``clip.size`` unless
-    ``uncropped`` (training: the model cuts random windows, :mod:`elo.model`)."""
-    from elo.extract import extract_paths
+    ``uncropped`` (training: the model cuts random windows, :mod:`elo.model.network`)."""
+    from elo.data.extract import extract_paths
 
     root, cache_dir = _root_and_cache(cfg, root, cache_dir)
     spec = spec_from_config(cfg, modalities)

@@ -28,8 +28,8 @@ import torch
 from torch import nn
 
 from elo.errors import ConfigError
+from elo.model.terms import Arity, TermKey
 from elo.registry import Registry
-from elo.terms import Arity, TermKey
 
 
 @dataclass
@@ -45,7 +45,7 @@ TASKS: Registry[type[TaskHead]] = Registry(
 #: ``fn(x, *, modality, generator) -> (x_view, info)`` where ``info`` holds per-sample
 #: targets the head needs (e.g. ``{"order_label": B}``). ``"base"`` is the identity.
 ViewFn = Callable[..., tuple[torch.Tensor, dict[str, torch.Tensor]]]
-VIEWS: Registry[ViewFn] = Registry("view", packages=("elo.views", "baselines"))
+VIEWS: Registry[ViewFn] = Registry("view", packages=("elo.model.views", "baselines"))
 
 
 @dataclass(frozen=True)

@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from elo.cache import CacheEntry, ClipCache, ExtractSpec, Window, clear_stale_temps
+from elo.data.cache import CacheEntry, ClipCache, ExtractSpec, Window, clear_stale_temps
+from elo.data.video import VIDEO_SUFFIXES
 from elo.errors import DataError, TransientDataError
 from elo.rundir import DirLock, append_jsonl, disk_errors
-from elo.video import VIDEO_SUFFIXES
 
 log = logging.getLogger(__name__)
 
@@ -84,8 +84,8 @@ def extract_one(
     ``window`` = (start, end) seconds: only that span of the file (its own entry)."""
     import numpy as np
 
-    from elo.modality import MODALITIES
-    from elo.video import clip_starts, cut_clips, decode_video, is_transient, pad_video
+    from elo.data.video import clip_starts, cut_clips, decode_video, is_transient, pad_video
+    from elo.model.modality import MODALITIES
 
     path = Path(path)
     t0 = time.perf_counter()
@@ -364,7 +364,13 @@ def _mp_context() -> Any:
     if method == "forkserver":
         # imported once in the server instead of once per worker
         ctx.set_forkserver_preload(
-            ["elo.extract", "elo.video", "modalities.rgb", "modalities.flow", "modalities.audio"]
+            [
+                "elo.data.extract",
+                "elo.data.video",
+                "modalities.rgb",
+                "modalities.flow",
+                "modalities.audio",
+            ]
         )
     return ctx
 

@@ -1,4 +1,4 @@
-"""Views: derived encoder inputs that tasks request by name (see ``elo.heads.VIEWS``).
+"""Views: derived encoder inputs that tasks request by name (see ``elo.model.heads.VIEWS``).
 
 The model builds the union of the views its active heads request, once per step, and
 runs each encoder once per (modality, view). Every view call of one step gets a fresh
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import torch
 
-from elo.heads import VIEWS
+from elo.model.heads import VIEWS
 
 ORDER_CLASSES = ("in_order", "shuffled", "reversed")
 ALIGN_WINDOW = 0.5  # fraction of the clip each alignment window covers

@@ -6,8 +6,8 @@ Protocols (as in ELo, arXiv 2002.12177, §4, and the self-supervised video
 literature it compares with):
 
 * ``linear``: frozen embeddings, standardized logistic regression
-  (:func:`elo.probe.linear_probe`; C chosen by balanced accuracy on held-out train).
-* ``knn``: frozen embeddings, weighted cosine kNN (:func:`elo.probe.knn_probe`).
+  (:func:`elo.evaluation.probe.linear_probe`; C chosen by balanced accuracy on held-out train).
+* ``knn``: frozen embeddings, weighted cosine kNN (:func:`elo.evaluation.probe.knn_probe`).
 * ``finetune``: encoder + a linear head trained end to end with cross-entropy for a
   few epochs (:func:`finetune`), then scored on the test split.
 
@@ -37,9 +37,9 @@ from torch import nn
 from torch.nn import functional as F
 
 from elo.errors import DataError
-from elo.heads import EncoderOutput
-from elo.modality import Encoder
-from elo.probe import ProbeResult, knn_probe, linear_probe, result_from_scores
+from elo.evaluation.probe import ProbeResult, knn_probe, linear_probe, result_from_scores
+from elo.model.heads import EncoderOutput
+from elo.model.modality import Encoder
 
 log = logging.getLogger(__name__)
 PIXEL_STATS_BUILDER = "elo.evaluate:build_pixel_stats_encoder"
@@ -92,7 +92,7 @@ class PixelStatsEncoder(Encoder):
 
 
 def build_pixel_stats_encoder(*, in_channels: int = 3, grid: int = 2) -> PixelStatsEncoder:
-    """Builder of :class:`PixelStatsEncoder` (exportable: ``elo.evaluate:build_pixel_stats_encoder``)."""
+    """Builder of :class:`PixelStatsEncoder` (exportable as builder id ``elo.evaluate:build_pixel_stats_encoder``)."""
     return PixelStatsEncoder(in_channels=in_channels, grid=grid)
 
 

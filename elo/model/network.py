@@ -24,12 +24,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from elo.distill import build_distill_head
-from elo.encoders_tv import build_encoder  # own encoders, or torchvision's R(2+1)D-18
 from elo.errors import ConfigError, DataError
-from elo.heads import TASKS, VIEWS, EncoderOutput, FeatureSpec, HeadInputs, TaskHead
-from elo.objective import Weights
-from elo.terms import TermKey
+from elo.model.distill import build_distill_head
+from elo.model.encoders_tv import build_encoder  # own encoders, or torchvision's R(2+1)D-18
+from elo.model.heads import TASKS, VIEWS, EncoderOutput, FeatureSpec, HeadInputs, TaskHead
+from elo.model.objective import Weights
+from elo.model.terms import TermKey
 
 STUDENT = "rgb"
 SCALE_FLOOR = 1e-3  # a term's scale never goes below this (losses near 0: no blow-up)
@@ -176,7 +176,7 @@ class ELoModel(nn.Module):
     @staticmethod
     def _head_class(term: TermKey) -> type[TaskHead]:
         if term.arity == "distill":
-            from elo.distill import DistillHead
+            from elo.model.distill import DistillHead
 
             return DistillHead
         return TASKS.get(term.task)
@@ -208,7 +208,7 @@ class ELoModel(nn.Module):
         to it: in training a random window and square per clip (seeded by step, the same
         fractions for every modality of a clip, so RGB, flow and audio stay in
         correspondence), otherwise the centre."""
-        from elo.views import crop_clips
+        from elo.model.views import crop_clips
 
         out = dict(batch)
         fr: tuple[torch.Tensor, torch.Tensor] | None = None
@@ -233,7 +233,7 @@ class ELoModel(nn.Module):
         """The modality's own training augmentation (``Modality.augment``), seeded."""
         if not (self.training and self.augment):
             return x
-        from elo.modality import MODALITIES
+        from elo.model.modality import MODALITIES
 
         if m not in MODALITIES:
             return x
@@ -336,7 +336,7 @@ class ELoModel(nn.Module):
 @torch.no_grad()
 def _module_device(module: nn.Module) -> torch.device:
     """The device of ``module``'s first parameter, else of its first buffer, else the CPU
-    (a module with neither, e.g. :class:`elo.evaluate.PixelStatsEncoder`)."""
+    (a module with neither, e.g. :class:`elo.evaluation.evaluate.PixelStatsEncoder`)."""
     for t in itertools.chain(module.parameters(), module.buffers()):
         return t.device
     return torch.device("cpu")

@@ -1,6 +1,6 @@
 """The weighted objective: which terms exist, their weights, and which are active.
 
-``L = Σ λ_k L_k`` over ordered term keys (see :mod:`elo.terms`), every λ ∈ [0, 1].
+``L = Σ λ_k L_k`` over ordered term keys (see :mod:`elo.model.terms`), every λ ∈ [0, 1].
 A term with λ below :data:`ACTIVE_EPS` is not computed at all.
 
 Weights file (what ``elo-train --weights`` reads and ``elo-search`` writes)::
@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from elo.errors import ConfigError
-from elo.terms import TermKey
+from elo.model.terms import TermKey
 
 ACTIVE_EPS = 1e-6
 
@@ -37,7 +37,7 @@ def enumerate_terms(
     each, the modality combinations its arity allows and its ``supports`` accepts, in
     ``modalities`` order; distillation terms come last, teacher-major.
     """
-    from elo.heads import TASKS
+    from elo.model.heads import TASKS
 
     names = list(tasks) if tasks is not None else TASKS.list()
     out: list[TermKey] = []
@@ -68,7 +68,7 @@ def terms_from_config(cfg: Mapping[str, Any]) -> list[TermKey]:
     tasks = obj.get("tasks", "all")
     exclude = set(obj.get("exclude", []) or [])
     if tasks in ("all", None):
-        from elo.heads import TASKS
+        from elo.model.heads import TASKS
 
         tasks = TASKS.list()
     for name in exclude:
@@ -85,7 +85,7 @@ def terms_from_config(cfg: Mapping[str, Any]) -> list[TermKey]:
 
 def _check_task(name: str) -> None:
     """An unknown name in ``objective.exclude`` is a typo worth an error."""
-    from elo.heads import TASKS
+    from elo.model.heads import TASKS
 
     TASKS.get(name)
 

@@ -60,11 +60,20 @@ _VIDEO_ARGS: dict[str, Callable[[Any], bool]] = {
     "stem_kernel": _int(1, 15),
 }
 
-#: the only builders an ``encoder.yaml`` may name: builder -> {argument: check}
+#: Builder ids are a file-format name, stable across releases: ``elo.encoders:…`` was the
+#: module path before the model moved to ``elo/model/`` (README, layout); exports written
+#: by any version name the same id. Id module -> the module that holds it today.
+_BUILDER_MODULES = {
+    "elo.encoders": "elo.model.encoders",
+    "elo.encoders_tv": "elo.model.encoders_tv",
+    "elo.evaluate": "elo.evaluation.evaluate",
+}
+
+#: the only builders an ``encoder.yaml`` may name: builder id -> {argument: check}
 ENCODER_BUILDERS: dict[str, dict[str, Callable[[Any], bool]]] = {
     "elo.encoders:build_video_encoder": _VIDEO_ARGS,
     "elo.encoders:build_audio_encoder": {k: v for k, v in _VIDEO_ARGS.items() if k != "conv"},
-    "elo.encoders_tv:build_r2plus1d_18": {  # torchvision's R(2+1)D-18 (elo/encoders_tv.py)
+    "elo.encoders_tv:build_r2plus1d_18": {  # torchvision's R(2+1)D-18 (elo/model/encoders_tv.py)
         "arch": _one_of("r2plus1d_18"),
         "in_channels": _int(1, 16),
         "embed_dim": _int(1, 65536),
@@ -161,6 +170,7 @@ def _check_builder(builder: str, kwargs: Any, where: str) -> None:
 
 def _resolve(builder: str) -> Any:
     mod, _, fn = builder.partition(":")
+    mod = _BUILDER_MODULES.get(mod, mod)
     try:
         return getattr(importlib.import_module(mod), fn)
     except (ImportError, AttributeError):

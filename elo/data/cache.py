@@ -116,7 +116,7 @@ def spec_from_config(
     """The extraction spec of an experiment config (its ``data`` section) or of a bare
     data section. Modality parameters: ``data.modalities.<name>.<key>`` overrides."""
     from elo.config import require
-    from elo.modality import MODALITIES
+    from elo.model.modality import MODALITIES
 
     data = cfg["data"] if "data" in cfg and isinstance(cfg["data"], Mapping) else cfg
     clip = data.get("clip", {})

@@ -1,0 +1,1 @@
+"""Evaluation of exported encoders: linear / kNN / fine-tune probes and their protocol."""

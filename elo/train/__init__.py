@@ -1,0 +1,1 @@
+"""Training with a fixed loss weighting, TensorBoard logging and the encoder export."""
