@@ -12,6 +12,7 @@ import importlib
 import logging
 import sys
 from collections.abc import Sequence
+from typing import Protocol, cast
 
 DESCRIPTIONS = {
     "search": "Evolve the weights of the self-supervised loss terms (CMA-ES or GA on Ray).",
@@ -45,15 +46,24 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _main(name: str, argv: Sequence[str] | None = None) -> int:
-    module = importlib.import_module(f"elo.commands.{name}")
+class Command(Protocol):
+    """A console command: a module (or object) with these two functions."""
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None: ...
+
+    def run(self, args: argparse.Namespace) -> int: ...
+
+
+def run_command(name: str, command: Command, argv: Sequence[str] | None = None) -> int:
+    """Parse ``argv`` for ``elo-<name>``, set up logging and run ``command``: the shared
+    frame of every console script, wherever the command lives (README, layout)."""
     parser = argparse.ArgumentParser(
         prog=f"elo-{name}",
         description=DESCRIPTIONS[name],
         formatter_class=HelpFormatter,
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    module.add_arguments(parser)
+    command.add_arguments(parser)
     if name in FOLD_COMMANDS:
         parser.add_argument(
             "--fold",
@@ -77,13 +87,18 @@ def _main(name: str, argv: Sequence[str] | None = None) -> int:
     from elo.errors import EloError
 
     try:
-        return int(module.run(args) or 0)
+        return int(command.run(args) or 0)
     except EloError as exc:
         print(f"elo-{name}: error: {exc}", file=sys.stderr)
         return int(getattr(exc, "exit_code", 2))  # 2; 143 for a SIGTERM-stopped elo-train
     except KeyboardInterrupt:
         print(f"elo-{name}: interrupted", file=sys.stderr)
         return 130
+
+
+def _main(name: str, argv: Sequence[str] | None = None) -> int:
+    module = importlib.import_module(f"elo.commands.{name}")
+    return run_command(name, cast(Command, module), argv)
 
 
 def search_main(argv: Sequence[str] | None = None) -> int:
