@@ -5,7 +5,9 @@ per core, each single-threaded). A file that cannot be used (missing, zero-lengt
 symlink loop, directory, not a video, truncated, audio-only, too short) is skipped
 with a one-line reason that goes to the report (JSON lines) and into the summary
 counts; it never stops the run. Finished files are committed to the cache one by one,
-so a killed run keeps them and the next run continues where it stopped.
+so a killed run keeps them and the next run continues where it stopped. One file's
+extraction, :func:`extract_one`, is in :mod:`elo.data.extract_file`; this module drives
+the run (the cache lock, the skip report, the process pool).
 """
 
 from __future__ import annotations
@@ -15,15 +17,18 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from elo.data.cache import CacheEntry, ClipCache, ExtractSpec, Window, clear_stale_temps
+from elo.data.cache import ClipCache, ExtractSpec, Window, clear_stale_temps
+from elo.data.extract_file import extract_one, skip_record
 from elo.data.video import VIDEO_SUFFIXES
-from elo.errors import DataError, TransientDataError
-from elo.rundir import DirLock, append_jsonl, disk_errors
+from elo.errors import DataError
+from elo.rundir import DirLock, append_jsonl
+
+__all__ = ["ExtractSummary", "extract_one", "extract_paths", "find_videos"]
 
 log = logging.getLogger(__name__)
 
@@ -43,153 +48,6 @@ def find_videos(root: str | Path) -> list[Path]:
             if not name.startswith(".") and Path(name).suffix.lower() in VIDEO_SUFFIXES:
                 out.append(Path(dirpath) / name)
     return sorted(out)
-
-
-def _skip(
-    path: Path, reason: str, t0: float, cached: bool = False, transient: bool = False
-) -> dict[str, Any]:
-    return {
-        "path": str(path),
-        "status": "skipped",
-        "reason": reason,
-        "remembered": cached,
-        "transient": transient,
-        "clips": 0,
-        "frames": 0,
-        "seconds": time.perf_counter() - t0,
-    }
-
-
-def _reason(exc: BaseException, path: Path) -> str:
-    msg = str(exc)
-    prefix = f"{path}: "
-    return msg[len(prefix) :] if msg.startswith(prefix) else msg
-
-
-def extract_one(
-    path: str | Path,
-    cache_root: str | Path,
-    spec: ExtractSpec,
-    retry_skipped: bool = False,
-    window: Window | None = None,
-) -> dict[str, Any]:
-    """Decode one file and cache every modality of ``spec`` it lacks; a record with
-    ``status`` ok / cached / skipped (+ ``reason``). Never raises for a bad file.
-
-    Only content errors (not a video, truncated, too short, non-finite values) are
-    remembered in the cache; an I/O or resource failure (EIO, EACCES, EMFILE, ENOMEM)
-    is reported with ``transient: true`` and retried by the next run. A remembered
-    skip is retried when ``retry_skipped`` (``elo-extract --retry-skipped``). A disk
-    that refuses a cache write raises :class:`DiskError` (one line, the path).
-    ``window`` = (start, end) seconds: only that span of the file (its own entry)."""
-    import numpy as np
-
-    from elo.data.video import clip_starts, cut_clips, decode_video, is_transient, pad_video
-    from elo.model.modality import MODALITIES
-
-    path = Path(path)
-    t0 = time.perf_counter()
-    cache = ClipCache(cache_root)
-    try:
-        entry = cache.entry(path, spec, window)
-        info = entry.clips()
-    except DataError as exc:
-        return _skip(path, _reason(exc, path), t0)
-    except OSError as exc:  # the cache entry could not be read: not the file's fault
-        return _skip(path, f"cannot read the cache entry ({exc.strerror})", t0, transient=True)
-    if info is not None and info.get("error"):
-        if not retry_skipped:
-            return _skip(path, str(info["error"]), t0, cached=True)
-        with disk_errors(entry.dir):
-            entry.forget()
-        info = None
-    missing = [m for m in spec.modalities if not entry.has(spec.modality_tag(m))]
-    if info is not None and not missing:
-        return {"path": str(path), "status": "cached", "clips": int(info["n"]), "frames": 0,
-                "padded": int(info.get("padded", 0)), "seconds": time.perf_counter() - t0}  # fmt: skip
-    padded = 0
-    try:
-        video = decode_video(
-            path, fps=spec.fps, size=spec.size, sample_rate=spec.sample_rate,
-            audio="audio" in missing, max_seconds=spec.max_seconds, window=window,
-        )  # fmt: skip
-        if info is not None:  # arrays exist: cut the missing modalities at the same frames
-            if info.get("padded"):
-                video, padded = pad_video(video, spec.frames)
-            starts = _indexed_starts(info, len(video.frames), spec.frames, path)
-        else:
-            if spec.short == "pad":
-                video, padded = pad_video(video, spec.frames)
-            starts = clip_starts(
-                len(video.frames), spec.frames, per_video=spec.per_video,
-                sampling=spec.sampling, stride=spec.stride,
-                rng=np.random.default_rng(entry.clip_seed(spec.seed)),
-            )  # fmt: skip
-        if not starts:
-            raise DataError(
-                f"{path}: too short: {len(video.frames)} frames at {spec.fps:g} fps, "
-                f"a clip needs {spec.frames} (data.clip.short=skip)"
-            )
-    except TransientDataError as exc:
-        return _skip(path, _reason(exc, path), t0, transient=True)
-    except DataError as exc:
-        return _remember(entry, path, _reason(exc, path), t0)
-    except Exception as exc:  # an unexpected failure: report it, don't remember it
-        return _skip(
-            path, f"{type(exc).__name__}: {str(exc)[:200]}", t0, transient=is_transient(exc)
-        )
-    clips = cut_clips(video, spec.frames, starts)
-    try:
-        arrays = {
-            name: [MODALITIES.get(name).extract(c, spec.modalities[name]) for c in clips]
-            for name in missing
-        }
-    except DataError:  # a user-fixable parameter problem (e.g. fmax > Nyquist): stop the run
-        raise
-    except Exception as exc:
-        reason = f"extraction failed: {type(exc).__name__}: {str(exc)[:200]}"
-        return _skip(path, reason, t0, transient=is_transient(exc))
-    for name, per_clip in arrays.items():
-        for k, arr in enumerate(per_clip):
-            if arr is not None and not np.isfinite(arr).all():
-                what = "audio samples" if name == "audio" else "values"
-                reason = f"non-finite {name}: NaN or Inf {what} in clip {k}"
-                return _remember(entry, path, reason, t0)
-    audio_track = video.audio is not None or info is not None and bool(info.get("audio_track"))
-    with disk_errors(entry.dir):
-        if info is None or bool(info.get("audio_track")) != audio_track:  # starts never change
-            entry.write_clips({
-                "source": str(path),
-                "n": len(clips),
-                "starts": [float(c.start) for c in clips],
-                "frame_index": [int(s) for s in starts],
-                "audio_track": audio_track,
-                "duration": float(len(video.frames) / spec.fps),
-                "padded": padded,
-            })  # fmt: skip
-        for name, per_clip in arrays.items():
-            entry.write_modality(spec.modality_tag(name), per_clip)
-    return {"path": str(path), "status": "ok", "clips": len(clips), "padded": padded,
-            "frames": int(len(video.frames)), "seconds": time.perf_counter() - t0}  # fmt: skip
-
-
-def _remember(entry: CacheEntry, path: Path, reason: str, t0: float) -> dict[str, Any]:
-    """Skip ``path`` for a content error, remembered until the file changes."""
-    with disk_errors(entry.dir):
-        entry.write_clips({"error": reason, "source": str(path)})
-    return _skip(path, reason, t0)
-
-
-def _indexed_starts(info: Mapping[str, Any], n_frames: int, frames: int, path: Path) -> list[int]:
-    """The clip starts an entry's ``clips.json`` already fixed; an error (reported, not
-    remembered) if they no longer fit the decoded video."""
-    starts = [int(s) for s in info.get("frame_index", [])]
-    if not starts or max(starts) + frames > n_frames:
-        raise RuntimeError(
-            f"{path}: the cached clip index does not fit the decoded video "
-            f"({n_frames} frames); delete the cache entry to re-extract"
-        )
-    return starts
 
 
 @dataclass
@@ -288,8 +146,6 @@ def extract_paths(
     The cache is locked for the run (:class:`~elo.rundir.DirLock`): a second writer
     waits, and only temp files of dead processes are cleaned up. An item may be
     ``(path, (start, end))``: only that window of an untrimmed video (Kinetics)."""
-    from tqdm import tqdm
-
     path_list = [_source(p) for p in paths]
     cache = ClipCache(cache_dir)
     cache.check_writable()
@@ -299,54 +155,86 @@ def extract_paths(
     report_path = Path(report) if report is not None else cache.report_path()
     n_workers = (os.cpu_count() or 1) if workers is None else max(0, int(workers))
     n_workers = min(n_workers, max(1, len(path_list)))
-    summary = ExtractSummary(report=report_path)
-    run_id = time.strftime("%Y-%m-%dT%H:%M:%S")
-    t0 = time.perf_counter()
-    bar = tqdm(total=len(path_list), unit="video", disable=not progress, dynamic_ncols=True)
-
-    def done(rec: Mapping[str, Any]) -> None:
-        summary.add(rec)
-        if rec["status"] == "skipped":
-            log.debug("skip %s: %s", rec["path"], rec["reason"])
-            append_jsonl(report_path, {"kind": "skip", "run": run_id, **rec})
-        elapsed = time.perf_counter() - t0
-        bar.set_postfix(
-            clips_s=f"{summary.clips / max(elapsed, 1e-9):.1f}", skipped=summary.skipped
-        )
-        bar.update(1)
-
+    run = _RunRecords(report_path, len(path_list), progress)
     try:
-        todo = []
-        for p in path_list:  # cached and unusable files are settled here, without a pool
-            try:
-                entry = cache.entry(p[0], spec, p[1])
-                settled = cache.complete(entry, spec)
-                if retry_skipped and settled and (entry.clips() or {}).get("error"):
-                    settled = False
-            except (DataError, OSError):
-                settled = True
-            if settled:
-                done(extract_one(p[0], cache.root, spec, retry_skipped, p[1]))
-            else:
-                todo.append(p)
+        # cached and unusable files are settled here, without a pool
+        todo = [p for p in path_list if not _settle(p, cache, spec, retry_skipped, run.done)]
         if n_workers <= 1 or len(todo) < 4:
             with _single_threaded():
                 for p in todo:
-                    done(extract_one(p[0], cache.root, spec, retry_skipped, p[1]))
+                    run.done(extract_one(p[0], cache.root, spec, retry_skipped, p[1]))
         else:
-            _run_pool(todo, cache.root, spec, min(n_workers, len(todo)), done, retry_skipped)
+            n = min(n_workers, len(todo))
+            _run_pool(todo, cache.root, spec, n, run.done, retry_skipped)
     finally:
-        bar.close()
-        summary.seconds = time.perf_counter() - t0
+        run.close()
+        lock.release()
+    return run.summary
+
+
+class _RunRecords:
+    """Where each file's record goes during a run: the summary, the skip report (JSON
+    lines, one ``run`` id) and the progress bar; :meth:`close` adds the summary line."""
+
+    def __init__(self, report: Path, total: int, progress: bool) -> None:
+        from tqdm import tqdm
+
+        self.report = report
+        self.summary = ExtractSummary(report=report)
+        self.run_id = time.strftime("%Y-%m-%dT%H:%M:%S")
+        self.t0 = time.perf_counter()
+        self.bar = tqdm(total=total, unit="video", disable=not progress, dynamic_ncols=True)
+
+    def done(self, rec: Mapping[str, Any]) -> None:
+        summary = self.summary
+        summary.add(rec)
+        if rec["status"] == "skipped":
+            log.debug("skip %s: %s", rec["path"], rec["reason"])
+            append_jsonl(self.report, {"kind": "skip", "run": self.run_id, **rec})
+        elapsed = time.perf_counter() - self.t0
+        self.bar.set_postfix(
+            clips_s=f"{summary.clips / max(elapsed, 1e-9):.1f}", skipped=summary.skipped
+        )
+        self.bar.update(1)
+
+    def close(self) -> None:
+        summary = self.summary
+        self.bar.close()
+        summary.seconds = time.perf_counter() - self.t0
         append_jsonl(
-            report_path,
-            {"kind": "summary", "run": run_id, "ok": summary.ok, "cached": summary.cached,
+            self.report,
+            {"kind": "summary", "run": self.run_id, "ok": summary.ok, "cached": summary.cached,
              "skipped": summary.skipped, "clips": summary.clips, "seconds": summary.seconds,
              "padded": summary.padded, "transient": summary.transient,
              "reasons": dict(summary.reasons)},
         )  # fmt: skip
-        lock.release()
-    return summary
+
+
+def _settle(
+    item: Source, cache: ClipCache, spec: ExtractSpec, retry: bool, done: Callable[..., None]
+) -> bool:
+    """Record ``item`` now, in this process, if its entry is complete or a remembered
+    skip (not retried) or the file is unusable; ``False``: it needs extracting."""
+    path, window = item
+    try:
+        entry = cache.entry(path, spec, window)
+        settled = cache.complete(entry, spec)
+        if retry and settled and (entry.clips() or {}).get("error"):
+            settled = False
+    except (DataError, OSError):
+        settled = True
+    if settled:
+        done(extract_one(path, cache.root, spec, retry, window))
+    return settled
+
+
+def _forkserver_preload() -> list[str]:
+    """The modules a forkserver imports once for all its workers: the extraction stack
+    and the module of every registered modality (a drop-in modality included)."""
+    from elo.model.modality import MODALITIES
+
+    modules = {MODALITIES.get(name).__module__ for name in MODALITIES.list()}
+    return ["elo.data.extract", "elo.data.video", *sorted(modules - {"__main__"})]
 
 
 def _mp_context() -> Any:
@@ -363,15 +251,7 @@ def _mp_context() -> Any:
     ctx = mp.get_context(method)
     if method == "forkserver":
         # imported once in the server instead of once per worker
-        ctx.set_forkserver_preload(
-            [
-                "elo.data.extract",
-                "elo.data.video",
-                "modalities.rgb",
-                "modalities.flow",
-                "modalities.audio",
-            ]
-        )
+        ctx.set_forkserver_preload(_forkserver_preload())
     return ctx
 
 
@@ -398,7 +278,7 @@ def _run_pool(
             if not _pool_pass([p], root, spec, 1, done, retry)[0]:
                 continue
             reason = "worker crashed while decoding (decoder fault?)"
-            done(_skip(p[0], reason, time.perf_counter()))
+            done(skip_record(p[0], reason, time.perf_counter()))
 
 
 def _pool_pass(

@@ -3,37 +3,48 @@ and audio resampled to mono at a target rate, on one shared timeline.
 
 Clips are windows of ``T`` frames of the decoded video (:func:`clip_starts`,
 :func:`cut_clips`), each a :class:`~elo.model.modality.DecodedClip` whose audio covers exactly
-the clip's time window.
-
-AAC priming: an AAC encoder emits 1024 "priming" samples before the first real sample.
-Well-formed MP4s declare them (a first packet with negative pts / an edit list) and
-FFmpeg drops them; MP4s written without timestamps do not, and PyAV then returns the
-priming as real audio, delaying the track by 64 ms at 16 kHz (ENVIRONMENT.md). For
-AAC in MP4/MOV whose first packet starts at pts >= 0 we drop ``aac_priming`` samples.
+the clip's time window. The PyAV machinery (container, demux loop, frame picking, audio
+post-processing such as undeclared AAC priming, docs/datasets.md) is in
+:mod:`elo.data.decode`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import errno
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
 
 import numpy as np
 
-from elo.errors import DataError, TransientDataError
+from elo.data.decode import (
+    MAX_GAP_SECONDS,
+    TRANSIENT_ERRNOS,
+    Demuxer,
+    is_transient,
+    open_container,
+)
+from elo.errors import DataError
 from elo.model.modality import DecodedClip
+
+__all__ = [
+    "MAX_GAP_SECONDS",
+    "TRANSIENT_ERRNOS",
+    "VIDEO_SUFFIXES",
+    "DecodedVideo",
+    "clip_starts",
+    "cut_clips",
+    "decode_video",
+    "is_transient",
+    "pad_video",
+]
 
 log = logging.getLogger(__name__)
 
 VIDEO_SUFFIXES = frozenset(
     {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".ogv", ".flv", ".wmv"}
 )
-#: container names (FFmpeg demuxer) that carry undeclared AAC priming
-_MP4_FAMILY = ("mov", "mp4", "m4a", "3gp", "3g2", "mj2")
 
 
 @dataclass
@@ -47,13 +58,6 @@ class DecodedVideo:
     audio_t0: float  # seconds (container timeline) of audio[0]
     sample_rate: int
     source: Path
-
-
-def _resize_dims(w: int, h: int, size: int) -> tuple[int, int]:
-    """Scale so the shorter side is ``size`` (then we centre-crop to size x size)."""
-    if w <= h:
-        return size, max(size, int(round(h * size / w)))
-    return max(size, int(round(w * size / h))), size
 
 
 def decode_video(
@@ -83,85 +87,18 @@ def decode_video(
     :class:`TransientDataError` for an I/O or resource failure (EIO, EACCES, EMFILE,
     ENOMEM, ...) that says nothing about the file's content.
     """
-    import av
-
     path = Path(path)
-    av.logging.set_level(av.logging.FATAL)
-    try:
-        container = av.open(str(path), "r")
-    except (av.FFmpegError, OSError, ValueError) as exc:
-        if is_transient(exc):
-            raise TransientDataError(f"{path}: cannot read ({_short(exc)})") from None
-        raise DataError(f"{path}: cannot open as a video ({_short(exc)})") from None
-    except MemoryError:
-        raise TransientDataError(f"{path}: out of memory while opening") from None
-    with container:
-        if not container.streams.video:
-            kind = "audio-only file" if container.streams.audio else "no video stream"
-            raise DataError(f"{path}: {kind}; expected a video")
-        vs = container.streams.video[0]
-        vs.thread_type = "SLICE"
-        vs.codec_context.thread_count = 1
-        w, h = vs.codec_context.width, vs.codec_context.height
-        if not w or not h:
-            raise DataError(f"{path}: video stream has no frame size")
-        rate = vs.average_rate or vs.guessed_rate or vs.base_rate
-        src_fps = float(rate) if rate else fps
-        rw, rh = _resize_dims(w, h, size)
-        astream = container.streams.audio[0] if (audio and container.streams.audio) else None
-        streams = [vs] if astream is None else [vs, astream]
-        picker = _FramePicker(fps=fps, src_fps=src_fps, dims=(rw, rh), size=size)
-        picker.source = path
+    with open_container(path) as container:
+        demux = Demuxer(container, path, fps=fps, size=size, sample_rate=sample_rate, audio=audio)
         stop = max_seconds
         if window is not None:
-            picker.start = float(window[0])
+            demux.picker.start = float(window[0])
             stop = float(window[1])
             if max_seconds is not None:
                 stop = min(stop, float(window[0]) + max_seconds)
-        if rw < w:
-            picker.interp = "AREA"
-        resampler = (
-            av.AudioResampler(format="flt", layout="mono", rate=sample_rate) if astream else None
-        )
-        chunks: list[np.ndarray] = []
-        audio_t0: float | None = None
-        first_audio_pts: int | None = None
-        errors = 0
-        try:
-            for packet in container.demux(*streams):
-                if packet.stream is astream and first_audio_pts is None and packet.pts is not None:
-                    first_audio_pts = packet.pts
-                try:
-                    frames = packet.decode()
-                except av.FFmpegError:
-                    errors += 1
-                    continue
-                for frame in cast(list[Any], frames):
-                    if packet.stream is vs:
-                        picker.push(frame)
-                    elif resampler is not None:
-                        if audio_t0 is None and frame.time is not None:
-                            audio_t0 = float(frame.time)
-                        for rf in resampler.resample(frame):
-                            chunks.append(rf.to_ndarray().reshape(-1))
-                if stop is not None and picker.last_time > stop:
-                    break
-        except av.FFmpegError as exc:  # container-level failure mid-file
-            errors += 1
-            log.debug("%s: demux stopped early: %s", path, _short(exc))
-        except MemoryError:
-            raise TransientDataError(f"{path}: out of memory while decoding") from None
-        except (ValueError, OSError) as exc:
-            if is_transient(exc):
-                raise TransientDataError(f"{path}: read failed ({_short(exc)})") from None
-            raise DataError(f"{path}: decoding failed ({_short(exc)})") from None
-        picker.finish()
-        if resampler is not None:
-            try:
-                for rf in resampler.resample(None):
-                    chunks.append(rf.to_ndarray().reshape(-1))
-            except av.FFmpegError:
-                errors += 1
+        demux.run(stop)
+        demux.finish()
+        picker = demux.picker
         if window is not None and stop is not None:
             picker.trim_after(stop)
         if not picker.frames:
@@ -170,131 +107,19 @@ def decode_video(
                     f"{path}: no video frames in its window {window[0]:g}-{window[1]:g} s "
                     f"(the file ends at {picker.last_time:.1f} s); check time_start/time_end"
                 )
-            raise DataError(f"{path}: no decodable video frames ({errors} bad packets)")
-        samples: np.ndarray | None = None
-        if astream is not None and chunks:
-            samples = np.concatenate(chunks).astype(np.float32, copy=False)
-            fmt = container.format.name.split(",")
-            declared = first_audio_pts is not None and first_audio_pts < 0
-            if astream.codec_context.name == "aac" and not declared and set(fmt) & set(_MP4_FAMILY):
-                skip = int(
-                    round(
-                        aac_priming
-                        * sample_rate
-                        / (astream.codec_context.sample_rate or sample_rate)
-                    )
-                )
-                samples = samples[skip:]
-        if errors:
-            log.debug("%s: %d undecodable packets skipped", path, errors)
+            raise DataError(f"{path}: no decodable video frames ({demux.errors} bad packets)")
+        samples = demux.samples(aac_priming)
+        if demux.errors:
+            log.debug("%s: %d undecodable packets skipped", path, demux.errors)
     return DecodedVideo(
         frames=np.stack(picker.frames),
         times=np.asarray(picker.times, dtype=np.float64),
         fps=float(fps),
         audio=samples,
-        audio_t0=float(audio_t0 or 0.0),
+        audio_t0=float(demux.audio_t0 or 0.0),
         sample_rate=sample_rate,
         source=path,
     )
-
-
-#: errno values that describe the machine (I/O, permissions, resources), not the file's
-#: content: such failures are reported but never remembered in the cache
-TRANSIENT_ERRNOS = frozenset(
-    {
-        errno.EIO, errno.EACCES, errno.EPERM, errno.EMFILE, errno.ENFILE, errno.ENOMEM,
-        errno.EAGAIN, errno.EINTR, errno.ENOSPC, errno.ETIMEDOUT, errno.ESTALE, errno.EBUSY,
-        errno.ENOLCK, errno.ENODEV, errno.ENXIO, errno.ENOBUFS, errno.EDQUOT,
-    }
-)  # fmt: skip
-
-#: longest timestamp gap bridged by repeating the last frame (seconds)
-MAX_GAP_SECONDS = 1.0
-
-
-def is_transient(exc: BaseException) -> bool:
-    """Whether ``exc`` is an I/O or resource failure rather than bad content."""
-    if isinstance(exc, MemoryError):
-        return True
-    return isinstance(exc, OSError) and getattr(exc, "errno", None) in TRANSIENT_ERRNOS
-
-
-class _FramePicker:
-    """Chooses, for each target time ``t0 + k/fps``, the nearest decoded source frame."""
-
-    def __init__(self, *, fps: float, src_fps: float, dims: tuple[int, int], size: int) -> None:
-        self.step = 1.0 / fps
-        self.half_src = 0.5 / max(src_fps, 1e-3)
-        self.dims = dims
-        self.size = size
-        self.interp = "BILINEAR"  # set to AREA by decode_video when shrinking
-        self.frames: list[np.ndarray] = []
-        self.times: list[float] = []
-        self.next_t: float | None = None
-        self.prev: object | None = None
-        self.prev_t = -np.inf
-        self.last_time = 0.0
-        self.max_fill = max(1, int(round(MAX_GAP_SECONDS / self.step)))
-        self.source: Path | None = None
-        self.gaps = 0  # timestamp gaps longer than MAX_GAP_SECONDS (not filled)
-        self.start: float | None = None  # frames before it are dropped (decode_video window)
-
-    def _convert(self, frame: object) -> np.ndarray:
-        rw, rh = self.dims
-        # threads=1: the default (auto) sets up a thread pool per call, ~200x slower here
-        img = frame.reformat(  # type: ignore[attr-defined]
-            width=rw, height=rh, format="rgb24", interpolation=self.interp, threads=1
-        ).to_ndarray()
-        y0, x0 = (rh - self.size) // 2, (rw - self.size) // 2
-        return np.ascontiguousarray(img[y0 : y0 + self.size, x0 : x0 + self.size])  # H,W,3
-
-    def _emit(self, frame: object, t: float) -> None:
-        self.frames.append(self._convert(frame))
-        self.times.append(t)
-
-    def push(self, frame: object) -> None:
-        t = getattr(frame, "time", None)
-        t = float(t) if t is not None else self.prev_t + 2 * self.half_src
-        if t <= self.prev_t:  # out-of-order or duplicate timestamp: ignore
-            return
-        self.last_time = t
-        if self.start is not None and t < self.start - self.half_src - 1e-6:
-            return  # before the window: decoded, never stored
-        if self.next_t is None:
-            self.next_t = t
-        eps = 1e-6
-        if t - self.next_t > MAX_GAP_SECONDS + eps and self.prev is not None:
-            # a long gap: hold the last frame for MAX_GAP_SECONDS, then jump to ``t``
-            for _ in range(self.max_fill):
-                self._emit(self.prev, self.next_t)
-                self.next_t += self.step
-            if not self.gaps:
-                log.warning(
-                    "%s: %.1f s timestamp gap; held the last frame %.1f s and skipped the rest",
-                    self.source, t - self.prev_t, MAX_GAP_SECONDS,
-                )  # fmt: skip
-            self.gaps += 1
-            self.next_t = t
-        while self.next_t <= t + eps:
-            # target lies between prev and this frame: take the nearer one
-            use_prev = (
-                self.prev is not None and (self.next_t - self.prev_t) < (t - self.next_t) - eps
-            )
-            self._emit(self.prev if use_prev else frame, self.next_t)
-            self.next_t += self.step
-        self.prev, self.prev_t = frame, t
-
-    def trim_after(self, end: float) -> None:
-        """Drop the frames picked for times after ``end`` (a window's last second)."""
-        keep = sum(1 for t in self.times if t <= end + 1e-6)
-        del self.frames[keep:], self.times[keep:]
-
-    def finish(self) -> None:
-        if self.prev is None or self.next_t is None:
-            return
-        while self.next_t <= self.prev_t + self.half_src + 1e-6:
-            self._emit(self.prev, self.next_t)
-            self.next_t += self.step
 
 
 def pad_video(video: DecodedVideo, frames: int) -> tuple[DecodedVideo, int]:
@@ -368,8 +193,3 @@ def cut_clips(video: DecodedVideo, frames: int, starts: Sequence[int]) -> list[D
             )
         )
     return out
-
-
-def _short(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return (text[0] if text else type(exc).__name__)[:200]
