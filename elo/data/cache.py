@@ -13,14 +13,13 @@ parameters. Random clip starts are seeded from ``h`` (not from the path as typed
 arrays: every modality of an entry is cut at the same frames, however the file was named
 and whichever modalities each run asked for.
 So a second run decodes nothing, a changed parameter re-extracts only what it affects,
-and a touched file is re-extracted. Every file is written to a temp name and renamed:
-a kill leaves finished entries intact (no fsync: a power cut may need ``rm -r`` of the
-cache, a kill never does).
+and a touched file is re-extracted. Every file is written with
+:func:`elo.rundir.atomic_write_bytes` (a temp name, fsync, rename): a kill leaves
+finished entries intact, and a refused write is one line naming the file.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import errno
 import hashlib
@@ -29,7 +28,6 @@ import json
 import os
 import re
 import stat
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from elo.errors import ConfigError, DataError
-from elo.rundir import pid_alive, temp_prefix
+from elo.rundir import atomic_write_bytes, pid_alive
 
 #: bump when the on-disk layout or an extraction algorithm changes meaning
 CACHE_VERSION = 2  # 2: clip starts seeded by file identity; short clips padded
@@ -47,24 +45,9 @@ CACHE_VERSION = 2  # 2: clip starts seeded by file identity; short clips padded
 Window = tuple[float, float]
 
 
-def _replace_write(path: Path, data: bytes) -> None:
-    """Write a temp file and rename it over ``path``: a killed process leaves the old
-    file or the new one, never a torn one. No fsync: a cache can be rebuilt, and
-    fsync per file cost more than the extraction itself (measured 2x)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=temp_prefix(path), suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
 def _write_json(path: Path, obj: Any) -> None:
-    _replace_write(path, (json.dumps(obj, sort_keys=True) + "\n").encode("utf-8"))
+    """Compact JSON, keys sorted (the cache's format; run folders indent theirs)."""
+    atomic_write_bytes(path, (json.dumps(obj, sort_keys=True) + "\n").encode("utf-8"))
 
 
 def _digest(obj: Any, n: int = 20) -> str:
@@ -250,7 +233,7 @@ class CacheEntry:
             stack = np.stack([a if a is not None else np.zeros_like(ref) for a in arrays])
             buf = io.BytesIO()
             np.save(buf, stack, allow_pickle=False)
-            _replace_write(self.dir / f"{tag}.npy", buf.getvalue())
+            atomic_write_bytes(self.dir / f"{tag}.npy", buf.getvalue())
         meta = {"present": present, "shape": list(ref.shape) if ref is not None else None}
         _write_json(self.dir / f"{tag}.json", meta)
 
@@ -262,7 +245,8 @@ class CacheEntry:
         p = self.dir / f"{tag}.npy"
         if not p.exists():
             return None
-        return np.load(p, mmap_mode="r", allow_pickle=False)
+        array: np.ndarray = np.load(p, mmap_mode="r", allow_pickle=False)
+        return array
 
 
 class ClipCache:
