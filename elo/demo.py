@@ -1,12 +1,14 @@
 """``make demo``: the whole method on the built-in demo dataset, in one command.
 
-1. make the demo dataset (``elo-data demo``) and cache its modalities (``elo-extract``);
-2. evolve the loss (``elo-search --population 64`` with the demo profile);
+1. make the demo dataset (``elo-data demo``) and cache its modalities (``elo-extract``):
+   :func:`make_data`;
+2. evolve the loss (``elo-search --population 64`` with the demo profile): :func:`evolve`;
 3. train, at one shared step budget, the evolved loss, uniform weights, the best
    single task of the search's seed points, and the BYOL / SimSiam frame baselines;
-   a random-init encoder is exported untrained;
+   a random-init encoder is exported untrained (:func:`contender_table` lists the rows);
 4. evaluate every encoder with the same linear probe on the demo test split, for the
-   action label and the nuisance (object identity) label, and print one table.
+   action label and the nuisance (object identity) label (:func:`contender_row`, one
+   row each), and print one table (:func:`comparison_table`).
 
 Every step is one console command run as a subprocess, so each is rerunnable alone;
 finished steps are skipped on a rerun (the search resumes). Seeds are printed.
@@ -21,6 +23,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -142,7 +145,7 @@ def single_term_weights(config: str, key: str) -> dict[str, Any]:
     return {"weights": {str(t): float(str(t) == key) for t in terms}}
 
 
-def baseline_overrides(objective: str, args: argparse.Namespace) -> list[str]:
+def baseline_overrides(objective: str) -> list[str]:
     """Frame baselines sized like the demo's video model: the train split only, small CNN,
     64 frames a step (8 clips x 8 frames), heads scaled down from the paper's."""
     heads = (
@@ -160,7 +163,37 @@ def baseline_overrides(objective: str, args: argparse.Namespace) -> list[str]:
     ]
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+@dataclass(frozen=True)
+class DemoOptions:
+    """The parsed ``python -m elo.demo`` options (see :func:`main`)."""
+
+    data: Path
+    run: Path
+    config: str = "demo"
+    clips: int = 1200
+    population: int = 64
+    generations: int = 2
+    proxy_steps: int | None = None
+    final_steps: int = 300
+    workers: int | None = None
+    fitness: str | None = None
+    seed: int = 0
+    contenders: tuple[str, ...] = CONTENDERS
+
+    @property
+    def log(self) -> Path:
+        return self.run / "demo.log"
+
+    @property
+    def cfg(self) -> list[str]:
+        return ["--config", self.config]
+
+    @property
+    def seed_args(self) -> list[str]:
+        return ["--seed", str(self.seed)]
+
+
+def parse_options(argv: Sequence[str] | None = None) -> DemoOptions:
     p = argparse.ArgumentParser(prog="python -m elo.demo", description=__doc__.splitlines()[0])
     p.add_argument("--data", default="data/demo")
     p.add_argument("--run", default="runs/demo")
@@ -183,36 +216,45 @@ def main(argv: Sequence[str] | None = None) -> int:
     unknown = sorted(set(wanted) - set(CONTENDERS))
     if unknown:
         p.error(f"unknown contender(s) {', '.join(unknown)}; choose from {', '.join(CONTENDERS)}")
+    return DemoOptions(
+        data=Path(args.data), run=Path(args.run), config=args.config, clips=args.clips,
+        population=args.population, generations=args.generations,
+        proxy_steps=args.proxy_steps, final_steps=args.final_steps, workers=args.workers,
+        fitness=args.fitness, seed=args.seed, contenders=tuple(wanted),
+    )  # fmt: skip
 
-    data, run = Path(args.data), Path(args.run)
-    run.mkdir(parents=True, exist_ok=True)
-    log = run / "demo.log"
-    cfg = ["--config", args.config]
-    seed = ["--seed", str(args.seed)]
-    t_start = time.time()
-    print(f"ELo demo: data={data} run={run} seed={args.seed}", flush=True)
 
-    if not (data / "labels.csv").exists():
-        _run([_bin("elo-data"), "demo", "--out", str(data), "--clips", str(args.clips),
-              "--seed", str(args.seed)], log)  # fmt: skip
-    _run([_bin("elo-extract"), str(data), *cfg, "--no-progress"], log)
+def make_data(o: DemoOptions) -> None:
+    """Step 1: the demo dataset (unless it exists) and its modality cache."""
+    if not (o.data / "labels.csv").exists():
+        _run([_bin("elo-data"), "demo", "--out", str(o.data), "--clips", str(o.clips),
+              "--seed", str(o.seed)], o.log)  # fmt: skip
+    _run([_bin("elo-extract"), str(o.data), *o.cfg, "--no-progress"], o.log)
 
-    search = run / "search"
-    s_cmd = [_bin("elo-search"), *cfg, "--data", str(data), "--population",
-             str(args.population), "--generations", str(args.generations),
-             "--seed-points", *seed]  # fmt: skip
-    if args.proxy_steps:
-        s_cmd += ["--steps", str(args.proxy_steps)]
-    if args.workers:
-        s_cmd += ["--workers", str(args.workers)]
-    if args.fitness:
-        s_cmd += ["--fitness", args.fitness]
+
+def evolve(o: DemoOptions) -> Path:
+    """Step 2: the loss search (resumed when its folder exists); returns the folder."""
+    search = o.run / "search"
+    s_cmd = [_bin("elo-search"), *o.cfg, "--data", str(o.data), "--population",
+             str(o.population), "--generations", str(o.generations),
+             "--seed-points", *o.seed_args]  # fmt: skip
+    if o.proxy_steps:
+        s_cmd += ["--steps", str(o.proxy_steps)]
+    if o.workers:
+        s_cmd += ["--workers", str(o.workers)]
+    if o.fitness:
+        s_cmd += ["--fitness", o.fitness]
     s_cmd += (
         ["--resume", str(search)] if (search / "config.yaml").exists() else ["--out", str(search)]
     )
-    _run(s_cmd, log)
+    _run(s_cmd, o.log)
+    return search
 
-    weights_dir = run / "weights"
+
+def contender_table(o: DemoOptions, search: Path) -> dict[str, tuple[str, list[str]]]:
+    """Step 3's rows: key -> (table name, extra ``elo-train`` arguments, or ``--pixels``
+    for a parameter-free encoder); writes the weights files the rows train with."""
+    weights_dir = o.run / "weights"
     weights_dir.mkdir(exist_ok=True)
     evolved = json.loads((search / "best_weights.json").read_text())
     uniform = {"weights": {k: 1.0 for k in evolved["weights"]}}
@@ -221,7 +263,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     all_terms = ["objective.exclude=[]"]  # the weights files below list every term
     for key, term in (("supervised", "rgb/supervised"), ("clip_byol", "rgb/byol"),
                       ("clip_simsiam", "rgb/simsiam")):  # fmt: skip
-        atomic_write_json(weights_dir / f"{key}.json", single_term_weights(args.config, term))
+        atomic_write_json(weights_dir / f"{key}.json", single_term_weights(o.config, term))
     table: dict[str, tuple[str, list[str]]] = {
         "frame": ("single-frame pixels (appearance, no training)", ["--pixels"]),
         "timemean": ("time-mean image (appearance, no training)", ["--pixels"]),
@@ -241,11 +283,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         ),
         "random": ("random init", ["--steps", "0"]),
         "uniform": ("uniform λ", ["--weights", str(weights_dir / "uniform.json")]),
-        "byol": ("BYOL (frames)", ["--objective", "byol", *baseline_overrides("byol", args)]),
-        "simsiam": (
-            "SimSiam (frames)",
-            ["--objective", "simsiam", *baseline_overrides("simsiam", args)],
-        ),
+        "byol": ("BYOL (frames)", ["--objective", "byol", *baseline_overrides("byol")]),
+        "simsiam": ("SimSiam (frames)", ["--objective", "simsiam", *baseline_overrides("simsiam")]),
         "evolved": ("evolved λ (ELo)", ["--weights", str(search / "best_weights.json")]),
     }
     if single is not None:
@@ -254,47 +293,61 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"best single task ({single[0]})",
             ["--weights", str(weights_dir / "single.json")],
         )
+    return table
 
-    rows: list[dict[str, Any]] = []
-    for key in [c for c in CONTENDERS if c in wanted and c in table]:
-        name, extra = table[key]
-        out = run / "models" / key
-        baseline = "--objective" in extra
-        encoder_dir = out / "final" if baseline else out  # baselines export into final/
-        if extra == ["--pixels"]:
-            if not (encoder_dir / "encoder.yaml").exists():
-                export_pixel_stats(encoder_dir, key)
-        elif not (encoder_dir / "encoder.yaml").exists():
-            steps = [] if "--steps" in extra else ["--steps", str(args.final_steps)]
-            conf = [] if baseline else cfg  # baselines read configs/baseline/<name>.yaml
-            opts = [] if baseline else ["--no-progress", *FINAL_OVERRIDES]
-            _run([_bin("elo-train"), *conf, "--data", str(data), *steps, *seed,
-                  "--out", str(out), *opts, *extra], log)  # fmt: skip
-        row: dict[str, Any] = {"model": name, "dir": str(encoder_dir)}
-        for label in ("label", "identity"):
-            ev = out / f"eval-{label}"
-            if not (ev / "results.json").exists():
-                raw = [RAW_RGB] if key in PROBES else []  # appearance probes: uncentred RGB
-                _run([_bin("elo-eval"), "--encoder", str(encoder_dir), "--data", str(data), *cfg,
-                      "--protocol", "linear", "--label", label, "--out", str(ev), *seed, *raw],
-                     log)  # fmt: skip
-            res = json.loads((ev / "results.json").read_text())
-            row[label] = res
-        rows.append(row)
 
-    text = comparison_table(rows, args)
-    atomic_write_text(run / "comparison.md", text)
-    atomic_write_json(run / "comparison.json", {"seed": args.seed, "rows": rows})
+def contender_row(o: DemoOptions, key: str, name: str, extra: list[str]) -> dict[str, Any]:
+    """Steps 3 and 4 for one row: train (or export) its encoder unless it exists, then
+    probe it for both labels; the row of the comparison table."""
+    out = o.run / "models" / key
+    baseline = "--objective" in extra
+    encoder_dir = out / "final" if baseline else out  # baselines export into final/
+    if extra == ["--pixels"]:
+        if not (encoder_dir / "encoder.yaml").exists():
+            export_pixel_stats(encoder_dir, key)
+    elif not (encoder_dir / "encoder.yaml").exists():
+        steps = [] if "--steps" in extra else ["--steps", str(o.final_steps)]
+        conf = [] if baseline else o.cfg  # baselines read configs/baseline/<name>.yaml
+        opts = [] if baseline else ["--no-progress", *FINAL_OVERRIDES]
+        _run([_bin("elo-train"), *conf, "--data", str(o.data), *steps, *o.seed_args,
+              "--out", str(out), *opts, *extra], o.log)  # fmt: skip
+    row: dict[str, Any] = {"model": name, "dir": str(encoder_dir)}
+    for label in ("label", "identity"):
+        ev = out / f"eval-{label}"
+        if not (ev / "results.json").exists():
+            raw = [RAW_RGB] if key in PROBES else []  # appearance probes: uncentred RGB
+            _run([_bin("elo-eval"), "--encoder", str(encoder_dir), "--data", str(o.data),
+                  *o.cfg, "--protocol", "linear", "--label", label, "--out", str(ev),
+                  *o.seed_args, *raw], o.log)  # fmt: skip
+        row[label] = json.loads((ev / "results.json").read_text())
+    return row
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    o = parse_options(argv)
+    o.run.mkdir(parents=True, exist_ok=True)
+    t_start = time.time()
+    print(f"ELo demo: data={o.data} run={o.run} seed={o.seed}", flush=True)
+    make_data(o)
+    search = evolve(o)
+    table = contender_table(o, search)
+    rows = [
+        contender_row(o, key, *table[key])
+        for key in CONTENDERS
+        if key in o.contenders and key in table
+    ]
+    text = comparison_table(rows, final_steps=o.final_steps, seed=o.seed)
+    atomic_write_text(o.run / "comparison.md", text)
+    atomic_write_json(o.run / "comparison.json", {"seed": o.seed, "rows": rows})
     print(text)
-    print(f"demo finished in {(time.time() - t_start) / 60:.1f} min; seed {args.seed}; "
-          f"rerun: make demo (finished steps are reused; delete {run} to start over)")  # fmt: skip
+    print(f"demo finished in {(time.time() - t_start) / 60:.1f} min; seed {o.seed}; "
+          f"rerun: make demo (finished steps are reused; delete {o.run} to start over)")  # fmt: skip
     return 0
 
 
-def comparison_table(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
+def comparison_table(rows: list[dict[str, Any]], *, final_steps: int, seed: int) -> str:
     lines = [
-        f"Demo test split, linear probe, {args.final_steps} training steps per model, "
-        f"seed {args.seed}.",
+        f"Demo test split, linear probe, {final_steps} training steps per model, seed {seed}.",
         "",
         "| model | action top-1 | action balanced acc | identity top-1 (nuisance) |",
         "|---|---|---|---|",
