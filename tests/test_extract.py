@@ -296,3 +296,22 @@ def test_partial_reextraction_stays_aligned_across_path_spellings(
         [Path("alias.mp4"), Path("./v/../v/long.mp4")], partial, both, workers=0, progress=False
     )
     assert (s3.ok, s3.cached) == (0, 2)
+
+
+def test_forkserver_preload_follows_the_modality_registry() -> None:
+    """The forkserver imports the module of every registered modality once, so a
+    drop-in modality is preloaded like the built-in ones (and forgotten with it)."""
+    from elo.data.extract import _forkserver_preload
+    from elo.model.modality import MODALITIES, Modality
+
+    built_in = _forkserver_preload()
+    assert built_in[:2] == ["elo.data.extract", "elo.data.video"]
+    assert {"modalities.rgb", "modalities.flow", "modalities.audio"} <= set(built_in)
+    drop_in = type("DropIn", (Modality,), {"__module__": "my_lab.depth", "name": "depth_t"})
+    MODALITIES.add("depth_t", drop_in)
+    try:
+        with_drop_in = _forkserver_preload()
+    finally:
+        MODALITIES.remove("depth_t")
+    assert with_drop_in == [*built_in[:2], *sorted([*built_in[2:], "my_lab.depth"])]
+    assert _forkserver_preload() == built_in
