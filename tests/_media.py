@@ -5,7 +5,7 @@
 
 Containers are chosen by suffix. Video is encoded all-intra (``gop_size=1``) by
 default so that a codec's sharpness decay after a keyframe cannot act as an arrow of
-time (see ENVIRONMENT.md, "codec arrow of time").
+time (docs/datasets.md, "Decoding notes").
 """
 
 from __future__ import annotations
