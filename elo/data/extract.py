@@ -296,6 +296,7 @@ def _pool_pass(
         while pending or live:
             while pending and len(live) < 4 * n:  # a bounded queue: a kill loses little
                 p = pending.pop()
+                # this module's name, read per call: a test may replace it here
                 live[pool.submit(extract_one, p[0], root, spec, retry, p[1])] = p
             finished, _ = wait(list(live), return_when=FIRST_COMPLETED)
             for fut in finished:
