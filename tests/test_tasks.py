@@ -13,7 +13,7 @@ import torch
 from _media import moving_square, write_video
 
 from elo.model.heads import TASKS
-from elo.model.network import ELoModel, encoded_views
+from elo.model.network import ELoModel
 from elo.model.objective import Weights, enumerate_terms
 from elo.model.terms import TermKey
 
@@ -113,7 +113,7 @@ def check_term(term: TermKey, batch: dict[str, Any]) -> None:
     assert loss.dim() == 0 and torch.isfinite(loss), f"{term}: loss {loss}"
     out.total.backward()
     cls = model.head_classes[str(term)]
-    encoded = {m for m, _ in encoded_views(cls, term)}
+    encoded = {m for m, _ in cls.encoded_views(term)}
     trained = {term.student} if term.arity == "distill" else encoded
     for m, enc in model.encoders.items():
         grads = [p.grad for p in enc.parameters() if p.requires_grad]
