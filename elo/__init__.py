@@ -29,6 +29,7 @@ _LAZY = {
     "Modality": "elo.model.modality",
     "Encoder": "elo.model.modality",
     "DecodedClip": "elo.model.modality",
+    "EncoderBuild": "elo.model.modality",
     "Weights": "elo.model.objective",
     "enumerate_terms": "elo.model.objective",
     "terms_from_config": "elo.model.objective",

@@ -86,4 +86,3 @@ class DistillHead(TaskHead):
         if mask is not None and student in inputs.mask:
             mask = mask.bool() & inputs.mask[student].bool()
         return {"loss": masked_mean(per_sample, mask)}
-

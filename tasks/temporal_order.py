@@ -96,7 +96,6 @@ def order_view(
     return out, {"order_label": labels.to(x.device)}
 
 
-
 @TASKS.register()
 class TemporalOrderHead(TaskHead):
     name = "temporal_order"

@@ -96,9 +96,7 @@ def build_r2plus1d_18(
     return R2Plus1D18Encoder(in_channels=int(kw["in_channels"]), embed_dim=int(kw["embed_dim"]))
 
 
-def build_video(
-    modality: str, in_channels: int, section: Mapping[str, Any] | None
-) -> EncoderBuild:
+def build_video(modality: str, in_channels: int, section: Mapping[str, Any] | None) -> EncoderBuild:
     """A video modality's encoder: torchvision's R(2+1)D-18 when ``model.<modality>.arch``
     is ``r2plus1d_18``, else the project's video ResNet
     (:func:`elo.model.encoders.build_video_encoder`); ``in_channels`` is the modality's."""
@@ -117,9 +115,7 @@ def build_video(
     return EncoderBuild(build_r2plus1d_18(kwargs), BUILDER, kwargs)
 
 
-def build_audio(
-    modality: str, in_channels: int, section: Mapping[str, Any] | None
-) -> EncoderBuild:
+def build_audio(modality: str, in_channels: int, section: Mapping[str, Any] | None) -> EncoderBuild:
     """A spectrogram modality's encoder: the project's 2D ResNet
     (:func:`elo.model.encoders.build_audio_encoder`); ``arch: r2plus1d_18`` is refused."""
     if (section or {}).get("arch") == ARCH:

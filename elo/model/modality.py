@@ -127,7 +127,11 @@ def input_shapes(cfg: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
     modality's :meth:`Modality.output_shape` at the clip the model sees."""
     data = cfg.get("data", {}) or {}
     clip = data.get("clip", {}) or {}
-    t, size, fps = int(clip.get("frames", 8)), int(clip.get("size", 64)), float(clip.get("fps", 8.0))
+    t, size, fps = (
+        int(clip.get("frames", 8)),
+        int(clip.get("size", 64)),
+        float(clip.get("fps", 8.0)),
+    )
     sr = int((data.get("audio", {}) or {}).get("sample_rate", 16000))
     over = data.get("modalities", {}) or {}
     out: dict[str, tuple[int, ...]] = {}
