@@ -4,7 +4,7 @@ The public API is imported lazily so ``import elo`` (and every ``--help``) stays
 
 >>> import elo
 >>> sorted(elo.__all__)[:3]
-['ConfigError', 'DataError', 'EloError']
+['ConfigError', 'DataError', 'DecodedClip']
 """
 
 from __future__ import annotations
