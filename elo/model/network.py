@@ -30,8 +30,6 @@ from elo.model.modality import MODALITIES, input_shapes
 from elo.model.objective import Weights
 from elo.model.terms import TermKey
 
-__all__ = ["ELoModel", "StepOutput", "ViewPlan", "input_shapes", "loss_normalization", "embed"]
-
 STUDENT = "rgb"
 SCALE_FLOOR = 1e-3  # a term's scale never goes below this (losses near 0: no blow-up)
 
