@@ -36,6 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+import baselines.augment  # noqa: F401  (registers the heads' views: byol1, byol2)
 from baselines.monitor import CollapseMonitor
 from elo.errors import ConfigError
 from elo.model.heads import TASKS, FeatureSpec, HeadInputs, TaskHead
@@ -121,7 +122,8 @@ class MLP(nn.Sequential):
 def embed(encoder: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """The pooled embedding of an encoder returning a tensor or an ``EncoderOutput``."""
     out = encoder(x)
-    return out.embedding if hasattr(out, "embedding") else out  # B,D
+    emb: torch.Tensor = out.embedding if hasattr(out, "embedding") else out  # B,D
+    return emb
 
 
 def freeze(module: nn.Module) -> nn.Module:

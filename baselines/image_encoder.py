@@ -50,7 +50,7 @@ class ImageEncoder(Encoder):
             net = resnet18(weights=None)
             if small_input:
                 net.conv1 = nn.Conv2d(3, 64, 3, stride=1, padding=1, bias=False)
-                net.maxpool = nn.Identity()  # type: ignore[assignment]
+                net.maxpool = nn.Identity()
             self.stem = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool)
             self.stages = nn.ModuleList([net.layer1, net.layer2, net.layer3, net.layer4])
             self.pyramid_channels = (64, 128, 256, 512)

@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+import baselines.augment  # noqa: F401  (registers the heads' views: simsiam1, simsiam2)
 from baselines.byol import embed, freeze
 from baselines.monitor import CollapseMonitor
 from elo.errors import ConfigError

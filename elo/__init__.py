@@ -4,7 +4,7 @@ The public API is imported lazily so ``import elo`` (and every ``--help``) stays
 
 >>> import elo
 >>> sorted(elo.__all__)[:3]
-['ConfigError', 'DataError', 'EloError']
+['ConfigError', 'DataError', 'DecodedClip']
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ _LAZY = {
     "Modality": "elo.model.modality",
     "Encoder": "elo.model.modality",
     "DecodedClip": "elo.model.modality",
+    "EncoderBuild": "elo.model.modality",
     "Weights": "elo.model.objective",
     "enumerate_terms": "elo.model.objective",
     "terms_from_config": "elo.model.objective",

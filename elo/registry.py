@@ -29,10 +29,14 @@ log = logging.getLogger(__name__)
 class Registry(Generic[T]):
     """Maps names to classes or builder functions of one kind.
 
-    ``packages`` (e.g. ``("tasks", "baselines")``) are imported module by module on
-    first lookup, so a new file dropped there registers itself; modules whose name
-    starts with ``_`` are machinery and skipped. A plain module name is just imported. ``entry_point_group`` (e.g. ``"elo.tasks"``) loads plug-ins
-    installed with pip.
+    ``packages`` (e.g. ``("tasks",)``) are imported module by module on first lookup,
+    so a new file dropped there registers itself; modules whose name starts with ``_``
+    are machinery and skipped. A plain module name is just imported.
+    ``entry_point_group`` (e.g. ``"elo.tasks"``) loads plug-ins installed with pip: an
+    entry point naming a module imports it (it registers itself), one naming an object
+    adds it under the entry point's name. ``follows`` is a registry whose discovery runs
+    first, for kinds registered by the files of another kind (a task file registers its
+    views: ``VIEWS`` follows ``TASKS``).
     """
 
     def __init__(
@@ -41,8 +45,10 @@ class Registry(Generic[T]):
         *,
         packages: tuple[str, ...] = (),
         entry_point_group: str | None = None,
+        follows: Registry[Any] | None = None,
     ) -> None:
         self.kind = kind
+        self.follows = follows
         self.packages = packages
         self.entry_point_group = entry_point_group
         self._items: dict[str, T] = {}
@@ -105,10 +111,13 @@ class Registry(Generic[T]):
 
     # -- discovery ----------------------------------------------------------------
     def discover(self, force: bool = False) -> None:
-        """Import every non-underscore module of ``packages`` and load entry points."""
+        """Import every non-underscore module of ``packages`` and load entry points
+        (after the discovery of the registry this one ``follows``)."""
         if self._discovered and not force:
             return
         self._discovered = True
+        if self.follows is not None:
+            self.follows.discover(force)
         for package in self.packages:
             pkg = importlib.import_module(package)
             for mod in pkgutil.iter_modules(getattr(pkg, "__path__", [])):

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from elo.errors import DataError
-from elo.model.modality import MODALITIES, DecodedClip, Encoder, Modality
+from elo.model.modality import MODALITIES, DecodedClip, EncoderBuild, Modality
 
 _MELS: dict[tuple[Any, ...], Any] = {}
 
@@ -95,7 +95,8 @@ class Audio(Modality):
         return x + shift.view((b,) + (1,) * (x.dim() - 1)).to(x)
 
     @classmethod
-    def build_encoder(cls, config: Mapping[str, Any]) -> Encoder:
-        from elo.model.encoders import build_audio_encoder  # type: ignore[import-not-found,unused-ignore]
+    def build_encoder(cls, config: Mapping[str, Any] | None) -> EncoderBuild:
+        """A 2D ResNet over the log-mel spectrogram (1 channel)."""
+        from elo.model.encoders_tv import build_audio
 
-        return build_audio_encoder(config)  # type: ignore[no-any-return,unused-ignore]
+        return build_audio(cls.name, 1, config)

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from elo.errors import ConfigError, DataError
-from elo.model.modality import MODALITIES, DecodedClip, Encoder, Modality
+from elo.model.modality import MODALITIES, DecodedClip, EncoderBuild, Modality
 
 _ESTIMATORS: dict[tuple[str, str], Any] = {}
 
@@ -79,6 +79,8 @@ class Flow(Modality):
     data's flow scale (unit variance)."""
 
     name: ClassVar[str] = "flow"
+    video_like: ClassVar[bool] = True
+    reverses_sign: ClassVar[bool] = True  # backwards, motion runs the other way
     #: the dataset measures the flow's RMS once per cache and divides by it (to_tensor)
     scaled_by_data: ClassVar[bool] = True
     defaults: ClassVar[Mapping[str, Any]] = {
@@ -118,7 +120,8 @@ class Flow(Modality):
         return x * scale.view((b,) + (1,) * (x.dim() - 1)).to(x)
 
     @classmethod
-    def build_encoder(cls, config: Mapping[str, Any]) -> Encoder:
-        from elo.model.encoders import build_video_encoder  # type: ignore[import-not-found,unused-ignore]
+    def build_encoder(cls, config: Mapping[str, Any] | None) -> EncoderBuild:
+        """A video ResNet over the 2 flow channels (or torchvision's with ``arch``)."""
+        from elo.model.encoders_tv import build_video
 
-        return build_video_encoder(config, in_channels=2)  # type: ignore[no-any-return,unused-ignore]
+        return build_video(cls.name, 2, config)

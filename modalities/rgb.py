@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from elo.model.modality import MODALITIES, DecodedClip, Encoder, Modality
+from elo.model.modality import MODALITIES, DecodedClip, EncoderBuild, Modality
 
 
 @MODALITIES.register()
@@ -26,6 +26,8 @@ class RGB(Modality):
         # what changes, not the static scene (docs/learning.md); off by default
         "center_time": False,
     }
+    video_like: ClassVar[bool] = True
+    transfer_target: ClassVar[bool] = False  # appearance: not predicted from motion / sound
     #: training-time jitter in normalized units (no flips: they would swap motion labels)
     brightness: ClassVar[float] = 0.2
     contrast: ClassVar[float] = 0.2
@@ -63,7 +65,8 @@ class RGB(Modality):
         return x * scale.view(view).to(x) + shift.view(view).to(x)  # B,3,T,H,W
 
     @classmethod
-    def build_encoder(cls, config: Mapping[str, Any]) -> Encoder:
-        from elo.model.encoders import build_video_encoder  # type: ignore[import-not-found,unused-ignore]
+    def build_encoder(cls, config: Mapping[str, Any] | None) -> EncoderBuild:
+        """A video ResNet over 3 channels (or torchvision's with ``arch``)."""
+        from elo.model.encoders_tv import build_video
 
-        return build_video_encoder(config, in_channels=3)  # type: ignore[no-any-return,unused-ignore]
+        return build_video(cls.name, 3, config)

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from elo.model.heads import TASKS, VIEWS, FeatureSpec, HeadInputs, TaskHead
+from elo.model.modality import MODALITIES
 from elo.model.terms import TermKey
 from elo.model.views import time_dim
 from tasks._common import masked_mean
@@ -62,7 +63,8 @@ class SpeedHead(TaskHead):
 
     @classmethod
     def supports(cls, modalities: tuple[str, ...]) -> bool:
-        return modalities[0] in ("rgb", "flow")  # video-like modalities only
+        m = modalities[0]  # video-like modalities only (rgb, flow)
+        return m in MODALITIES and MODALITIES.get(m).video_like
 
     def __init__(self, term: TermKey, specs: Mapping[str, FeatureSpec], config: Config) -> None:
         super().__init__(term, specs, config)

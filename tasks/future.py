@@ -2,7 +2,7 @@
 
 ELo (arXiv 2002.12177) uses future-frame prediction (after Srivastava et al. ICML
 2015, arXiv 1502.04681; Vondrick et al. CVPR 2016 anticipate future features). The
-context and target come from the ``past`` view (``elo.model.views.past_view``): context =
+context and target come from the ``past`` view (:func:`past_view`, below): context =
 first half of the time axis, target = the remaining frames. On ``flow`` it predicts
 future motion, on ``audio`` future log-mel frames. Term keys: ``<m>/future``.
 """
@@ -14,9 +14,26 @@ from dataclasses import dataclass
 
 import torch
 
-from elo.model.heads import TASKS, FeatureSpec, HeadInputs, TaskHead
+from elo.model.heads import TASKS, VIEWS, FeatureSpec, HeadInputs, TaskHead
 from elo.model.terms import TermKey
+from elo.model.views import time_dim
 from tasks._common import decoded_mse, tap_decoder
+
+PAST_FRACTION = 0.5  # context = this first part of the clip, target = the rest
+
+
+@VIEWS.register("past")
+def past_view(
+    x: torch.Tensor, *, modality: str, generator: torch.Generator
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Future prediction: the first half of the clip; ``info["future"]`` is the rest
+    (Srivastava et al. ICML 2015; Vondrick et al. CVPR 2016)."""
+    td = time_dim(x)
+    length = x.shape[td]
+    cut = max(1, int(length * PAST_FRACTION))
+    if cut >= length:
+        raise ValueError(f"past view needs >= 2 time steps along dim {td}, got {length}")
+    return x.narrow(td, 0, cut), {"future": x.narrow(td, cut, length - cut)}
 
 
 @TASKS.register()

@@ -8,7 +8,7 @@ learned from motion there, while any shuffle breaks smooth motion in every class
 
 ELo (arXiv 2002.12177) uses temporal ordering (in order vs shuffled, forward vs
 reversed), after Shuffle and Learn (Misra et al. ECCV 2016, arXiv 1603.08561) and the
-arrow of time (Wei et al. CVPR 2018). The ``order`` view (``elo.model.views.order_view``)
+arrow of time (Wei et al. CVPR 2018). The ``order`` view (:func:`order_view`, below)
 makes balanced labels 0 in order / 1 shuffled / 2 reversed; the head classifies the
 pooled embedding. Term keys: ``rgb/temporal_order``, ``flow/temporal_order``,
 ``audio/temporal_order``.
@@ -27,12 +27,73 @@ import torch.nn.functional as F
 from torch import nn
 
 from elo.errors import ConfigError
-from elo.model.heads import TASKS, FeatureSpec, HeadInputs, TaskHead
+from elo.model.heads import TASKS, VIEWS, FeatureSpec, HeadInputs, TaskHead
+from elo.model.modality import MODALITIES
 from elo.model.terms import TermKey
-from elo.model.views import ORDER_CLASSES
+from elo.model.views import balanced_labels, crop_time, time_dim
 from tasks._common import check_positive, masked_mean
 
 FORMS = ("shuffle", "3way")
+ORDER_CLASSES = ("in_order", "shuffled", "reversed")
+ORDER_WINDOW = 0.75  # fraction of the clip kept, at a random offset
+
+
+def _reverses_sign(modality: str) -> bool:
+    """Whether the modality's values change sign when time runs backwards (its
+    ``Modality.reverses_sign``; False for a name no modality registers)."""
+    return modality in MODALITIES and bool(MODALITIES.get(modality).reverses_sign)
+
+
+@VIEWS.register("order")
+def order_view(
+    x: torch.Tensor, *, modality: str, generator: torch.Generator
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Each clip in order (0), shuffled (1) or reversed (2), balanced over the batch
+    (Misra et al. ECCV 2016 Shuffle&Learn; Wei et al. CVPR 2018 arrow of time).
+
+    Each clip is first cut to a window of 3/4 of its length at a random offset (so a
+    codec's keyframe is not always first). Video is then permuted frame by frame; flow,
+    when reversed, is also negated (backward motion). Spectrograms are permuted in 4
+    chunks (reversed = time-flipped). ``info["order_label"]``: int64 B.
+    """
+    frac = ORDER_WINDOW
+    x = crop_time(x, torch.rand(x.shape[0], generator=generator) * (1 - frac), frac)
+    b, td = x.shape[0], time_dim(x)
+    length = x.shape[td]
+    labels = balanced_labels(b, len(ORDER_CLASSES), generator)
+    units = 4 if x.dim() == 4 else length  # spectrogram: chunks; video: frames
+    if units < 3 or length < units:
+        raise ValueError(f"order view needs >= 3 time steps along dim {td}, got {length}")
+    chunk = length // units
+    ident = torch.arange(units)
+    perms = []
+    for lab in labels.tolist():
+        if lab == 0:
+            perms.append(ident)
+        elif lab == 2:
+            perms.append(ident.flip(0))
+        else:
+            while True:  # a permutation that is neither in order nor reversed
+                p = torch.randperm(units, generator=generator)
+                if not torch.equal(p, ident) and not torch.equal(p, ident.flip(0)):
+                    break
+            perms.append(p)
+    unit_idx = torch.stack(perms)  # B,units
+    # frame index for each output position: chunk-wise permutation, remainder kept in place
+    idx = (unit_idx[:, :, None] * chunk + torch.arange(chunk)).reshape(b, -1)  # B,units*chunk
+    rev = labels == 2
+    if x.dim() == 4:  # spectrogram: a reversed clip is the time-flipped one
+        idx[rev] = torch.arange(units * chunk - 1, -1, -1).expand(int(rev.sum()), -1)
+    tail = torch.arange(units * chunk, length).expand(b, -1)
+    idx = torch.cat([idx, tail], dim=1).to(x.device)  # B,L
+    shape = [b] + [1] * (x.dim() - 1)
+    shape[td] = length
+    gather_idx = idx.view(shape).expand_as(x)
+    out = torch.gather(x, td, gather_idx)
+    if _reverses_sign(modality):  # reversed motion runs backwards (flow)
+        sign = torch.where(rev, -1.0, 1.0).to(x.dtype).to(x.device)
+        out = out * sign.view([b] + [1] * (x.dim() - 1))
+    return out, {"order_label": labels.to(x.device)}
 
 
 @TASKS.register()

@@ -5,8 +5,9 @@ optical flow, RGB -> audio), after cross-modal prediction in Owens et al. (ECCV 
 "Ambient Sound Provides Supervision", predicting sound statistics from frames) and
 Zhang et al. (CVPR 2017, split-brain auto-encoders). Only the *source* is encoded; the
 target is its raw input. Meaningful directions (``supports``): from a video-like
-source (rgb, flow) to a different modality, except flow -> rgb (appearance cannot be
-read from motion). Term keys: ``rgb->flow/transfer``, ``rgb->audio/transfer``,
+source (``Modality.video_like``: rgb, flow) to a different modality that may be a
+transfer target (``Modality.transfer_target``: not rgb, appearance cannot be read from
+motion or sound). Term keys: ``rgb->flow/transfer``, ``rgb->audio/transfer``,
 ``flow->audio/transfer``.
 """
 
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 import torch
 
 from elo.model.heads import TASKS, FeatureSpec, HeadInputs, TaskHead
+from elo.model.modality import MODALITIES
 from elo.model.terms import TermKey
 from tasks._common import both_present, decoded_mse, tap_decoder
 
@@ -36,7 +38,9 @@ class TransferHead(TaskHead):
     @classmethod
     def supports(cls, modalities: tuple[str, ...]) -> bool:
         src, dst = modalities
-        return src in ("rgb", "flow") and dst != "rgb" and src != dst
+        if src == dst or src not in MODALITIES or dst not in MODALITIES:
+            return False
+        return MODALITIES.get(src).video_like and MODALITIES.get(dst).transfer_target
 
     @classmethod
     def encoded_views(cls, term: TermKey) -> list[tuple[str, str]]:

@@ -142,3 +142,31 @@ def test_convolutions_use_kaiming_fan_out_and_bn_starts_at_identity() -> None:
         assert abs(float(conv.weight.detach().std()) / expected - 1) < 0.25, (conv, expected)
     bns = [m for m in enc.modules() if isinstance(m, torch.nn.BatchNorm3d)]
     assert bns and all(bool((b.weight == 1).all() and (b.bias == 0).all()) for b in bns)
+
+
+def test_modality_builders_write_the_export_ids() -> None:
+    """Each modality builds its encoder itself; the builder id it reports is the stable
+    ``encoder.yaml`` id the export accepts (elo/train/export.py), and rebuilding from
+    that id and the kwargs gives the same architecture."""
+    from elo.model.encoders_tv import export_builder
+    from elo.model.modality import MODALITIES
+    from elo.train.export import ENCODER_BUILDERS as EXPORT_IDS
+    from elo.train.export import _resolve
+
+    seen = set()
+    for path in sorted((configs_dir() / "model").glob("*.yaml")):
+        cfg = compose(path)
+        for m in ("rgb", "flow", "audio"):
+            built = MODALITIES.get(m).build_encoder(cfg[m])
+            seen.add(built.builder)
+            assert built.builder in EXPORT_IDS, (path.name, m, built.builder)
+            if MODALITIES.get(m).video_like:
+                assert built.builder == export_builder(built.kwargs)
+            again = _resolve(built.builder)(**built.kwargs)
+            assert type(again) is type(built.encoder)
+            assert again.pyramid_channels == built.encoder.pyramid_channels
+    assert seen == {
+        "elo.encoders:build_video_encoder",
+        "elo.encoders:build_audio_encoder",
+        "elo.encoders_tv:build_r2plus1d_18",
+    }

@@ -127,3 +127,48 @@ def test_broken_plugin_is_skipped_not_fatal(
     TASKS.discover(force=True)
     assert name not in TASKS.list()
     assert "missing dependency foo" in caplog.text
+
+
+def test_baseline_heads_join_through_their_entry_points(tmp_path: Path) -> None:
+    """Core never names ``baselines``: the BYOL / SimSiam heads (and their views) join
+    through the ``elo.tasks`` entry points pyproject.toml declares. A fresh interpreter
+    loads exactly that table from a throwaway dist-info, so the check holds whether or
+    not the installed metadata is current."""
+    import json
+    import os
+    import subprocess
+    import tomllib
+
+    repo = Path(__file__).resolve().parents[1]
+    table = tomllib.loads((repo / "pyproject.toml").read_text())["project"]["entry-points"]
+    eps = table["elo.tasks"]
+    assert eps == {"byol": "baselines.byol", "simsiam": "baselines.simsiam"}
+    dist = tmp_path / "elo_baselines_check-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: elo-baselines-check\nVersion: 0.1\n"
+    )
+    (dist / "entry_points.txt").write_text(
+        "[elo.tasks]\n" + "".join(f"{k} = {v}\n" for k, v in eps.items())
+    )
+    code = textwrap.dedent(
+        """
+        import json, sys
+        from elo.model.heads import TASKS, VIEWS
+        assert TASKS.packages == ("tasks",) and VIEWS.packages == ()
+        before = sorted(m for m in sys.modules if m.split(".")[0] == "baselines")
+        TASKS.discover()
+        print(json.dumps({"before": before, "tasks": TASKS.list(), "views": VIEWS.list(),
+                          "byol": TASKS.origin("byol")}))
+        """
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(repo)])}
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path
+    )
+    assert proc.returncode == 0, proc.stderr
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert got["before"] == []  # importing the core and its registries imports no baseline
+    assert {"byol", "simsiam", "reconstruction", "distill"} <= set(got["tasks"])
+    assert {"byol1", "byol2", "simsiam1", "simsiam2", "order", "past"} <= set(got["views"])
+    assert got["byol"] == "baselines.byol.BYOLHead"

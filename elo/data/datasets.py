@@ -59,7 +59,7 @@ class ClipDataset(Dataset[dict[str, Any]]):
         self.crop = crop
         self.shapes = {
             m: tuple(
-                self.classes[m].output_shape(  # type: ignore[attr-defined]
+                self.classes[m].output_shape(
                     frames, size, spec.fps, spec.sample_rate, spec.modalities[m]
                 )
             )
@@ -169,7 +169,7 @@ class ClipDataset(Dataset[dict[str, Any]]):
                 out[m] = torch.zeros(self.shapes[m], dtype=torch.float32)
                 ok = False
             else:
-                out[m] = self.classes[m].to_tensor(arr, self.params[m])  # type: ignore[attr-defined]
+                out[m] = self.classes[m].to_tensor(arr, self.params[m])
                 if self.crop is not None:
                     from elo.model.views import centre_crop
 
@@ -243,7 +243,7 @@ def open_dataset(
     root: str | Path | None = None,
     *,
     split: str | None = None,
-    modalities: Sequence[str] = ("rgb", "flow", "audio"),
+    modalities: Sequence[str] | None = None,
     cache_dir: str | Path | None = None,
     extract: bool = True,
     extract_workers: int | None = 0,
@@ -252,14 +252,18 @@ def open_dataset(
 ) -> ClipDataset:
     """The clips of ``split`` of a dataset, extracting whatever the cache lacks first
     (``extract_workers`` processes; ``0`` = in this process, ``None`` = all cores).
+    ``modalities``: those to load (default: the packaged default objective's,
+    :func:`elo.model.modality.default_modalities`).
 
     With ``data.clip.extra_frames`` / ``extra_pixels`` the cache holds longer, larger
     clips; items are centre-cropped to ``clip.frames`` x ``clip.size`` unless
     ``uncropped`` (training: the model cuts random windows, :mod:`elo.model.network`)."""
     from elo.data.extract import extract_paths
+    from elo.model.modality import default_modalities
 
     root, cache_dir = _root_and_cache(cfg, root, cache_dir)
-    spec = spec_from_config(cfg, modalities)
+    mods = list(modalities) if modalities is not None else list(default_modalities())
+    spec = spec_from_config(cfg, mods)
     index = scan(root)
     fold = int(cfg.get("data", cfg).get("fold", 1) or 1)
     # the split ignores the loader seed
@@ -309,7 +313,7 @@ def make_loader(
     root: str | Path | None = None,
     *,
     split: str | None = None,
-    modalities: Sequence[str] = ("rgb", "flow", "audio"),
+    modalities: Sequence[str] | None = None,
     batch_size: int,
     shuffle: bool,
     workers: int = 0,
@@ -346,8 +350,10 @@ def drop_absent_modalities(cfg: dict[str, Any], root: str | Path | None = None) 
     modality that *no* training clip has, e.g. audio in a dataset of silent videos, so a
     search runs without those terms instead of training on masks; returns the removed
     modalities. Extracts the training split if needed (the search needs it anyway)."""
+    from elo.model.modality import configured_modalities
+
     obj = cfg.setdefault("objective", {})
-    mods = list(obj.get("modalities", ["rgb", "flow", "audio"]))
+    mods = configured_modalities(cfg)
     ds = open_dataset(cfg, root, split="train", modalities=mods, extract_workers=None)
     absent = [
         m for m in mods if m != "rgb" and not any(any(p[m]) for p in ds.present.values() if m in p)

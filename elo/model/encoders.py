@@ -25,7 +25,7 @@ from torchvision.models.video import resnet as tvv
 
 from elo.errors import ConfigError
 from elo.model.heads import EncoderOutput
-from elo.model.modality import Encoder
+from elo.model.modality import Encoder, EncoderBuild
 
 _CONVS = {"2plus1d": tvv.Conv2Plus1D, "3d": tvv.Conv3DSimple, "2d": tvv.Conv3DNoTemporal}
 _VIDEO_BLOCKS: dict[str, type[nn.Module]] = {"basic": tvv.BasicBlock, "bottleneck": tvv.Bottleneck}
@@ -159,7 +159,8 @@ class VideoEncoder(_ResNetEncoder):
         def block_fn(
             inplanes: int, planes: int, stride: int = 1, down: nn.Module | None = None
         ) -> nn.Module:
-            return block_cls(inplanes, planes, conv_cls, stride, down)
+            built: nn.Module = block_cls(inplanes, planes, conv_cls, stride, down)
+            return built
 
         def down_fn(inplanes: int, out_planes: int, stride: int) -> nn.Module:
             ds = conv_cls.get_downsample_stride(stride)
@@ -284,32 +285,41 @@ def _checked(
     return kw
 
 
-#: modality -> (builder path for export, input channels, builder)
-ENCODER_BUILDERS: dict[str, tuple[str, int, Any]] = {
-    "rgb": ("elo.encoders:build_video_encoder", 3, build_video_encoder),
-    "flow": ("elo.encoders:build_video_encoder", 2, build_video_encoder),
-    "audio": ("elo.encoders:build_audio_encoder", 1, build_audio_encoder),
-}
+#: builder ids of the project's encoders, as an export writes them (elo/train/export.py)
+VIDEO_BUILDER = "elo.encoders:build_video_encoder"
+AUDIO_BUILDER = "elo.encoders:build_audio_encoder"
 
 
-def encoder_kwargs(modality: str, section: dict[str, Any] | None) -> dict[str, Any]:
-    """Builder kwargs for ``modality`` from its ``model.<modality>`` config section."""
-    if modality not in ENCODER_BUILDERS:
-        raise ConfigError(
-            f"no encoder for modality {modality!r}; known: {', '.join(sorted(ENCODER_BUILDERS))}"
-        )
-    _, channels, fn = ENCODER_BUILDERS[modality]
-    kwargs = {"in_channels": channels, **dict(section or {})}
+def build_checked(
+    modality: str,
+    builder: str,
+    fn: Callable[..., Encoder],
+    fixed: Mapping[str, Any],
+    section: Mapping[str, Any] | None,
+) -> EncoderBuild:
+    """``fn(**kwargs)`` with ``kwargs`` = the modality's ``fixed`` arguments (e.g. its
+    input channels) overridden by its ``model.<modality>`` ``section``, every key one
+    that ``fn`` takes; ``builder`` is the id an export writes."""
+    kwargs = {**dict(fixed), **dict(section or {})}
     allowed = set(fn.__kwdefaults__ or {})
     for key in kwargs:
         if key not in allowed:
             raise ConfigError(
                 f"unknown config key 'model.{modality}.{key}'; known: {', '.join(sorted(allowed))}"
             )
-    return kwargs
+    return EncoderBuild(fn(**kwargs), builder, kwargs)
 
 
-def build_encoder(modality: str, section: dict[str, Any] | None) -> tuple[Encoder, dict[str, Any]]:
-    """The encoder for ``modality`` and the kwargs that rebuild it (for export)."""
-    kwargs = encoder_kwargs(modality, section)
-    return ENCODER_BUILDERS[modality][2](**kwargs), kwargs
+def build_encoder(
+    modality: str, section: Mapping[str, Any] | None
+) -> tuple[Encoder, dict[str, Any]]:
+    """The encoder of a registered ``modality`` (its :meth:`Modality.build_encoder`)
+    and the kwargs that rebuild it (for export)."""
+    from elo.model.modality import MODALITIES
+
+    if modality not in MODALITIES:
+        raise ConfigError(
+            f"no encoder for modality {modality!r}; known: {', '.join(MODALITIES.list())}"
+        )
+    built = MODALITIES.get(modality).build_encoder(section)
+    return built.encoder, built.kwargs

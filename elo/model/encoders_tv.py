@@ -2,9 +2,10 @@
 for Action Recognition", CVPR 2018) as an ELo video encoder: the backbone of XDC
 (Alwassel et al., NeurIPS 2020) and AVID (Morgado et al., CVPR 2021), so results can be
 compared with theirs. Select it per modality with ``model.<m>.arch: r2plus1d_18``
-(``configs/model/r2plus1d_18.yaml``); it fits the video modalities, ``rgb`` (3
-channels) and ``flow`` (2: the stem's first convolution takes 2 channels), not the 2D
-log-mel ``audio``.
+(``configs/model/r2plus1d_18.yaml``); it fits the video modalities (``video_like``:
+``rgb``, 3 channels, and ``flow``, 2: the stem's first convolution takes the modality's
+channels), not the 2D log-mel ``audio``. :func:`build_video` and :func:`build_audio`
+are the modalities' encoder builders: the project's own encoders, or this one.
 
 Module names match torchvision's ``VideoResNet`` (``stem``, ``layer1`` .. ``layer4``),
 so a torchvision state dict (without ``fc``) loads as is. The pyramid is the output of
@@ -26,12 +27,21 @@ import torch
 from torch import nn
 
 from elo.errors import ConfigError
+from elo.model.encoders import (
+    AUDIO_BUILDER,
+    VIDEO_BUILDER,
+    build_audio_encoder,
+    build_checked,
+    build_encoder,
+    build_video_encoder,
+)
 from elo.model.heads import EncoderOutput
-from elo.model.modality import Encoder
+from elo.model.modality import MODALITIES, Encoder, EncoderBuild, ordered
 
 ARCH = "r2plus1d_18"
 BUILDER = "elo.encoders_tv:build_r2plus1d_18"
-CHANNELS = {"rgb": 3, "flow": 2}  # the modalities whose input is B,C,T,H,W video
+__all__ = ["R2Plus1D18Encoder", "build_r2plus1d_18", "build_video", "build_audio",
+           "build_encoder", "export_builder"]  # fmt: skip
 
 
 class R2Plus1D18Encoder(Encoder):
@@ -86,21 +96,15 @@ def build_r2plus1d_18(
     return R2Plus1D18Encoder(in_channels=int(kw["in_channels"]), embed_dim=int(kw["embed_dim"]))
 
 
-def build_encoder(
-    modality: str, section: Mapping[str, Any] | None
-) -> tuple[Encoder, dict[str, Any]]:
-    """The encoder of ``modality`` and the kwargs that rebuild it: torchvision's
-    R(2+1)D-18 when ``model.<modality>.arch`` is ``r2plus1d_18``, else the project's
-    own encoders (:func:`elo.model.encoders.build_encoder`)."""
+def build_video(modality: str, in_channels: int, section: Mapping[str, Any] | None) -> EncoderBuild:
+    """A video modality's encoder: torchvision's R(2+1)D-18 when ``model.<modality>.arch``
+    is ``r2plus1d_18``, else the project's video ResNet
+    (:func:`elo.model.encoders.build_video_encoder`); ``in_channels`` is the modality's."""
     if (section or {}).get("arch") != ARCH:
-        from elo.model.encoders import build_encoder as build_own
-
-        return build_own(modality, dict(section) if section is not None else None)
-    if modality not in CHANNELS:
-        raise ConfigError(
-            f"model.{modality}.arch {ARCH}: a video backbone fits rgb and flow, not {modality}"
+        return build_checked(
+            modality, VIDEO_BUILDER, build_video_encoder, {"in_channels": in_channels}, section
         )
-    kwargs = {"in_channels": CHANNELS[modality], **dict(section or {})}
+    kwargs = {"in_channels": in_channels, **dict(section or {})}
     allowed = {"arch", "in_channels", "embed_dim"}
     for key in kwargs:
         if key not in allowed:
@@ -108,9 +112,23 @@ def build_encoder(
                 f"unknown config key 'model.{modality}.{key}' for arch {ARCH}; "
                 f"known: {', '.join(sorted(allowed))}"
             )
-    return build_r2plus1d_18(kwargs), kwargs
+    return EncoderBuild(build_r2plus1d_18(kwargs), BUILDER, kwargs)
+
+
+def build_audio(modality: str, in_channels: int, section: Mapping[str, Any] | None) -> EncoderBuild:
+    """A spectrogram modality's encoder: the project's 2D ResNet
+    (:func:`elo.model.encoders.build_audio_encoder`); ``arch: r2plus1d_18`` is refused."""
+    if (section or {}).get("arch") == ARCH:
+        video = ordered([m for m in MODALITIES.list() if MODALITIES.get(m).video_like])
+        raise ConfigError(
+            f"model.{modality}.arch {ARCH}: a video backbone fits {' and '.join(video)}, "
+            f"not {modality}"
+        )
+    return build_checked(
+        modality, AUDIO_BUILDER, build_audio_encoder, {"in_channels": in_channels}, section
+    )
 
 
 def export_builder(kwargs: Mapping[str, Any]) -> str:
     """The ``encoder.yaml`` builder of a video encoder built from ``kwargs``."""
-    return BUILDER if kwargs.get("arch") == ARCH else "elo.encoders:build_video_encoder"
+    return BUILDER if kwargs.get("arch") == ARCH else VIDEO_BUILDER

@@ -37,15 +37,26 @@ class NoConfig:
     """Config of a head that takes no options."""
 
 
+#: Task heads: every file of ``tasks/`` and the ``elo.tasks`` entry points (plug-ins and
+#: the heads of other packages, e.g. the BYOL / SimSiam baselines: pyproject.toml).
 TASKS: Registry[type[TaskHead]] = Registry(
-    "task", packages=("tasks", "baselines"), entry_point_group="elo.tasks"
+    "task", packages=("tasks",), entry_point_group="elo.tasks"
 )
 
 #: A view turns a modality batch into a derived input for the encoder:
 #: ``fn(x, *, modality, generator) -> (x_view, info)`` where ``info`` holds per-sample
-#: targets the head needs (e.g. ``{"order_label": B}``). ``"base"`` is the identity.
+#: targets the head needs (e.g. ``{"order_label": B}``). ``"base"`` is the identity; a
+#: task's own views live in its file and register with it (``VIEWS`` follows ``TASKS``).
 ViewFn = Callable[..., tuple[torch.Tensor, dict[str, torch.Tensor]]]
-VIEWS: Registry[ViewFn] = Registry("view", packages=("elo.model.views", "baselines"))
+VIEWS: Registry[ViewFn] = Registry("view", follows=TASKS)
+
+
+@VIEWS.register("base")
+def base_view(
+    x: torch.Tensor, *, modality: str, generator: torch.Generator
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """The modality as extracted (after the modality's own augmentation)."""
+    return x, {}
 
 
 @dataclass(frozen=True)
@@ -99,7 +110,14 @@ class TaskHead(nn.Module):
 
     @classmethod
     def input_views(cls, term: TermKey) -> list[tuple[str, str]]:
+        """The (modality, view) pairs the head reads (the model derives each once)."""
         return [(m, v) for m in term.modalities for v in cls.views]
+
+    @classmethod
+    def encoded_views(cls, term: TermKey) -> list[tuple[str, str]]:
+        """The (modality, view) pairs the head needs *encoded*: all it reads by default
+        (a head that reads a raw target, e.g. transfer, encodes fewer)."""
+        return cls.input_views(term)
 
     @classmethod
     def check_config(cls, section: Mapping[str, Any] | None) -> Any:

@@ -8,13 +8,20 @@ A modality lives in one file of ``modalities/`` and registers an instance-less c
         name = "rgb"
         ...
 
+A modality is one file: it declares how its array is derived from a decoded clip
+(:meth:`Modality.extract`), the shape of one sample (:meth:`Modality.output_shape`, the
+model's declared input), its encoder (:meth:`Modality.build_encoder`) and what tasks may
+ask of it (:attr:`Modality.video_like`, ...). The model, the datasets and the term space
+ask the registry; nothing lists modalities by name.
+
 Its encoder returns an :class:`~elo.model.heads.EncoderOutput`: a feature pyramid (the taps
 distillation may use, level 1 = earliest) and a pooled embedding.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import functools
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -53,12 +60,30 @@ class Encoder(nn.Module):
         raise NotImplementedError
 
 
+@dataclass
+class EncoderBuild:
+    """A modality's encoder and how to rebuild it: ``builder`` is the id an export writes
+    in ``encoder.yaml`` (a stable file-format name, elo/train/export.py), ``kwargs`` its
+    keyword arguments."""
+
+    encoder: Encoder
+    builder: str
+    kwargs: dict[str, Any]
+
+
 class Modality:
     """Base class of a modality. Subclasses are stateless; params come from config."""
 
     name: ClassVar[str] = ""
     #: default extraction parameters; the cache key includes the resolved params.
     defaults: ClassVar[Mapping[str, Any]] = {}
+    #: one sample is video ``C,T,H,W`` (frames in time): video encoders and views fit it
+    video_like: ClassVar[bool] = False
+    #: cross-modal transfer may predict this modality from another's features (RGB: no,
+    #: appearance cannot be read from motion or sound; tasks/transfer.py)
+    transfer_target: ClassVar[bool] = True
+    #: played backwards, the values change sign (motion: flow; tasks/temporal_order.py)
+    reverses_sign: ClassVar[bool] = False
 
     @classmethod
     def params(cls, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -83,5 +108,57 @@ class Modality:
         return x
 
     @classmethod
-    def build_encoder(cls, config: Mapping[str, Any]) -> Encoder:
+    def output_shape(
+        cls, frames: int, size: int, fps: float, sample_rate: int, params: Mapping[str, Any]
+    ) -> tuple[int, ...]:
+        """One sample's shape for clips of ``frames`` x ``size`` px at ``fps`` (audio at
+        ``sample_rate``): what the cache holds and the model's input."""
         raise NotImplementedError
+
+    @classmethod
+    def build_encoder(cls, config: Mapping[str, Any] | None) -> EncoderBuild:
+        """The encoder for this modality from its ``model.<name>`` section (keys checked)."""
+        raise NotImplementedError
+
+
+def input_shapes(cfg: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
+    """One sample's input shape per registered modality, from the data config
+    (``data.clip``, ``data.audio.sample_rate``, ``data.modalities.<name>``): each
+    modality's :meth:`Modality.output_shape` at the clip the model sees."""
+    data = cfg.get("data", {}) or {}
+    clip = data.get("clip", {}) or {}
+    t, size, fps = (
+        int(clip.get("frames", 8)),
+        int(clip.get("size", 64)),
+        float(clip.get("fps", 8.0)),
+    )
+    sr = int((data.get("audio", {}) or {}).get("sample_rate", 16000))
+    over = data.get("modalities", {}) or {}
+    out: dict[str, tuple[int, ...]] = {}
+    for name in MODALITIES.list():
+        cls = MODALITIES.get(name)
+        out[name] = tuple(cls.output_shape(t, size, fps, sr, cls.params(over.get(name))))
+    return out
+
+
+@functools.cache
+def default_modalities() -> tuple[str, ...]:
+    """The modalities of a config that names none: those of the packaged default
+    objective (``configs/objective/default.yaml``)."""
+    from elo.config import compose, configs_dir
+
+    doc = compose(configs_dir() / "objective" / "default.yaml")
+    return tuple(str(m) for m in doc.get("modalities", []))
+
+
+def configured_modalities(cfg: Mapping[str, Any]) -> list[str]:
+    """``objective.modalities`` of ``cfg``, else :func:`default_modalities`."""
+    obj = cfg.get("objective", {}) or {}
+    mods = obj.get("modalities")
+    return [str(m) for m in mods] if mods is not None else list(default_modalities())
+
+
+def ordered(names: Sequence[str]) -> list[str]:
+    """``names`` in the default modalities' order, any others after them, sorted."""
+    rank = {m: i for i, m in enumerate(default_modalities())}
+    return sorted(names, key=lambda m: (rank.get(m, len(rank)), m))

@@ -25,9 +25,8 @@ import torch
 from torch import nn
 
 from elo.errors import ConfigError, DataError
-from elo.model.distill import build_distill_head
-from elo.model.encoders_tv import build_encoder  # own encoders, or torchvision's R(2+1)D-18
 from elo.model.heads import TASKS, VIEWS, EncoderOutput, FeatureSpec, HeadInputs, TaskHead
+from elo.model.modality import MODALITIES, input_shapes
 from elo.model.objective import Weights
 from elo.model.terms import TermKey
 
@@ -35,26 +34,51 @@ STUDENT = "rgb"
 SCALE_FLOOR = 1e-3  # a term's scale never goes below this (losses near 0: no blow-up)
 
 
-def input_shapes(cfg: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
-    """One sample's input shape per modality, from the data config (heads use the
-    channel count; sizes are read from the tensors at run time)."""
-    data = cfg.get("data", {}) or {}
-    clip = data.get("clip", {}) or {}
-    t, size = int(clip.get("frames", 8)), int(clip.get("size", 64))
-    audio = ((data.get("modalities", {}) or {}).get("audio", {})) or {}
-    fps, sr = (
-        float(clip.get("fps", 8.0)),
-        int((data.get("audio", {}) or {}).get("sample_rate", 16000)),
-    )
-    n_mels, hop = int(audio.get("n_mels", 40)), int(audio.get("hop", 160))
-    tm = int(t / fps * sr) // hop + 1
-    return {"rgb": (3, t, size, size), "flow": (2, t - 1, size, size), "audio": (1, n_mels, tm)}
+@dataclass
+class ViewPlan:
+    """What the active terms need each step: their head classes (by term key), the
+    (modality, view) pairs they read and those they encode (first request first), and
+    the modalities that get an encoder (the student first)."""
+
+    head_classes: dict[str, type[TaskHead]]
+    reads: list[tuple[str, str]]
+    encodes: list[tuple[str, str]]
+    modalities: list[str]
+
+    @classmethod
+    def of(cls, active: Sequence[TermKey]) -> ViewPlan:
+        heads: dict[str, type[TaskHead]] = {}
+        needed: dict[str, None] = {STUDENT: None}
+        reads: dict[tuple[str, str], None] = {}
+        encodes: dict[tuple[str, str], None] = {}
+        for term in active:
+            head = heads[str(term)] = TASKS.get(term.task)
+            reads.update(dict.fromkeys(head.input_views(term)))
+            for mv in head.encoded_views(term):
+                encodes[mv] = None
+                needed[mv[0]] = None
+        return cls(heads, list(reads), list(encodes), list(needed))
 
 
-def encoded_views(head_cls: type[TaskHead], term: TermKey) -> list[tuple[str, str]]:
-    """The (modality, view) pairs a term needs *encoded* (default: all it reads)."""
-    fn = getattr(head_cls, "encoded_views", None)
-    return list(fn(term)) if fn is not None else list(head_cls.input_views(term))
+def build_encoders(
+    cfg: Mapping[str, Any], plan: ViewPlan, shapes: Mapping[str, tuple[int, ...]]
+) -> tuple[dict[str, nn.Module], dict[str, tuple[str, dict[str, Any]]], dict[str, FeatureSpec]]:
+    """One encoder per modality of ``plan`` (its ``Modality.build_encoder`` from
+    ``model.<modality>``), each one's (builder id, kwargs) for export, and the
+    :class:`FeatureSpec` of every modality a term reads (0-dim for one read raw only)."""
+    model_cfg = cfg.get("model", {}) or {}
+    encoders: dict[str, nn.Module] = {}
+    builds: dict[str, tuple[str, dict[str, Any]]] = {}
+    specs: dict[str, FeatureSpec] = {}
+    for m in plan.modalities:
+        built = MODALITIES.get(m).build_encoder(model_cfg.get(m))
+        enc = encoders[m] = built.encoder
+        builds[m] = (built.builder, built.kwargs)
+        specs[m] = FeatureSpec(m, enc.embed_dim, tuple(enc.pyramid_channels), shapes[m])
+    for m, _ in plan.reads:  # read raw only (e.g. a transfer target): no encoder
+        if m not in specs:
+            specs[m] = FeatureSpec(m, 0, (), shapes.get(m, (1,)))
+    return encoders, builds, specs
 
 
 #: ``objective.normalize``: how each term is scaled before weighting
@@ -124,45 +148,23 @@ class ELoModel(nn.Module):
         self.seed = int(seed)
         self.share_features = share_features
         self.active: list[TermKey] = list(weights.active)
-        self.head_classes: dict[str, type[TaskHead]] = {}
-        needed: dict[str, None] = {STUDENT: None}  # modalities that get an encoder
-        reads: dict[tuple[str, str], None] = {}
-        encodes: dict[tuple[str, str], None] = {}
-        for term in self.active:
-            cls = self._head_class(term)
-            self.head_classes[str(term)] = cls
-            for mv in cls.input_views(term):
-                reads[mv] = None
-            for mv in encoded_views(cls, term):
-                encodes[mv] = None
-                needed[mv[0]] = None
-        model_cfg = cfg.get("model", {}) or {}
+        plan = ViewPlan.of(self.active)
+        self.head_classes = plan.head_classes
+        self.read_views = plan.reads  # stable order: first request first
+        self.encoded_views = plan.encodes
         self.input_shapes = input_shapes(cfg)
-        self.encoder_kwargs: dict[str, dict[str, Any]] = {}
-        encoders: dict[str, nn.Module] = {}
-        shapes = input_shapes(cfg)
-        self.specs: dict[str, FeatureSpec] = {}
-        for m in needed:
-            enc, kwargs = build_encoder(m, model_cfg.get(m))
-            encoders[m], self.encoder_kwargs[m] = enc, kwargs
-            self.specs[m] = FeatureSpec(m, enc.embed_dim, tuple(enc.pyramid_channels), shapes[m])
-        for m, _ in reads:  # read raw only (e.g. a transfer target): no encoder
-            if m not in self.specs:
-                self.specs[m] = FeatureSpec(m, 0, (), shapes.get(m, (1,)))
+        encoders, builds, self.specs = build_encoders(cfg, plan, self.input_shapes)
         self.encoders = nn.ModuleDict(encoders)
-        self.read_views = list(reads)  # stable order: first request first
-        self.encoded_views = list(encodes)
+        #: modality -> (builder id, kwargs) of its encoder, for export
+        self.encoder_builders = {m: b for m, (b, _) in builds.items()}
+        self.encoder_kwargs = {m: kw for m, (_, kw) in builds.items()}
         heads_cfg = cfg.get("heads", {}) or {}
-        heads: dict[str, TaskHead] = {}
-        for term in self.active:
-            key = str(term)
-            if term.arity == "distill":
-                heads[key] = build_distill_head(term, self.specs, heads_cfg.get("distill"))
-            else:
-                heads[key] = self.head_classes[key].build(
-                    term, self.specs, heads_cfg.get(term.task)
-                )
-        self.heads = nn.ModuleDict(heads)
+        self.heads = nn.ModuleDict(
+            {
+                str(t): plan.head_classes[str(t)].build(t, self.specs, heads_cfg.get(t.task))
+                for t in self.active
+            }
+        )
         self.normalize, self.norm_momentum = loss_normalization(cfg)
         n = len(self.active)
         self.register_buffer("loss_scale", torch.ones(n))  # s_k per active term
@@ -172,14 +174,6 @@ class ELoModel(nn.Module):
         for head in self.heads.values():
             assert isinstance(head, TaskHead)
             head.bind_encoders(dict(self.encoders.items()))
-
-    @staticmethod
-    def _head_class(term: TermKey) -> type[TaskHead]:
-        if term.arity == "distill":
-            from elo.model.distill import DistillHead
-
-            return DistillHead
-        return TASKS.get(term.task)
 
     # -- one step -----------------------------------------------------------------------
     def make_views(
@@ -233,8 +227,6 @@ class ELoModel(nn.Module):
         """The modality's own training augmentation (``Modality.augment``), seeded."""
         if not (self.training and self.augment):
             return x
-        from elo.model.modality import MODALITIES
-
         if m not in MODALITIES:
             return x
         salt = zlib.crc32(m.encode())
@@ -257,7 +249,7 @@ class ELoModel(nn.Module):
             features = shared
             if not self.share_features:  # naive: encode again for this term
                 cls = self.head_classes[key]
-                features = {mv: self.encoders[mv[0]](views[mv]) for mv in encoded_views(cls, term)}
+                features = {mv: self.encoders[mv[0]](views[mv]) for mv in cls.encoded_views(term)}
             out = self.heads[key](HeadInputs(features, views, info, mask, meta))
             raw[key] = out["loss"]
             for name, value in out.items():

@@ -39,11 +39,16 @@ def enumerate_terms(
     """
     from elo.model.heads import TASKS
 
-    names = list(tasks) if tasks is not None else TASKS.list()
+    names = list(tasks) if tasks is not None else task_names()
     out: list[TermKey] = []
     for name in names:
         head = TASKS.get(name)
         combos: list[tuple[str, ...]]
+        if head.arity == "distill":
+            raise ConfigError(
+                f"task {name!r} is distillation: its terms come from objective.distill "
+                "(teachers, student, levels), not from the task list"
+            )
         if head.arity == "one":
             combos = [(m,) for m in modalities]
         elif head.arity == "ordered":
@@ -61,16 +66,25 @@ def enumerate_terms(
     return out
 
 
+def task_names() -> list[str]:
+    """Every registered task whose terms the task list enumerates (all but
+    distillation, whose terms come from ``objective.distill``), sorted."""
+    from elo.model.heads import TASKS
+
+    return [n for n in TASKS.list() if TASKS.get(n).arity != "distill"]
+
+
 def terms_from_config(cfg: Mapping[str, Any]) -> list[TermKey]:
-    """Term keys from the ``objective`` section of a composed config."""
-    obj = cfg.get("objective", {})
-    mods = list(obj.get("modalities", ["rgb", "flow", "audio"]))
+    """Term keys from the ``objective`` section of a composed config (modalities: its
+    ``objective.modalities``, else those of the packaged default objective)."""
+    from elo.model.modality import configured_modalities
+
+    obj = cfg.get("objective", {}) or {}
+    mods = configured_modalities(cfg)
     tasks = obj.get("tasks", "all")
     exclude = set(obj.get("exclude", []) or [])
     if tasks in ("all", None):
-        from elo.model.heads import TASKS
-
-        tasks = TASKS.list()
+        tasks = task_names()
     for name in exclude:
         _check_task(name)
     distill = obj.get("distill", {}) or {}

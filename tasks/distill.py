@@ -9,6 +9,10 @@ a learned 1x1 projection to the teacher's channels (FitNets hints, Romero et al.
 default. A video teacher is matched over (T, H, W); an audio teacher (``B,C,F,Tm``) is
 pooled over frequency and matched over time against the spatially pooled RGB tap.
 
+A registered head like the others (task ``distill``, arity ``distill``); its terms are
+not enumerated from the task list but from ``objective.distill`` (teachers, student,
+levels: :func:`elo.model.objective.enumerate_terms`).
+
 Config: ``heads.distill.{stop_gradient, normalize}``.
 """
 
@@ -22,20 +26,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from elo.errors import ConfigError
-from elo.model.heads import FeatureSpec, HeadInputs, TaskHead
+from elo.model.heads import TASKS, FeatureSpec, HeadInputs, TaskHead
 from elo.model.terms import TermKey
+from tasks._common import masked_mean
 
 
-def _masked(per_sample: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-    if mask is None:
-        return per_sample.mean()
-    m = mask.to(per_sample.dtype)
-    return (per_sample * m).sum() / m.sum().clamp_min(1.0)
-
-
+@TASKS.register()
 class DistillHead(TaskHead):
     """``distill/<teacher>->rgb@<level>``: L2 between the projected student tap and the
-    teacher tap (built by the model for distillation terms; not a registered task)."""
+    teacher tap."""
 
     name = "distill"
     arity = "distill"
@@ -86,10 +85,4 @@ class DistillHead(TaskHead):
         mask = inputs.mask.get(teacher)
         if mask is not None and student in inputs.mask:
             mask = mask.bool() & inputs.mask[student].bool()
-        return {"loss": _masked(per_sample, mask)}
-
-
-def build_distill_head(
-    term: TermKey, specs: Mapping[str, FeatureSpec], section: Mapping[str, object] | None
-) -> DistillHead:
-    return DistillHead(term, specs, DistillHead.check_config(section))
+        return {"loss": masked_mean(per_sample, mask)}
