@@ -211,7 +211,8 @@ def test_replay_rebuilds_state_from_the_log_alone() -> None:
     c = make(strategy="cma", population=4, generations=3, seed=3)
     assert c.replay(log.records[:6]) == 6
     assert c.replay(log.records[:6]) == 0
-    assert c.generation == 1 and sorted(c.fitness) == sorted(r["index"] for r in log.records[4:6])
+    done = sorted(c.evolution.fitness)
+    assert c.generation == 1 and done == sorted(r["index"] for r in log.records[4:6])
     # a log from another seed does not match the strategy's proposals
     d = make(strategy="cma", population=4, generations=3, seed=4)
     with pytest.raises(ConfigError, match="does not match"):
@@ -230,11 +231,12 @@ def test_restore_refuses_other_terms(tmp_path: Any) -> None:
 
 @pytest.mark.parametrize("name", ["cma", "ga"])
 def test_config_seed_points_open_the_first_generation(name: str) -> None:
-    from search.run import strategy_for
+    from search.settings import SearchSettings
+    from search.strategies import strategy_for
 
     cfg = {"seed": 0, "search": {"strategy": name, "population": 8, "seed_points": True}}
     space = WeightSpace(TERMS, "clip")
-    se = EvolutionSearcher(strategy_for(cfg, space), space, 2)
+    se = EvolutionSearcher(strategy_for(SearchSettings.from_config(cfg), space), space, 2)
     first = [se.suggest(f"t{i}") for i in range(8)]
     lam = [c["weights"] for c in first]  # type: ignore[index]
     assert lam[0] == {t: 1.0 for t in TERMS}  # uniform
@@ -246,9 +248,105 @@ def test_config_seed_points_open_the_first_generation(name: str) -> None:
 
 
 def test_ga_starts_inside_the_sigmoid_box() -> None:
-    from search.run import strategy_for
+    from search.settings import SearchSettings
+    from search.strategies import strategy_for
 
     cfg = {"seed": 0, "search": {"strategy": "ga", "population": 16, "mapping": "sigmoid"}}
     space = WeightSpace(TERMS, "sigmoid")
-    lam = [v for x in strategy_for(cfg, space).ask() for v in space.weights(x).values()]
+    settings = SearchSettings.from_config(cfg)
+    lam = [v for x in strategy_for(settings, space).ask() for v in space.weights(x).values()]
     assert min(lam) < 0.2 and max(lam) > 0.8 and all(0.05 <= v <= 0.95 for v in lam)
+
+
+#: run in a fresh interpreter where any ``import ray`` fails (sys.modules["ray"] = None)
+NO_RAY_SCRIPT = r"""
+import json, sys
+sys.modules["ray"] = None
+from search.generation import Evolution
+from search.space import WeightSpace
+from search.strategies import make_strategy
+
+TERMS = ("rgb/a", "rgb/b", "flow/a")
+TARGET = {"rgb/a": 0.3, "rgb/b": 0.9, "flow/a": 0.0}
+space = WeightSpace(TERMS, "clip")
+
+class Log:
+    def __init__(self):
+        self.records, self.summaries, self.checkpoints = [], [], 0
+    def evaluation(self, record):
+        self.records.append(record)
+    def checkpoint(self, evolution):
+        self.checkpoints += 1
+    def generation_done(self, summary):
+        self.summaries.append(summary)
+
+def make(listener=None):
+    s = make_strategy("cma", dim=3, population=4, seed=5, centroid=space.centre(), bounds=(0.0, 1.0))
+    return Evolution(s, space, 3, listener=listener)
+
+def fit(cfg):
+    return {"fitness": -sum((cfg["weights"][k] - v) ** 2 for k, v in TARGET.items())}
+
+def run(evo, n, start=0):
+    for i in range(start, start + n):
+        cfg = evo.ask(f"t{i}")
+        assert cfg is not None, i
+        evo.tell(f"t{i}", fit(cfg))
+
+out = {}
+ref = make(Log())
+asked = [ref.ask(f"t{i}") for i in range(4)]
+out["barrier"] = ref.ask("t4") is None  # the generation's four are all out
+for i, cfg in enumerate(asked):
+    ref.tell(f"t{i}", fit(cfg))
+run(ref, 8, start=5)
+out["ref"] = {"finished": ref.finished, "stopped": ref.stopped, "after_end": ref.ask("x"),
+              "best": ref.best, "summaries": ref.listener.summaries,
+              "checkpoints": ref.listener.checkpoints, "records": len(ref.listener.records)}
+
+# interrupted in generation 2: two told, one running; saved, then resumed elsewhere
+log = Log()
+a = make(log)
+run(a, 6)
+running = a.ask("live")
+a.save(sys.argv[1])
+b = make()
+b.restore(sys.argv[1])
+b.requeue_live()
+out["requeued"] = list(b.pending)
+b.listener = Log()
+out["replayed"] = b.replay(log.records)  # all six already in the state: none applied
+run(b, 6, start=100)
+out["resumed"] = {"finished": b.finished, "best": b.best,
+                  "same_strategy": b.strategy.state() == ref.strategy.state()}
+out["ray"] = sys.modules.get("ray", "missing")
+print(json.dumps(out))
+"""
+
+
+def test_generation_bookkeeping_runs_without_ray(tmp_path: Any) -> None:
+    """search/generation.py drives a whole search (ask, barrier, tell, save, resume,
+    replay, best) in an interpreter where importing Ray fails."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-c", NO_RAY_SCRIPT, str(tmp_path / "state.json")],
+        capture_output=True, text=True, timeout=120, env={**os.environ},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["ray"] is None  # still blocked: nothing imported Ray
+    assert out["barrier"] is True
+    ref = out["ref"]
+    assert ref["finished"] and ref["stopped"] and ref["after_end"] is None
+    assert ref["records"] == 12 and ref["checkpoints"] == 12
+    assert [s["generation"] for s in ref["summaries"]] == [0, 1, 2]
+    assert ref["best"]["fitness"] == max(s["best"] for s in ref["summaries"])
+    assert set(ref["best"]["weights"]) == {"rgb/a", "rgb/b", "flow/a"}
+    assert out["requeued"] == [2, 3]  # the running individual goes back with the untold one
+    assert out["replayed"] == 0
+    res = out["resumed"]
+    assert res["finished"] and res["same_strategy"] and res["best"] == ref["best"]
