@@ -10,7 +10,10 @@ Three kinds of trouble, three answers (README: Reliability):
   restarts the trial up to ``search.max_retries`` times (``FailureConfig``). If it still
   fails, the searcher hands the individual out again (never an evaluation), and after
   :data:`~search.generation.MAX_REQUEUES` such losses of one individual it stops the
-  search, resumably, with one line saying why.
+  search, resumably, with one line saying why. When Ray loses its workers while the
+  search itself runs (``tuner.fit()`` raises), :func:`infrastructure_failure` tells
+  it from an error of ours and the driver (search/run.py) resumes from the run
+  directory.
 * **A hung or slow trial**: :class:`TrialTimeouts` gives a trial that ran longer than
   ``search.trial_timeout_s`` the worst fitness (status ``timeout``) and stops it, so
   its generation completes.

@@ -350,3 +350,89 @@ def test_generation_bookkeeping_runs_without_ray(tmp_path: Any) -> None:
     assert out["replayed"] == 0
     res = out["resumed"]
     assert res["finished"] and res["same_strategy"] and res["best"] == ref["best"]
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("population", 0, "config key 'search.population' must be an integer >= 1, got 0"),
+        ("generations", True, "config key 'search.generations' must be an integer >= 1, got True"),
+        ("cpus_per_trial", 1.5, "config key 'search.cpus_per_trial' must be an integer >= 1"),
+        ("trial_timeout_s", -1, "config key 'search.trial_timeout_s' must be > 0 or null, got -1"),
+        ("max_retries", -1, "config key 'search.max_retries' must be an integer >= 0, got -1"),
+        ("workers", 0, "config key 'search.workers' must be >= 1, got 0"),
+        ("heldout_split", "test", "config key 'search.heldout_split' is 'test'"),
+        (
+            "heldout_fraction",
+            1.0,
+            "config key 'search.heldout_fraction' must be in (0, 1), got 1.0",
+        ),
+        ("heldout_bn", "stale", "config key 'search.heldout_bn' must be one of"),
+        ("populaton", 4, "unknown config key 'search.populaton' (did you mean 'population'?)"),
+    ],
+)
+def test_search_settings_refuse_bad_values_naming_the_key(
+    key: str, value: Any, message: str
+) -> None:
+    import re
+
+    from search.settings import SearchSettings
+
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        SearchSettings.from_config({"search": {key: value}})
+
+
+def test_search_settings_are_frozen_with_the_documented_defaults() -> None:
+    from dataclasses import FrozenInstanceError, fields
+
+    from search.settings import SEARCH_DEFAULTS, SearchSettings
+
+    s = SearchSettings.from_config({"search": {"population": 8, "ga": {"tournament": 2}}})
+    assert {f.name for f in fields(s)} == set(SEARCH_DEFAULTS)
+    assert (s.strategy, s.population, s.generations, s.total) == ("cma", 8, 4, 32)
+    assert (s.sigma, s.mapping, s.steps, s.workers, s.trial_timeout_s) == (
+        0.3,
+        "clip",
+        None,
+        None,
+        None,
+    )
+    assert (s.heldout_split, s.heldout_fraction, s.heldout_bn) == ("train", 0.2, "recalibrate")
+    assert (s.memory_per_trial_gb, s.max_retries, dict(s.ga)) == (2.0, 2, {"tournament": 2})
+    with pytest.raises(FrozenInstanceError):
+        s.population = 3  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        s.ga["tournament"] = 5  # type: ignore[index]
+
+
+def test_cli_parses_the_search_settings_once(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    """elo-search validates the settings before creating the run directory and hands the
+    same frozen object to the driver: one parse per command."""
+    import search.run
+    from search.cli import main
+    from search.settings import SearchSettings
+
+    calls: list[int] = []
+    parse = SearchSettings.from_config.__func__  # type: ignore[attr-defined]
+
+    def counted(cls: type[SearchSettings], cfg: Any) -> SearchSettings:
+        calls.append(1)
+        return parse(cls, cfg)  # type: ignore[no-any-return]
+
+    seen: dict[str, Any] = {}
+
+    def driver(cfg: Any, run_dir: Any, **kw: Any) -> dict[str, Any]:
+        seen.update(kw, run_dir=run_dir)
+        return {"finished": True}
+
+    monkeypatch.setattr(SearchSettings, "from_config", classmethod(counted))
+    monkeypatch.setattr(search.run, "run_search", driver)
+    out = tmp_path / "run"
+    args = ["--fitness", "synthetic", "--population", "3", "--out", str(out), "search.sigma=0.5"]
+    assert main(args) == 0
+    assert calls == [1] and seen["run_dir"] == str(out) and (out / "config.yaml").exists()
+    assert (seen["settings"].population, seen["settings"].sigma) == (3, 0.5)
+    assert main([*args[:-3], str(tmp_path / "bad"), "search.workers=0"]) == 2  # one line, exit 2
+    assert not (tmp_path / "bad").exists()  # refused before anything was created
