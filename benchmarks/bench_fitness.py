@@ -12,7 +12,7 @@ gap between random init and the supervised control.
     .venv/bin/python benchmarks/bench_fitness.py --compare runs/bench-fitness/a \\
         runs/bench-fitness/b                                          # side by side
 
-Set-up, as in a search (``search/fitness_data.py``): the demo profile's encoders and
+Set-up, as in a search (``search/fitness/data.py``): the demo profile's encoders and
 clip size (``configs/experiment/demo.yaml``); every candidate trains on the train split
 *minus* a held-out slice (``--heldout-fraction`` of the train videos, by a hash of the
 path); the fitnesses embed that slice with BatchNorm statistics recalibrated on it
@@ -85,7 +85,7 @@ def _split(cfg: dict[str, Any], root: Path, split: str) -> dict[str, Any]:
         for m in mods:
             parts[m].append(b[m][keep])
         parts["labels"].append(b["meta"]["label"][keep])
-    from search.fitness_data import centre_crop
+    from search.fitness.data import centre_crop
 
     out = {k: torch.cat(v) for k, v in parts.items()}
     return {**out, **centre_crop(cfg, {m: out[m] for m in mods})}
@@ -156,7 +156,7 @@ def _has_term(cfg: dict[str, Any], term: str) -> bool:
 
 
 def _loader(cfg: dict[str, Any], root: Path, args: argparse.Namespace, seed: int) -> Any:
-    from search.fitness_data import training_loader
+    from search.fitness.data import training_loader
 
     mods = list(cfg.get("objective", {}).get("modalities", ["rgb", "flow", "audio"]))
     bs = int(cfg["train"]["batch_size"])
@@ -208,7 +208,7 @@ def build_and_embed(
     from elo.evaluation.probe import linear_probe
     from elo.model.encoders import build_video_encoder
     from elo.train.trainer import train_model
-    from search.fitness_data import fitness_embed, recalibrate_bn
+    from search.fitness.data import fitness_embed, recalibrate_bn
 
     t0 = time.perf_counter()
     if spec["kind"] == "random":
@@ -328,7 +328,7 @@ def _own_defaults(cfg: dict[str, Any], held: dict[str, Any], seed: int) -> dict[
     import torch
 
     from elo.model.encoders import build_encoder
-    from search.fitness_data import fitness_embed
+    from search.fitness.data import fitness_embed
 
     out = {}
     for m in ("audio", "flow"):
@@ -510,7 +510,7 @@ def main(argv: list[str] | None = None) -> int:
         return compare(args.compare)
     import torch
 
-    from search.fitness_data import heldout_clips
+    from search.fitness.data import heldout_clips
 
     torch.set_num_threads(args.threads)
     root = make_dataset(args)

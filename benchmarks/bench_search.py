@@ -36,7 +36,8 @@ def one_generation(
     import ray
 
     from elo.rundir import read_jsonl
-    from search.run import prepare_run_dir, run_search
+    from search.run import run_search
+    from search.rundir import prepare_run_dir
 
     cfg = {**cfg, "search": {**cfg["search"], "population": population, "generations": 1}}
     cfg["search"]["steps"] = steps
@@ -88,9 +89,9 @@ def main() -> None:
     cfg = load_config("demo", TINY if args.profile == "tiny" else [])
     cfg["data"]["root"] = str(root)
     steps = args.steps or (4 if args.profile == "tiny" else int(cfg["train"]["steps"]))
-    from search.run import _prepare_data
+    from search.prepare import prepare_data
 
-    _prepare_data(cfg, str(root), "test")  # extraction is not part of a generation
+    prepare_data(cfg, str(root), "test")  # extraction is not part of a generation
     from search.space import WeightSpace
 
     n_terms = WeightSpace.from_config(cfg).dim

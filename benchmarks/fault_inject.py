@@ -31,7 +31,7 @@ import sys
 import time
 from pathlib import Path
 
-CODE = "import sys; from elo.cli import search_main; sys.exit(search_main(sys.argv[1:]))"
+CODE = "import sys; from search.cli import main; sys.exit(main(sys.argv[1:]))"
 
 
 def _log(run_dir: Path) -> list[str]:
@@ -54,9 +54,11 @@ def main() -> int:
 
     import tempfile
 
-    from search.run import load_run_config, strategy_for
+    from search.rundir import load_run_config
     from search.searcher import EvolutionSearcher
+    from search.settings import SearchSettings
     from search.space import WeightSpace
+    from search.strategies import strategy_for
 
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     run_dir = Path(args.out or tempfile.mkdtemp(prefix="elo-fault-")) / "run"
@@ -116,7 +118,8 @@ def main() -> int:
     repeated = len(keys) - len(set(keys))
     cfg = load_run_config(run_dir)
     space = WeightSpace.from_config(cfg)
-    ref = EvolutionSearcher(strategy_for(cfg, space), space, args.generations)
+    strategy = strategy_for(SearchSettings.from_config(cfg), space, seed=cfg.get("seed", 0))
+    ref = EvolutionSearcher(strategy, space, args.generations)
     same = False
     try:
         same = ref.replay(recs) == total and ref.finished

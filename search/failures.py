@@ -9,8 +9,11 @@ Three kinds of trouble, three answers (README: Reliability):
   nothing reached :func:`guarded_trial`'s ``except``, so Ray Tune sees the failure and
   restarts the trial up to ``search.max_retries`` times (``FailureConfig``). If it still
   fails, the searcher hands the individual out again (never an evaluation), and after
-  :data:`~search.searcher.MAX_REQUEUES` such losses of one individual it stops the
-  search, resumably, with one line saying why.
+  :data:`~search.generation.MAX_REQUEUES` such losses of one individual it stops the
+  search, resumably, with one line saying why. When Ray loses its workers while the
+  search itself runs (``tuner.fit()`` raises), :func:`infrastructure_failure` tells
+  it from an error of ours and the driver (search/run.py) resumes from the run
+  directory.
 * **A hung or slow trial**: :class:`TrialTimeouts` gives a trial that ran longer than
   ``search.trial_timeout_s`` the worst fitness (status ``timeout``) and stops it, so
   its generation completes.
@@ -24,9 +27,12 @@ from __future__ import annotations
 import logging
 import os
 import time
+from pathlib import Path
 from typing import Any
 
 from ray.tune.schedulers import FIFOScheduler
+
+from elo.rundir import append_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +63,66 @@ def guarded_trial(config: dict[str, Any], ctx: Any) -> None:
         )
 
 
+#: what Ray Tune raises when the machine, not the trial, failed: a worker killed by
+#: Ray's memory monitor while its actor started, a dead node or actor. Trial-level
+#: failures are retried inside Tune (FailureConfig); these end tuner.fit() itself.
+_INFRA_MARKERS = (
+    "OutOfMemoryError",
+    "running low on memory",
+    "RayActorError",
+    "ActorDiedError",
+    "ActorUnavailableError",
+    "NodeDiedError",
+    "WorkerCrashedError",
+)
+
+
+def infrastructure_failure(exc: BaseException) -> bool:
+    """Whether ``exc`` (or an exception it was raised from) is Ray losing a worker or a
+    node rather than an error of ours: such a search is resumed, not failed."""
+    seen: set[int] = set()
+    e: BaseException | None = exc
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        text = f"{type(e).__name__}: {e}"
+        if any(m in text for m in _INFRA_MARKERS):
+            return True
+        e = e.__cause__ or e.__context__
+    return False
+
+
+def error_callback(errors_file: Path) -> Any:
+    """A Ray Tune callback appending each failed trial's last error line to
+    ``errors_file`` (``errors.jsonl`` of the run directory, search/rundir.py)."""
+    from ray.tune import Callback
+
+    class ErrorLog(Callback):
+        """Tune tells the searcher of a failure first; this adds the error text."""
+
+        def on_trial_error(
+            self, iteration: int, trials: list[Any], trial: Any, **info: Any
+        ) -> None:
+            text = ""
+            try:
+                if trial.error_file and os.path.exists(trial.error_file):
+                    lines = Path(trial.error_file).read_text(encoding="utf-8").splitlines()
+                    text = next((ln for ln in reversed(lines) if ln.strip()), "")
+            except OSError:
+                pass
+            cfg = trial.config or {}
+            append_jsonl(
+                errors_file,
+                {
+                    "trial_id": trial.trial_id,
+                    "generation": cfg.get("generation"),
+                    "index": cfg.get("index"),
+                    "error": text[:500],
+                },
+            )
+
+    return ErrorLog()
+
+
 #: fault injection (tests, benchmarks/fault_inject.py): a path; the first trial to
 #: start creates it and kills its worker process, as an OOM kill would
 INJECT_WORKER_DEATH = "ELO_INJECT_WORKER_DEATH"
@@ -74,7 +140,7 @@ def _inject_worker_death() -> None:
     os._exit(137)
 
 
-class TrialTimeouts(FIFOScheduler):  # type: ignore[misc]
+class TrialTimeouts(FIFOScheduler):
     """First-in-first-out scheduling plus a wall-clock limit per trial.
 
     Tune asks a scheduler which trial to run at every step of its loop; each time, a
@@ -84,7 +150,7 @@ class TrialTimeouts(FIFOScheduler):  # type: ignore[misc]
     for the next trial at once."""
 
     def __init__(self, searcher: Any, timeout_s: float) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]
         self.searcher, self.timeout_s = searcher, float(timeout_s)
         self.running_since: dict[str, float] = {}
 

@@ -14,6 +14,7 @@ time: ``python -c "from search.report import write_report; write_report('runs/x'
 
 from __future__ import annotations
 
+import io
 import json
 import statistics
 from collections import defaultdict
@@ -22,7 +23,7 @@ from typing import Any
 
 import yaml
 
-from elo.rundir import atomic_write_text, read_jsonl
+from elo.rundir import atomic_write_bytes, atomic_write_text, read_jsonl
 
 FITNESS_PNG, LAMBDA_PNG, CLUSTERS_PNG, REPORT_MD = (
     "fitness.png",
@@ -45,9 +46,9 @@ def _best(records: list[dict[str, Any]]) -> dict[str, Any] | None:
 
 
 def _savefig(fig: Any, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=110, bbox_inches="tight")
-    tmp.replace(path)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    atomic_write_bytes(path, buf.getvalue())
 
 
 def plot_fitness(gens: dict[int, list[dict[str, Any]]], path: Path) -> None:
@@ -132,15 +133,8 @@ def write_report(run_dir: str | Path) -> Path:
     errors = {e["trial_id"]: e.get("error", "") for e in read_jsonl(run_dir / "errors.jsonl")}
     cfg_path = run_dir / "config.yaml"
     cfg = yaml.safe_load(cfg_path.read_text(encoding="utf-8")) if cfg_path.exists() else {}
+    terms = _terms(run_dir, records)
     search = cfg.get("search", {}) or {}
-    gens = _by_generation(records)
-    terms = list(records[0]["weights"]) if records else []
-    state_path = run_dir / "search_state.json"
-    if state_path.exists():  # the search's own term order (the log's keys are sorted)
-        saved = json.loads(state_path.read_text(encoding="utf-8")).get("terms")
-        if isinstance(saved, list) and sorted(saved) == sorted(terms):
-            terms = saved
-    best = _best(records)
     lines = [
         f"# Search report: {run_dir.name}",
         "",
@@ -152,40 +146,10 @@ def write_report(run_dir: str | Path) -> Path:
         "",
     ]
     if records:
-        plot_fitness(gens, run_dir / FITNESS_PNG)
-        plot_lambda(gens, terms, run_dir / LAMBDA_PNG)
-        lines += [
-            "## Fitness per generation",
-            "",
-            f"![fitness]({FITNESS_PNG})",
-            "",
-            "| generation | evaluated | failed | best | median | mean s/trial |",
-            "|---:|---:|---:|---:|---:|---:|",
-        ]
-        for g, rs in gens.items():
-            ok = [r["fitness"] for r in rs if r.get("status") == "ok"]
-            secs = statistics.mean(float(r.get("seconds", 0.0)) for r in rs)
-            b = f"{max(ok):.4f}" if ok else "n/a"
-            m = f"{statistics.median(ok):.4f}" if ok else "n/a"
-            lines.append(f"| {g + 1} | {len(rs)} | {len(rs) - len(ok)} | {b} | {m} | {secs:.1f} |")
-        lines += ["", "## λ per generation", "", f"![lambda]({LAMBDA_PNG})", ""]
+        lines += _generation_section(run_dir, _by_generation(records), terms)
+    best = _best(records)
     if best is not None:
-        lines += [
-            "## Best candidate",
-            "",
-            f"fitness {best['fitness']:.4f} (generation {best['generation'] + 1}, individual "
-            f"{best['index']}); `best_weights.json` holds it for `elo-train --weights`.",
-            "",
-            "| term | λ |",
-            "|---|---:|",
-        ]
-        lines += [
-            f"| `{t}` | {v:.3f} |"
-            for t, v in sorted(best["weights"].items(), key=lambda kv: -kv[1])
-        ]
-        lines.append("")
-        if plot_clusters(best, run_dir / CLUSTERS_PNG):
-            lines += [f"![clusters vs Zipf]({CLUSTERS_PNG})", ""]
+        lines += _best_section(run_dir, best)
     failed = [r for r in records if r.get("status") != "ok"]
     if failed:
         lines += ["## Failed trials (given the worst fitness)", ""]
@@ -194,3 +158,57 @@ def write_report(run_dir: str | Path) -> Path:
             lines.append(f"- generation {r['generation'] + 1}, individual {r['index']}: {why}")
         lines.append("")
     return atomic_write_text(run_dir / REPORT_MD, "\n".join(lines))
+
+
+def _terms(run_dir: Path, records: list[dict[str, Any]]) -> list[str]:
+    """The loss terms in the search's own order (the log's keys are sorted)."""
+    terms = list(records[0]["weights"]) if records else []
+    state_path = run_dir / "search_state.json"
+    if state_path.exists():
+        saved = json.loads(state_path.read_text(encoding="utf-8")).get("terms")
+        if isinstance(saved, list) and sorted(saved) == sorted(terms):
+            terms = saved
+    return terms
+
+
+def _generation_section(
+    run_dir: Path, gens: dict[int, list[dict[str, Any]]], terms: list[str]
+) -> list[str]:
+    """The fitness and λ plots and the table per generation."""
+    plot_fitness(gens, run_dir / FITNESS_PNG)
+    plot_lambda(gens, terms, run_dir / LAMBDA_PNG)
+    lines = [
+        "## Fitness per generation",
+        "",
+        f"![fitness]({FITNESS_PNG})",
+        "",
+        "| generation | evaluated | failed | best | median | mean s/trial |",
+        "|---:|---:|---:|---:|---:|---:|",
+    ]
+    for g, rs in gens.items():
+        ok = [r["fitness"] for r in rs if r.get("status") == "ok"]
+        secs = statistics.mean(float(r.get("seconds", 0.0)) for r in rs)
+        b = f"{max(ok):.4f}" if ok else "n/a"
+        m = f"{statistics.median(ok):.4f}" if ok else "n/a"
+        lines.append(f"| {g + 1} | {len(rs)} | {len(rs) - len(ok)} | {b} | {m} | {secs:.1f} |")
+    return [*lines, "", "## λ per generation", "", f"![lambda]({LAMBDA_PNG})", ""]
+
+
+def _best_section(run_dir: Path, best: dict[str, Any]) -> list[str]:
+    """The best candidate's λ table and its cluster plot (when its fitness has one)."""
+    lines = [
+        "## Best candidate",
+        "",
+        f"fitness {best['fitness']:.4f} (generation {best['generation'] + 1}, individual "
+        f"{best['index']}); `best_weights.json` holds it for `elo-train --weights`.",
+        "",
+        "| term | λ |",
+        "|---|---:|",
+    ]
+    lines += [
+        f"| `{t}` | {v:.3f} |" for t, v in sorted(best["weights"].items(), key=lambda kv: -kv[1])
+    ]
+    lines.append("")
+    if plot_clusters(best, run_dir / CLUSTERS_PNG):
+        lines += [f"![clusters vs Zipf]({CLUSTERS_PNG})", ""]
+    return lines

@@ -1,73 +1,27 @@
-"""A Ray Tune ``Searcher`` that runs an ask/tell strategy generation by generation.
+"""The Ray Tune ``Searcher`` of a search: a thin adapter over the Ray-free
+:class:`search.generation.Evolution`, which does the bookkeeping (population, pending
+and live individuals, replay, best, state); see that module for the contract.
 
-Contract (``ray.tune.search.Searcher``):
-
-* ``suggest(trial_id)`` hands out one individual of the current generation as a
-  config ``{"generation", "index", "vector", "weights"}``; it returns ``None`` while
-  the generation's last individuals are still running (the generation *barrier*) and
-  ``Searcher.FINISHED`` once every generation has been told.
-* ``on_trial_complete(trial_id, result, error)`` sets that individual's fitness; a
-  trial that reported its own error (``trial_error``, see :mod:`search.failures`), a
-  non-finite value or a timeout (:meth:`EvolutionSearcher.on_trial_timeout`) gets
-  :data:`~search.strategies.WORST_FITNESS`, so a generation always completes. A trial
-  that ended without reporting (one Tune removed while pending) or that Ray Tune gave
-  up on (``error=True``: its worker or node failed after ``FailureConfig`` retries) is
-  not an evaluation: it is handed out again, at most :data:`MAX_REQUEUES` times for
-  infrastructure failures before the search stops (resumably). When
-  the last individual of a generation is in, the strategy is told (fitness in index
-  order, so completion order never changes the search).
-* ``save`` / ``restore`` (and ``get_state`` / ``set_state``) hold the strategy state
-  with its RNG, the generation, the population, pending and live individuals and the
-  results so far, as JSON (never pickle).
-
-The strategy knows nothing of Ray. A :class:`Listener` (the driver) hears of every
-finished evaluation *before* it is applied, and is asked to checkpoint after, so a
-JSON-lines log written by the listener is always at least as new as the saved state;
-:meth:`EvolutionSearcher.replay` brings a restored state up to date with that log.
+Tune's side (``ray.tune.search.Searcher``): :meth:`EvolutionSearcher.suggest` returns
+the next individual's config, ``None`` at the generation barrier and
+``Searcher.FINISHED`` once every generation has been told (or the search halted);
+:meth:`EvolutionSearcher.on_trial_complete` passes the trial's result on; ``save`` /
+``restore`` write and read the evolution's JSON state (Tune calls them through
+``save_to_dir``).
 """
 
 from __future__ import annotations
 
-import json
-import logging
-import math
-import statistics
-import time
 from collections.abc import Iterable, Mapping
-from typing import Any, Protocol
+from typing import Any
 
 from ray.tune.search import Searcher
 
-from elo.errors import ConfigError
-from elo.rundir import atomic_write_json
+from search.generation import MAX_REQUEUES, Evolution, Listener
 from search.space import WeightSpace
-from search.strategies import WORST_FITNESS, Strategy
+from search.strategies import Strategy
 
-log = logging.getLogger(__name__)
-STATE_VERSION = 1
-#: infrastructure failures of one individual (after Tune's own retries) before the
-#: search stops instead of handing it out again
-MAX_REQUEUES = 3
-
-
-class Listener(Protocol):
-    def evaluation(self, record: dict[str, Any]) -> None: ...
-
-    def checkpoint(self, searcher: EvolutionSearcher) -> None: ...
-
-    def generation_done(self, summary: dict[str, Any]) -> None: ...
-
-
-def summarize(generation: int, fitness: list[float | None]) -> dict[str, Any]:
-    """Best / median of the finished evaluations of one generation (None = failed)."""
-    ok = [f for f in fitness if f is not None]
-    return {
-        "generation": generation,
-        "best": max(ok) if ok else None,
-        "median": statistics.median(ok) if ok else None,
-        "evaluated": len(fitness),
-        "failed": len(fitness) - len(ok),
-    }
+__all__ = ["MAX_REQUEUES", "EvolutionSearcher"]
 
 
 class EvolutionSearcher(Searcher):
@@ -83,268 +37,58 @@ class EvolutionSearcher(Searcher):
         listener: Listener | None = None,
     ) -> None:
         super().__init__(metric=metric, mode="max")
-        if generations < 1:
-            raise ConfigError(f"search.generations is {generations}; use at least 1")
-        if strategy.dim != space.dim:
-            raise ValueError(f"strategy dim {strategy.dim} != space dim {space.dim}")
-        self.strategy, self.space, self.generations = strategy, space, generations
-        self.listener = listener
-        self.generation = 0
-        self.population: list[list[float]] | None = None
-        self.pending: list[int] = []
-        self.live: dict[str, int] = {}
-        self.started: dict[str, float] = {}
-        self.fitness: dict[int, float | None] = {}  # index -> fitness (None = failed)
-        self.best: dict[str, Any] | None = None
-        self.requeues: dict[int, int] = {}  # index -> infrastructure failures
-        self.halted: str | None = None  # why the search stopped early (not saved)
+        self.evolution = Evolution(strategy, space, generations, metric=metric, listener=listener)
 
     # -- Ray Tune contract ----------------------------------------------------------
-    @property
-    def finished(self) -> bool:
-        return self.generation >= self.generations
-
-    def _ensure_population(self) -> list[list[float]]:
-        if self.population is None:
-            self.population = self.strategy.ask()
-            self.pending = list(range(len(self.population)))
-            self.fitness = {}
-        return self.population
-
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
-        if self.finished or self.halted:
-            return Searcher.FINISHED  # type: ignore[return-value]  # Tune's contract
-        pop = self._ensure_population()
-        if not self.pending:
-            return None  # barrier: wait for this generation's running trials
-        index = self.pending.pop(0)
-        self.live[trial_id] = index
-        self.started[trial_id] = time.time()
-        return self.config_for(index, pop[index])
-
-    def config_for(self, index: int, vector: list[float]) -> dict[str, Any]:
-        return {
-            "generation": self.generation,
-            "index": index,
-            "vector": list(vector),
-            "weights": self.space.weights(vector),
-        }
+        if self.evolution.stopped:
+            return Searcher.FINISHED  # type: ignore[return-value]  # Tune's sentinel (a str)
+        return self.evolution.ask(trial_id)
 
     def on_trial_complete(
         self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False
     ) -> None:
-        if trial_id not in self.live:
-            log.warning("ignoring completion of unknown trial %s", trial_id)
-            return
-        index = self.live.pop(trial_id)
-        seconds = time.time() - self.started.pop(trial_id, time.time())
-        if error:  # infrastructure: Ray Tune's retries are spent; not an evaluation
-            self.requeues[index] = self.requeues.get(index, 0) + 1
-            if self.requeues[index] >= MAX_REQUEUES:
-                self.halted = (
-                    f"individual {index} of generation {self.generation + 1} was lost to "
-                    f"worker or node failures {self.requeues[index]} times (see errors.jsonl); "
-                    "the search stopped: fix the cluster, then --resume"
-                )
-                log.error("%s", self.halted)
-            else:
-                log.warning("trial %s failed on the infrastructure; individual %d requeued",
-                            trial_id, index)  # fmt: skip
-            self.pending.insert(0, index)
-            return
-        if result is None or self.metric not in result:
-            # Stopped before it reported (Tune removing a pending trial, Ctrl-C): not
-            # an evaluation. It goes back to pending and is handed out again.
-            log.info("trial %s ended without a result; individual %d requeued", trial_id, index)
-            self.pending.insert(0, index)
-            return
-        self._finish(
-            self._record(index, trial_id, result, bool(result.get("trial_error")), seconds)
-        )
+        self.evolution.tell(trial_id, result, error)
 
     def on_trial_timeout(self, trial_id: str, seconds: float) -> None:
-        """The trial ran past ``search.trial_timeout_s``: an evaluation with the worst
-        fitness (status ``timeout``); a later completion of it is ignored."""
-        if trial_id not in self.live:
-            return
-        index = self.live.pop(trial_id)
-        self.started.pop(trial_id, None)
-        record = self._record(index, trial_id, {"seconds": seconds}, False, seconds)
-        record.update(status="timeout", fitness=None, error=f"timed out after {seconds:.0f} s")
-        self._finish(record)
+        """Called by :class:`search.failures.TrialTimeouts` (worst fitness, ``timeout``)."""
+        self.evolution.timeout(trial_id, seconds)
 
-    def _finish(self, record: dict[str, Any]) -> None:
-        if self.listener is not None:
-            self.listener.evaluation(record)
-        self._apply(int(record["index"]), record["fitness"])
-        if self.listener is not None:
-            self.listener.checkpoint(self)
-
-    def _record(
-        self,
-        index: int,
-        trial_id: str,
-        result: Mapping[str, Any] | None,
-        error: bool,
-        seconds: float,
-    ) -> dict[str, Any]:
-        assert self.population is not None
-        result = dict(result or {})
-        value = result.get(self.metric) if self.metric else None
-        status = "ok"
-        if error:
-            status = "error"
-        elif not isinstance(value, int | float) or not math.isfinite(value):
-            status = "nonfinite"
-        # The trainable reports {"fitness", "seconds", "metrics": {...}}; Tune flattens
-        # nested dicts to "metrics/<name>" and adds its own keys, which are dropped.
-        nested = result.get("metrics")
-        metrics = dict(nested) if isinstance(nested, Mapping) else {}
-        metrics.update({k[8:]: v for k, v in result.items() if k.startswith("metrics/")})
-        metrics = {k: v for k, v in metrics.items() if _json_scalar(v)}
-        nested = result.get("details")
-        details = dict(nested) if isinstance(nested, Mapping) else {}
-        details.update({k[8:]: v for k, v in result.items() if k.startswith("details/")})
-        details = {k: v for k, v in details.items() if _json_list(v)}
-        vector = self.population[index]
-        return {
-            "generation": self.generation,
-            "index": index,
-            "trial_id": trial_id,
-            "vector": list(vector),
-            "weights": self.space.weights(vector),
-            "fitness": float(value) if status == "ok" else None,  # type: ignore[arg-type]
-            "status": status,
-            "seconds": float(result.get("seconds", seconds)),
-            "metrics": metrics,
-            "details": details,
-            "error": str(result.get("error_msg", "")) if error else "",
-        }
-
-    def _apply(self, index: int, fitness: float | None) -> None:
-        assert self.population is not None
-        self.fitness[index] = fitness
-        if fitness is not None and (self.best is None or fitness > self.best["fitness"]):
-            vec = self.population[index]
-            self.best = {
-                "generation": self.generation,
-                "index": index,
-                "fitness": fitness,
-                "vector": list(vec),
-                "weights": self.space.weights(vec),
-            }
-        if len(self.fitness) < len(self.population):
-            return
-        ordered = [self.fitness[i] for i in range(len(self.population))]
-        values = [WORST_FITNESS if f is None else f for f in ordered]
-        self.strategy.tell(self.population, values)
-        summary = summarize(self.generation, ordered)
-        self.generation += 1
-        self.population, self.pending, self.fitness = None, [], {}
-        if self.listener is not None:
-            self.listener.generation_done(summary)
-
-    # -- resume -----------------------------------------------------------------------
-    def requeue_live(self) -> None:
-        """Individuals that were running when the state was saved go back to pending
-        (a new Ray session will not report them)."""
-        back = sorted(self.live.values())
-        self.live, self.started = {}, {}
-        self.pending = sorted(set(self.pending) | set(back))
-
-    def replay(self, records: Iterable[Mapping[str, Any]]) -> int:
-        """Apply finished evaluations from the run's JSON-lines log that the saved
-        state does not hold yet; returns how many were applied. Each record must match
-        the individual the strategy proposes at its (generation, index)."""
-        applied = 0
-        for rec in records:
-            gen, index = int(rec["generation"]), int(rec["index"])
-            if gen < self.generation or self.finished:
-                continue
-            if gen > self.generation:
-                raise ConfigError(
-                    f"run log has generation {gen} but the search state is at "
-                    f"{self.generation}; the run directory is inconsistent"
-                )
-            pop = self._ensure_population()
-            if index in self.fitness:
-                continue
-            if index >= len(pop) or not _same(pop[index], rec["vector"]):
-                raise ConfigError(
-                    f"run log entry (generation {gen}, index {index}) does not match the "
-                    "strategy's proposal; resume with the same config and seed"
-                )
-            if index in self.pending:
-                self.pending.remove(index)
-            for tid, i in list(self.live.items()):
-                if i == index:
-                    del self.live[tid]
-            fit = rec.get("fitness")
-            ok = rec.get("status") == "ok" and isinstance(fit, int | float)
-            self._apply(index, float(fit) if ok else None)  # type: ignore[arg-type]
-            applied += 1
-        return applied
-
-    # -- state --------------------------------------------------------------------------
     def get_state(self) -> dict[str, Any]:
-        return {
-            "version": STATE_VERSION,
-            "terms": list(self.space.terms),
-            "mapping": self.space.mapping,
-            "generations": self.generations,
-            "generation": self.generation,
-            "population": self.population,
-            "pending": list(self.pending),
-            "live": dict(self.live),
-            "fitness": {str(k): v for k, v in self.fitness.items()},
-            "best": self.best,
-            "strategy": self.strategy.state(),
-        }
+        return self.evolution.get_state()
 
     def set_state(self, state: dict[str, Any]) -> None:
-        if state.get("version") != STATE_VERSION:
-            raise ConfigError(f"search state version {state.get('version')} is not supported")
-        if list(state["terms"]) != list(self.space.terms):
-            raise ConfigError(
-                "the saved search has different loss terms than this config; "
-                "resume with the run's own config (config.yaml in the run directory)"
-            )
-        self.strategy.load_state(state["strategy"])
-        self.generation = int(state["generation"])
-        pop = state["population"]
-        self.population = [[float(v) for v in x] for x in pop] if pop is not None else None
-        self.pending = [int(i) for i in state["pending"]]
-        self.live = {str(k): int(v) for k, v in state["live"].items()}
-        self.started = {k: time.time() for k in self.live}
-        self.fitness = {int(k): v for k, v in state["fitness"].items()}
-        self.best = state.get("best")
+        self.evolution.set_state(state)
 
     def save(self, checkpoint_path: str) -> None:
-        atomic_write_json(checkpoint_path, self.get_state())
+        self.evolution.save(checkpoint_path)
 
     def restore(self, checkpoint_path: str) -> None:
-        try:
-            with open(checkpoint_path, encoding="utf-8") as fh:
-                state = json.load(fh)
-        except (OSError, json.JSONDecodeError) as exc:
-            raise ConfigError(f"cannot read search state {checkpoint_path}: {exc}") from None
-        self.set_state(state)
+        self.evolution.restore(checkpoint_path)
 
+    # -- the evolution's view, for drivers and tests ------------------------------------
+    def requeue_live(self) -> None:
+        self.evolution.requeue_live()
 
-def _same(a: Iterable[float], b: Iterable[float]) -> bool:
-    return all(
-        abs(float(x) - float(y)) <= 1e-9 * max(1.0, abs(float(x)))
-        for x, y in zip(a, b, strict=True)
-    )
+    def replay(self, records: Iterable[Mapping[str, Any]]) -> int:
+        return self.evolution.replay(records)
 
+    @property
+    def strategy(self) -> Strategy:
+        return self.evolution.strategy
 
-def _json_scalar(v: Any) -> bool:
-    if isinstance(v, float):
-        return math.isfinite(v)
-    return isinstance(v, int | str | bool) or v is None
+    @property
+    def finished(self) -> bool:
+        return self.evolution.finished
 
+    @property
+    def generation(self) -> int:
+        return self.evolution.generation
 
-def _json_list(v: Any) -> bool:
-    return isinstance(v, list | tuple) and all(
-        isinstance(x, int | float) and math.isfinite(x) for x in v
-    )
+    @property
+    def best(self) -> dict[str, Any] | None:
+        return self.evolution.best
+
+    @property
+    def halted(self) -> str | None:
+        return self.evolution.halted

@@ -79,12 +79,14 @@ class WeightSpace:
             raise ConfigError(f"duplicate term keys in the search space: {list(self.terms)}")
 
     @classmethod
-    def from_config(cls, cfg: Mapping[str, object]) -> WeightSpace:
-        """The space of a composed config (``objective`` + ``search.mapping``)."""
+    def from_config(cls, cfg: Mapping[str, object], mapping: str | None = None) -> WeightSpace:
+        """The space of a composed config (``objective`` + ``search.mapping``, or
+        ``mapping`` when given: :attr:`search.settings.SearchSettings.mapping`)."""
         from elo.model.objective import terms_from_config
 
-        search = cfg.get("search", {}) or {}
-        mapping = str(search.get("mapping", "clip")) if isinstance(search, Mapping) else "clip"
+        if mapping is None:
+            search = cfg.get("search", {}) or {}
+            mapping = str(search.get("mapping", "clip")) if isinstance(search, Mapping) else "clip"
         return cls(tuple(str(t) for t in terms_from_config(cfg)), mapping)
 
     @property

@@ -29,9 +29,13 @@ import math
 import random
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from elo.errors import ConfigError
+
+if TYPE_CHECKING:
+    from search.settings import SearchSettings
+    from search.space import WeightSpace
 
 Vector = list[float]
 #: The fitness to :meth:`Strategy.tell` for a failed or non-finite evaluation: it ranks
@@ -84,7 +88,7 @@ def _deap_types() -> tuple[type, type]:
     """A maximising Fitness and an Individual, built locally (not in deap.creator)."""
     from deap import base
 
-    class MaxFitness(base.Fitness):
+    class MaxFitness(base.Fitness):  # type: ignore[misc]  # DEAP is untyped
         weights = (1.0,)
 
     class Individual(list):  # type: ignore[type-arg]
@@ -357,3 +361,27 @@ def make_strategy(
                 )
         return Genetic(dim, population, seed=seed, seed_points=seed_points, **opts)
     raise ConfigError(f"unknown search strategy {name!r}; use cma or ga")
+
+
+def strategy_for(settings: SearchSettings, space: WeightSpace, *, seed: int = 0) -> Strategy:
+    """The strategy of a search: ``search.strategy`` over ``space`` (centred at λ = 0.5,
+    boxed to [0, 1] for the ``clip`` mapping), seeded with the experiment seed."""
+    return make_strategy(
+        settings.strategy,
+        dim=space.dim,
+        population=settings.population,
+        seed=int(seed),
+        sigma=settings.sigma,
+        centroid=space.centre(),
+        bounds=(0.0, 1.0) if space.mapping == "clip" else None,
+        seed_points=space.seed_points() if settings.seed_points else (),
+        ga={**_ga_box(space), **settings.ga},
+    )
+
+
+def _ga_box(space: WeightSpace) -> dict[str, float]:
+    """The GA's initial box in vector space: λ ∈ [0, 1] (clip) or [0.05, 0.95] (sigmoid)."""
+    from search.space import to_vector
+
+    lo, hi = to_vector([0.0, 1.0] if space.mapping == "clip" else [0.05, 0.95], space.mapping)
+    return {"low": lo, "high": hi}

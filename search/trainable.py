@@ -12,11 +12,11 @@ their reference modalities are passed as context.
 The held-out clips are a slice of the *train* split that no candidate trains on
 (``search.heldout_split: train``, ``search.heldout_fraction``), never the test split,
 and the RGB encoder embeds them with BatchNorm statistics recalibrated on them
-(``search.heldout_bn``); see :mod:`search.fitness_data`.
+(``search.heldout_bn``); see :mod:`search.fitness.data`.
 
 ``synthetic`` is a stand-in with a known optimum and no training (for tests and for
 measuring the scheduler's own overhead): fitness = −‖λ − λ*‖² with λ* from
-:func:`synthetic_target`, after sleeping ``fitness.seconds``.
+:func:`search.fitness.synthetic.synthetic_target`, after sleeping ``fitness.seconds``.
 """
 
 from __future__ import annotations
@@ -25,7 +25,10 @@ import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from search.settings import SearchSettings
 
 #: held-out clips cached per worker process: (root, split, modalities) -> tensors
 _HELDOUT: dict[tuple[str, str, tuple[str, ...]], dict[str, Any]] = {}
@@ -50,28 +53,35 @@ class TrialContext:
     heldout_bn: str = "recalibrate"
 
     def __post_init__(self) -> None:
-        from search.fitness_data import BN_MODES, check_heldout_split
+        from search.settings import check_heldout_bn, check_heldout_split
 
         check_heldout_split(self.heldout_split)
-        if self.heldout_bn not in BN_MODES:
-            from elo.errors import ConfigError
+        check_heldout_bn(self.heldout_bn)
 
-            raise ConfigError(
-                f"config key 'search.heldout_bn' must be one of {BN_MODES}, got {self.heldout_bn!r}"
-            )
-
-
-def synthetic_target(terms: Sequence[str]) -> dict[str, float]:
-    """A known optimum over λ: spread over [0, 1], with one term at exactly 0 and one
-    at exactly 1 so the box boundary is exercised."""
-    n = len(terms)
-    vals = [0.0 if i == 0 else 1.0 if i == 1 else (0.15 + 0.7 * i / n) for i in range(n)]
-    return dict(zip(terms, vals, strict=True))
-
-
-def synthetic_fitness(weights: Mapping[str, float]) -> float:
-    target = synthetic_target(sorted(weights))  # independent of the dict's order
-    return -sum((weights[k] - v) ** 2 for k, v in target.items())
+    @classmethod
+    def from_settings(
+        cls,
+        cfg: dict[str, Any],
+        settings: SearchSettings,
+        data_root: str,
+        fail_on: Sequence[tuple[int, int]] = (),
+    ) -> TrialContext:
+        """The context of every trial of a search with these settings; ``cfg`` is the
+        resolved config (its ``train.steps`` when ``search.steps`` is unset, its seed)."""
+        train_cfg = cfg.get("train", {}) or {}
+        gpus = settings.gpus_per_trial
+        return cls(
+            cfg=cfg,
+            data_root=data_root,
+            steps=int(settings.steps if settings.steps is not None else train_cfg.get("steps", 40)),
+            seed=int(cfg.get("seed", 0)),
+            device="cuda" if gpus > 0 else "cpu",
+            threads=settings.cpus_per_trial,
+            heldout_split=settings.heldout_split,
+            heldout_fraction=settings.heldout_fraction,
+            heldout_bn=settings.heldout_bn,
+            fail_on=[(int(g), int(i)) for g, i in fail_on],
+        )
 
 
 def reference_modalities(section: Mapping[str, Any]) -> list[str]:
@@ -85,8 +95,8 @@ def reference_modalities(section: Mapping[str, Any]) -> list[str]:
 def _heldout(ctx: TrialContext, extra: Sequence[str] = ()) -> dict[str, Any]:
     """Held-out clips (cached): ``rgb`` N,3,T,H,W, ``labels`` N, and each ``extra``
     modality's tensors for the same N clips (clips without RGB are dropped), cut to the
-    model's input shape (:func:`search.fitness_data.heldout_clips`)."""
-    from search.fitness_data import heldout_clips
+    model's input shape (:func:`search.fitness.data.heldout_clips`)."""
+    from search.fitness.data import heldout_clips
 
     mods = ("rgb", *sorted(set(extra) - {"rgb"}))
     where = f"{ctx.heldout_split}:{ctx.heldout_fraction}:{ctx.cfg.get('data', {}).get('clip')}"
@@ -108,7 +118,7 @@ def _training_loader(ctx: TrialContext, weights: Any) -> Any:
     if ctx.heldout_split != "train":
         return None
     from elo.train.trainer import train_settings
-    from search.fitness_data import training_loader
+    from search.fitness.data import training_loader
 
     t = train_settings(ctx.cfg)
     mods = sorted({"rgb", *(m for term in weights.active for m in term.modalities)})
@@ -132,6 +142,8 @@ def evaluate(
         raise RuntimeError(f"injected failure for generation {generation}, index {index}")
     section = dict(ctx.cfg.get("fitness", {}) or {})
     if section.get("kind") == "synthetic":
+        from search.fitness.synthetic import synthetic_fitness
+
         time.sleep(float(section.get("seconds", 0.0)))
         value = synthetic_fitness(weights)
         return {"fitness": value, "seconds": time.perf_counter() - t0, "metrics": {}}
@@ -139,10 +151,7 @@ def evaluate(
     import torch
 
     from elo.model.objective import Weights, terms_from_config
-    from elo.rundir import seed_everything
     from elo.train.trainer import train_model
-    from search.fitness import build_fitness
-    from search.fitness_data import fitness_embed
 
     torch.set_num_threads(max(1, int(ctx.threads)))
     w = Weights(terms_from_config(ctx.cfg), dict(weights))
@@ -157,25 +166,12 @@ def evaluate(
         loader=_training_loader(ctx, w),
     )
     t_train = time.perf_counter() - t0
-    refs = reference_modalities(section)
-    held = _heldout(ctx, refs)
-    x = held["rgb"]
-    seed_everything(ctx.seed)
-    emb = fitness_embed(result.model.encoders["rgb"], x, bn=ctx.heldout_bn)  # N,D
-    context: dict[str, Any] = {"labels": held["labels"]}
-    for m in refs:
-        context[m] = held[m]  # raw clips, for fixed reference statistics
-        if m in result.model.encoders:  # the candidate's own encoder, if it has one
-            context[f"{m}_embeddings"] = fitness_embed(
-                result.model.encoders[m], held[m], bn=ctx.heldout_bn
-            )
-    fitness = build_fitness(section, seed=ctx.seed)
-    scored = fitness.score(emb, **context)
+    scored, n_clips = _score(ctx, section, result.model)
     last = result.history[-1] if result.history else {}
     metrics: dict[str, Any] = {
         "train_seconds": t_train,
         "final_loss": float(last.get("loss", math.nan)),
-        "heldout_clips": len(x),
+        "heldout_clips": n_clips,
     }
     for k, v in scored.details.items():
         if isinstance(v, int | float | str | bool):
@@ -186,6 +182,29 @@ def evaluate(
         "metrics": {k: v for k, v in metrics.items() if not _nonfinite(v)},
         "details": {k: v for k, v in scored.details.items() if isinstance(v, list)},
     }
+
+
+def _score(ctx: TrialContext, section: Mapping[str, Any], model: Any) -> tuple[Any, int]:
+    """The fitness of a trained candidate on the held-out clips (with the labels and the
+    reference modalities its kind reads as context), and how many clips it scored."""
+    from elo.rundir import seed_everything
+    from search.fitness import build_fitness
+    from search.fitness.data import fitness_embed
+
+    refs = reference_modalities(section)
+    held = _heldout(ctx, refs)
+    x = held["rgb"]
+    seed_everything(ctx.seed)
+    emb = fitness_embed(model.encoders["rgb"], x, bn=ctx.heldout_bn)  # N,D
+    context: dict[str, Any] = {"labels": held["labels"]}
+    for m in refs:
+        context[m] = held[m]  # raw clips, for fixed reference statistics
+        if m in model.encoders:  # the candidate's own encoder, if it has one
+            context[f"{m}_embeddings"] = fitness_embed(
+                model.encoders[m], held[m], bn=ctx.heldout_bn
+            )
+    fitness = build_fitness(section, seed=ctx.seed)
+    return fitness.score(emb, **context), len(x)
 
 
 def _nonfinite(v: Any) -> bool:

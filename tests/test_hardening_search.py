@@ -19,7 +19,8 @@ ray = pytest.importorskip("ray")
 from elo.config import load_config  # noqa: E402
 from elo.rundir import DirLock, read_jsonl  # noqa: E402
 from search.failures import INJECT_WORKER_DEATH, init_local_ray  # noqa: E402
-from search.run import EVALUATIONS, prepare_run_dir, run_search  # noqa: E402
+from search.run import run_search  # noqa: E402
+from search.rundir import EVALUATIONS, prepare_run_dir  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -126,7 +127,7 @@ def test_private_ray_listens_on_loopback_only() -> None:
 def test_second_search_on_one_run_directory_exits_2(tmp_path: Path) -> None:
     cfg = synthetic_cfg(0.0, population=2, generations=1)
     run_dir = prepare_run_dir(cfg, tmp_path / "run")
-    code = "import sys; from elo.cli import search_main; sys.exit(search_main(sys.argv[1:]))"
+    code = "import sys; from search.cli import main; sys.exit(main(sys.argv[1:]))"
     env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
     with DirLock(run_dir, "elo-search"):
         proc = subprocess.run([sys.executable, "-c", code, "--resume", str(run_dir)],

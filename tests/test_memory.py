@@ -74,7 +74,7 @@ def ray_session() -> Iterator[None]:
 
 def _synthetic_cfg(per_trial_gb: float) -> dict:
     from elo.config import load_config
-    from search.run import fitness_section
+    from search.settings import fitness_section
 
     cfg = load_config(
         "demo",
@@ -97,7 +97,8 @@ def test_search_lowers_concurrency_to_the_memory_ray_may_schedule(
 ) -> None:
     import ray
 
-    from search.run import prepare_run_dir, run_search
+    from search.run import run_search
+    from search.rundir import prepare_run_dir
 
     node = max(float(n["Resources"]["memory"]) for n in ray.nodes() if n["Alive"]) / GB
     cfg = _synthetic_cfg(round(node / 1.5, 3))  # one trial fits, two do not
@@ -112,7 +113,7 @@ def test_search_lowers_concurrency_to_the_memory_ray_may_schedule(
 
 
 def test_infrastructure_failures_are_told_from_our_errors() -> None:
-    from search.run import infrastructure_failure
+    from search.failures import infrastructure_failure
 
     oom = RuntimeError(
         "Caught unexpected exception: 2 worker(s) were killed due to the node running "
@@ -137,6 +138,7 @@ def test_search_killed_by_ray_memory_monitor_resumes_within_max_retries(
     their actors started (another process took the memory): tuner.fit() itself raised.
     run_search resumes from the run directory instead, up to search.max_retries."""
     import search.run as run
+    from search.rundir import prepare_run_dir
 
     cfg = _synthetic_cfg(0.0)
     cfg["search"]["max_retries"] = 2
@@ -150,7 +152,7 @@ def test_search_killed_by_ray_memory_monitor_resumes_within_max_retries(
 
     monkeypatch.setattr(run, "_run_search", flaky)
     lines: list[str] = []
-    out = run.run_search(cfg, run.prepare_run_dir(cfg, tmp_path / "r"), echo=lines.append)
+    out = run.run_search(cfg, prepare_run_dir(cfg, tmp_path / "r"), echo=lines.append)
     assert out == {"finished": True} and calls == [False, True]
     assert any("resuming from" in ln and "retry 1/2" in ln for ln in lines)
 

@@ -20,7 +20,12 @@ from elo.rundir import read_jsonl
 
 
 def _cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    code = f"import sys; from elo import cli; sys.exit(cli.{args[0]}_main(sys.argv[1:]))"
+    main = (
+        "search.cli import main"
+        if args[0] == "search"
+        else f"elo.cli import {args[0]}_main as main"
+    )
+    code = f"import sys; from {main}; sys.exit(main(sys.argv[1:]))"
     return subprocess.run(
         [sys.executable, "-c", code, *args[1:]],
         capture_output=True,

@@ -21,13 +21,9 @@ ray = pytest.importorskip("ray")
 from elo.config import load_config  # noqa: E402
 from elo.model.objective import Weights, terms_from_config  # noqa: E402
 from elo.rundir import read_jsonl  # noqa: E402
-from search.run import (  # noqa: E402
-    EVALUATIONS,
-    fitness_section,
-    load_run_config,
-    prepare_run_dir,
-    run_search,
-)
+from search.run import run_search  # noqa: E402
+from search.rundir import EVALUATIONS, load_run_config, prepare_run_dir  # noqa: E402
+from search.settings import SearchSettings, fitness_section  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -108,7 +104,7 @@ def test_search_with_real_trainer_finishes_and_records_failure(
 
 
 def _cli(args: list[str]) -> subprocess.Popen[str]:
-    code = "import sys; from elo.cli import search_main; sys.exit(search_main(sys.argv[1:]))"
+    code = "import sys; from search.cli import main; sys.exit(main(sys.argv[1:]))"
     env = {**os.environ, "RAY_AUTH_MODE": "disabled", "PYTHONUNBUFFERED": "1"}
     return subprocess.Popen(
         [sys.executable, "-c", code, *args],
@@ -135,9 +131,9 @@ def _wait_lines(path: Path, n: int, proc: subprocess.Popen[str], timeout: float 
 
 @pytest.mark.timeout(300)
 def test_kill_9_then_resume_loses_and_repeats_nothing(ray_session: str, tmp_path: Path) -> None:
-    from search.run import strategy_for
     from search.searcher import EvolutionSearcher
     from search.space import WeightSpace
+    from search.strategies import strategy_for
 
     run_dir = tmp_path / "run"
     common = ["--address", ray_session]
@@ -179,7 +175,8 @@ def test_kill_9_then_resume_loses_and_repeats_nothing(ray_session: str, tmp_path
     # the evaluated individuals are exactly those of an uninterrupted search
     cfg = load_run_config(run_dir)
     space = WeightSpace.from_config(cfg)
-    ref = EvolutionSearcher(strategy_for(cfg, space), space, 3)
+    settings = SearchSettings.from_config(cfg)
+    ref = EvolutionSearcher(strategy_for(settings, space, seed=cfg["seed"]), space, 3)
     assert ref.replay(recs) == 12 and ref.finished
     state = json.loads((run_dir / "search_state.json").read_text())
     assert state["generation"] == 3 and state["strategy"] == ref.strategy.state()

@@ -211,7 +211,8 @@ def test_replay_rebuilds_state_from_the_log_alone() -> None:
     c = make(strategy="cma", population=4, generations=3, seed=3)
     assert c.replay(log.records[:6]) == 6
     assert c.replay(log.records[:6]) == 0
-    assert c.generation == 1 and sorted(c.fitness) == sorted(r["index"] for r in log.records[4:6])
+    done = sorted(c.evolution.fitness)
+    assert c.generation == 1 and done == sorted(r["index"] for r in log.records[4:6])
     # a log from another seed does not match the strategy's proposals
     d = make(strategy="cma", population=4, generations=3, seed=4)
     with pytest.raises(ConfigError, match="does not match"):
@@ -230,11 +231,12 @@ def test_restore_refuses_other_terms(tmp_path: Any) -> None:
 
 @pytest.mark.parametrize("name", ["cma", "ga"])
 def test_config_seed_points_open_the_first_generation(name: str) -> None:
-    from search.run import strategy_for
+    from search.settings import SearchSettings
+    from search.strategies import strategy_for
 
     cfg = {"seed": 0, "search": {"strategy": name, "population": 8, "seed_points": True}}
     space = WeightSpace(TERMS, "clip")
-    se = EvolutionSearcher(strategy_for(cfg, space), space, 2)
+    se = EvolutionSearcher(strategy_for(SearchSettings.from_config(cfg), space), space, 2)
     first = [se.suggest(f"t{i}") for i in range(8)]
     lam = [c["weights"] for c in first]  # type: ignore[index]
     assert lam[0] == {t: 1.0 for t in TERMS}  # uniform
@@ -246,9 +248,191 @@ def test_config_seed_points_open_the_first_generation(name: str) -> None:
 
 
 def test_ga_starts_inside_the_sigmoid_box() -> None:
-    from search.run import strategy_for
+    from search.settings import SearchSettings
+    from search.strategies import strategy_for
 
     cfg = {"seed": 0, "search": {"strategy": "ga", "population": 16, "mapping": "sigmoid"}}
     space = WeightSpace(TERMS, "sigmoid")
-    lam = [v for x in strategy_for(cfg, space).ask() for v in space.weights(x).values()]
+    settings = SearchSettings.from_config(cfg)
+    lam = [v for x in strategy_for(settings, space).ask() for v in space.weights(x).values()]
     assert min(lam) < 0.2 and max(lam) > 0.8 and all(0.05 <= v <= 0.95 for v in lam)
+
+
+#: run in a fresh interpreter where any ``import ray`` fails (sys.modules["ray"] = None)
+NO_RAY_SCRIPT = r"""
+import json, sys
+sys.modules["ray"] = None
+from search.generation import Evolution
+from search.space import WeightSpace
+from search.strategies import make_strategy
+
+TERMS = ("rgb/a", "rgb/b", "flow/a")
+TARGET = {"rgb/a": 0.3, "rgb/b": 0.9, "flow/a": 0.0}
+space = WeightSpace(TERMS, "clip")
+
+class Log:
+    def __init__(self):
+        self.records, self.summaries, self.checkpoints = [], [], 0
+    def evaluation(self, record):
+        self.records.append(record)
+    def checkpoint(self, evolution):
+        self.checkpoints += 1
+    def generation_done(self, summary):
+        self.summaries.append(summary)
+
+def make(listener=None):
+    s = make_strategy("cma", dim=3, population=4, seed=5, centroid=space.centre(), bounds=(0.0, 1.0))
+    return Evolution(s, space, 3, listener=listener)
+
+def fit(cfg):
+    return {"fitness": -sum((cfg["weights"][k] - v) ** 2 for k, v in TARGET.items())}
+
+def run(evo, n, start=0):
+    for i in range(start, start + n):
+        cfg = evo.ask(f"t{i}")
+        assert cfg is not None, i
+        evo.tell(f"t{i}", fit(cfg))
+
+out = {}
+ref = make(Log())
+asked = [ref.ask(f"t{i}") for i in range(4)]
+out["barrier"] = ref.ask("t4") is None  # the generation's four are all out
+for i, cfg in enumerate(asked):
+    ref.tell(f"t{i}", fit(cfg))
+run(ref, 8, start=5)
+out["ref"] = {"finished": ref.finished, "stopped": ref.stopped, "after_end": ref.ask("x"),
+              "best": ref.best, "summaries": ref.listener.summaries,
+              "checkpoints": ref.listener.checkpoints, "records": len(ref.listener.records)}
+
+# interrupted in generation 2: two told, one running; saved, then resumed elsewhere
+log = Log()
+a = make(log)
+run(a, 6)
+running = a.ask("live")
+a.save(sys.argv[1])
+b = make()
+b.restore(sys.argv[1])
+b.requeue_live()
+out["requeued"] = list(b.pending)
+b.listener = Log()
+out["replayed"] = b.replay(log.records)  # all six already in the state: none applied
+run(b, 6, start=100)
+out["resumed"] = {"finished": b.finished, "best": b.best,
+                  "same_strategy": b.strategy.state() == ref.strategy.state()}
+out["ray"] = sys.modules.get("ray", "missing")
+print(json.dumps(out))
+"""
+
+
+def test_generation_bookkeeping_runs_without_ray(tmp_path: Any) -> None:
+    """search/generation.py drives a whole search (ask, barrier, tell, save, resume,
+    replay, best) in an interpreter where importing Ray fails."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-c", NO_RAY_SCRIPT, str(tmp_path / "state.json")],
+        capture_output=True, text=True, timeout=120, env={**os.environ},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["ray"] is None  # still blocked: nothing imported Ray
+    assert out["barrier"] is True
+    ref = out["ref"]
+    assert ref["finished"] and ref["stopped"] and ref["after_end"] is None
+    assert ref["records"] == 12 and ref["checkpoints"] == 12
+    assert [s["generation"] for s in ref["summaries"]] == [0, 1, 2]
+    assert ref["best"]["fitness"] == max(s["best"] for s in ref["summaries"])
+    assert set(ref["best"]["weights"]) == {"rgb/a", "rgb/b", "flow/a"}
+    assert out["requeued"] == [2, 3]  # the running individual goes back with the untold one
+    assert out["replayed"] == 0
+    res = out["resumed"]
+    assert res["finished"] and res["same_strategy"] and res["best"] == ref["best"]
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("population", 0, "config key 'search.population' must be an integer >= 1, got 0"),
+        ("generations", True, "config key 'search.generations' must be an integer >= 1, got True"),
+        ("cpus_per_trial", 1.5, "config key 'search.cpus_per_trial' must be an integer >= 1"),
+        ("trial_timeout_s", -1, "config key 'search.trial_timeout_s' must be > 0 or null, got -1"),
+        ("max_retries", -1, "config key 'search.max_retries' must be an integer >= 0, got -1"),
+        ("workers", 0, "config key 'search.workers' must be >= 1, got 0"),
+        ("heldout_split", "test", "config key 'search.heldout_split' is 'test'"),
+        (
+            "heldout_fraction",
+            1.0,
+            "config key 'search.heldout_fraction' must be in (0, 1), got 1.0",
+        ),
+        ("heldout_bn", "stale", "config key 'search.heldout_bn' must be one of"),
+        ("populaton", 4, "unknown config key 'search.populaton' (did you mean 'population'?)"),
+    ],
+)
+def test_search_settings_refuse_bad_values_naming_the_key(
+    key: str, value: Any, message: str
+) -> None:
+    import re
+
+    from search.settings import SearchSettings
+
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        SearchSettings.from_config({"search": {key: value}})
+
+
+def test_search_settings_are_frozen_with_the_documented_defaults() -> None:
+    from dataclasses import FrozenInstanceError, fields
+
+    from search.settings import SEARCH_DEFAULTS, SearchSettings
+
+    s = SearchSettings.from_config({"search": {"population": 8, "ga": {"tournament": 2}}})
+    assert {f.name for f in fields(s)} == set(SEARCH_DEFAULTS)
+    assert (s.strategy, s.population, s.generations, s.total) == ("cma", 8, 4, 32)
+    assert (s.sigma, s.mapping, s.steps, s.workers, s.trial_timeout_s) == (
+        0.3,
+        "clip",
+        None,
+        None,
+        None,
+    )
+    assert (s.heldout_split, s.heldout_fraction, s.heldout_bn) == ("train", 0.2, "recalibrate")
+    assert (s.memory_per_trial_gb, s.max_retries, dict(s.ga)) == (2.0, 2, {"tournament": 2})
+    with pytest.raises(FrozenInstanceError):
+        s.population = 3  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        s.ga["tournament"] = 5  # type: ignore[index]
+
+
+def test_cli_parses_the_search_settings_once(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    """elo-search validates the settings before creating the run directory and hands the
+    same frozen object to the driver: one parse per command."""
+    import search.run
+    from search.cli import main
+    from search.settings import SearchSettings
+
+    calls: list[int] = []
+    parse = SearchSettings.from_config.__func__  # type: ignore[attr-defined]
+
+    def counted(cls: type[SearchSettings], cfg: Any) -> SearchSettings:
+        calls.append(1)
+        return parse(cls, cfg)  # type: ignore[no-any-return]
+
+    seen: dict[str, Any] = {}
+
+    def driver(cfg: Any, run_dir: Any, **kw: Any) -> dict[str, Any]:
+        seen.update(kw, run_dir=run_dir)
+        return {"finished": True}
+
+    monkeypatch.setattr(SearchSettings, "from_config", classmethod(counted))
+    monkeypatch.setattr(search.run, "run_search", driver)
+    out = tmp_path / "run"
+    args = ["--fitness", "synthetic", "--population", "3", "--out", str(out), "search.sigma=0.5"]
+    assert main(args) == 0
+    assert calls == [1] and seen["run_dir"] == str(out) and (out / "config.yaml").exists()
+    assert (seen["settings"].population, seen["settings"].sigma) == (3, 0.5)
+    assert main([*args[:-3], str(tmp_path / "bad"), "search.workers=0"]) == 2  # one line, exit 2
+    assert not (tmp_path / "bad").exists()  # refused before anything was created

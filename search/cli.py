@@ -1,5 +1,7 @@
 """``elo-search``: evolve the loss weights (CMA-ES or GA over λ, trials on Ray Tune).
 
+The command lives with the search layer it drives; :func:`main` runs it in the frame
+every console script shares (``elo.cli.run_command``: logging, one-line errors).
 Options left unset come from the config (``configs/search/cma.yaml``); with
 ``--resume RUN_DIR`` the run's own ``config.yaml`` is used and only ``--address``
 and ``--workers`` (which do not change results) apply.
@@ -8,7 +10,11 @@ and ``--workers`` (which do not change results) apply.
 from __future__ import annotations
 
 import argparse
-from typing import Any
+import sys
+from collections.abc import Sequence
+from typing import Any, cast
+
+from elo.cli import Command, run_command
 
 
 def config_defaults(config: str = "demo") -> dict[str, Any]:
@@ -75,13 +81,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("overrides", nargs="*", help="config overrides key=value")
 
 
-def resolve_config(args: argparse.Namespace) -> dict:
-    """The experiment config with the command-line flags and overrides applied."""
-    from elo.config import apply_overrides, load_config, merge_checked
-    from search.run import SEARCH_DEFAULTS, fitness_section
+def resolve_config(args: argparse.Namespace) -> dict[str, Any]:
+    """The experiment config with the command-line flags and overrides applied (its
+    ``search`` section over the defaults; validated later, once, by
+    :meth:`search.settings.SearchSettings.from_config`)."""
+    from elo.config import apply_overrides, load_config
+    from search.settings import fitness_section, with_defaults
 
     cfg = load_config(args.config)
-    cfg["search"] = merge_checked(dict(SEARCH_DEFAULTS), cfg.get("search", {}) or {}, "search")
+    cfg["search"] = with_defaults(cfg.get("search"))
     flags = {
         "population": args.population,
         "generations": args.generations,
@@ -101,38 +109,32 @@ def resolve_config(args: argparse.Namespace) -> dict:
     return apply_overrides(cfg, args.overrides)
 
 
-def _drop_absent_modalities(cfg: dict[str, Any]) -> None:
-    from elo.data.datasets import drop_absent_modalities
-    from elo.model.objective import terms_from_config
-
-    if (cfg.get("fitness") or {}).get("kind") == "synthetic":
-        return  # the stand-in fitness trains nothing and reads no data
-    before = len(terms_from_config(cfg))
-    root = cfg.get("data", {}).get("root")
-    absent = drop_absent_modalities(cfg, root)
-    if absent:
-        n = before - len(terms_from_config(cfg))
-        print(
-            f"elo-search: no clip in {root} has {' or '.join(absent)}; searching without "
-            f"{', '.join(absent)} ({n} of {before} terms excluded)",
-            flush=True,
-        )
+def _echo(line: str) -> None:
+    print(line, flush=True)
 
 
 def run(args: argparse.Namespace) -> int:
-    from search.run import load_run_config, prepare_run_dir, run_search
+    from search.prepare import drop_absent_modalities
+    from search.run import run_search
+    from search.rundir import load_run_config, prepare_run_dir
+    from search.settings import SearchSettings
 
     if args.resume:
         cfg = load_run_config(args.resume)
         run_dir = args.resume
+        settings = SearchSettings.from_config(cfg)
     else:
         cfg = resolve_config(args)
-        from search.run import search_settings
-
-        search_settings(cfg)  # validate before creating anything
-        _drop_absent_modalities(cfg)
+        settings = SearchSettings.from_config(cfg)  # validate before creating anything
+        drop_absent_modalities(cfg, _echo)
         run_dir = str(prepare_run_dir(cfg, args.out))
     out = run_search(
-        cfg, run_dir, resume=bool(args.resume), address=args.address, workers=args.workers
-    )
+        cfg, run_dir, resume=bool(args.resume), address=args.address, workers=args.workers,
+        settings=settings,
+    )  # fmt: skip
     return 0 if out["finished"] else 130
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The ``elo-search`` console script (pyproject.toml)."""
+    return run_command("search", cast(Command, sys.modules[__name__]), argv)

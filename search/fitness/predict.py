@@ -1,14 +1,14 @@
 """Cross-modal predictability as a label-free fitness (:class:`XPredictFitness`,
 ``xpredict``): how much of the fixed hand-made audio and flow statistics of the
-held-out clips (:func:`search.fitness_xmodal.reference_features`) a ridge regression
+held-out clips (:func:`search.fitness.references.reference_features`) a ridge regression
 can predict from the candidate's RGB embeddings, as cross-validated R².
 
-The same idea as :class:`search.fitness_xmodal.XModalFitness` (agreeing with another
+The same idea as :class:`search.fitness.xmodal.XModalFitness` (agreeing with another
 modality's content means having learnt something about the clip from its frames; the
 references are fixed statistics that cannot drift and RGB never sees audio), measured
 by regression instead of comparing two k-means partitions: continuous, signed (R² < 0
 when the embeddings predict worse than the mean) and without clustering noise.
-Follows :class:`search.fitness_base.Fitness`; :mod:`search.fitness` re-exports it.
+Follows :class:`search.fitness.base.Fitness`.
 """
 
 from __future__ import annotations
@@ -16,16 +16,21 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import numpy as np
 
-from search.fitness_base import FITNESSES, FitnessResult, as_embeddings, collapse_reason
-from search.fitness_xmodal import REFERENCES, fixed_references, reference_rows, signed_geomean
+from search.fitness.base import FITNESSES, FitnessResult, as_embeddings, collapse_reason
+from search.fitness.references import (
+    REFERENCES,
+    fixed_references,
+    reference_rows,
+    signed_geomean,
+)
 
 
 def _standardize(x: np.ndarray) -> np.ndarray:
-    return (x - x.mean(axis=0)) / np.maximum(x.std(axis=0), 1e-8)
+    return cast(np.ndarray, (x - x.mean(axis=0)) / np.maximum(x.std(axis=0), 1e-8))
 
 
 def ridge_r2(

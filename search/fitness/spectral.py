@@ -1,8 +1,8 @@
 """Label-free measures of representation quality from the eigenspectrum of the
 embeddings: effective rank (:class:`RankMeFitness`, ``rankme``) and power-law decay of
 the covariance eigenvalues (:class:`AlphaReqFitness`, ``alphareq``). Both follow
-:class:`search.fitness_base.Fitness`; :mod:`search.fitness` re-exports (and so
-registers) them. No clustering: one SVD of an ``N,D`` matrix, deterministic, fast.
+:class:`search.fitness.base.Fitness`. No clustering: one SVD of an ``N,D`` matrix,
+deterministic, fast.
 
 * RankMe (Garrido, Balestriero, Najman & LeCun, "RankMe: Assessing the Downstream
   Performance of Pretrained Self-Supervised Representations by Their Rank", ICML 2023):
@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from search.fitness_base import FITNESSES, FitnessResult, as_embeddings, collapse_reason
+from search.fitness.base import FITNESSES, FitnessResult, as_embeddings, collapse_reason
 
 
 def _prepare(x: np.ndarray, how: str) -> np.ndarray:

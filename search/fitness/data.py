@@ -27,9 +27,19 @@ import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from elo.errors import ConfigError, DataError
+from elo.errors import DataError
+from search.settings import BN_MODES, check_heldout_bn, check_heldout_fraction, check_heldout_split
 
-BN_MODES = ("recalibrate", "train", "eval")
+__all__ = [
+    "BN_MODES",
+    "centre_crop",
+    "check_heldout_split",
+    "fitness_embed",
+    "heldout_clips",
+    "heldout_videos",
+    "recalibrate_bn",
+    "training_loader",
+]
 
 
 def _rank(rel: str) -> int:
@@ -41,10 +51,7 @@ def heldout_videos(rels: Iterable[str], fraction: float) -> set[str]:
     ``round(fraction * n)`` of the ``n`` distinct videos, at least one and never all of
     them when there are two or more; chosen by a fixed hash of the path, so adding or
     removing other videos moves few of them."""
-    if not 0.0 < float(fraction) < 1.0:
-        raise ConfigError(
-            f"config key 'search.heldout_fraction' must be in (0, 1), got {fraction!r}"
-        )
+    fraction = check_heldout_fraction(fraction)
     videos = sorted(set(rels), key=lambda r: (_rank(r), r))
     if len(videos) < 2:
         raise DataError(
@@ -58,15 +65,6 @@ def heldout_videos(rels: Iterable[str], fraction: float) -> set[str]:
 def _dataset_rels(dataset: Any) -> list[str]:
     """Each clip's video path (relative to the dataset root), in dataset order."""
     return [str(item[0].rel) for item in dataset.items]
-
-
-def check_heldout_split(split: str) -> None:
-    if split == "test":
-        raise ConfigError(
-            "config key 'search.heldout_split' is 'test': the search would choose the loss "
-            "on the clips the final probe reports on; use 'train' (a held-out slice of the "
-            "train pool, search.heldout_fraction) or a validation split"
-        )
 
 
 def training_loader(
@@ -184,8 +182,7 @@ def fitness_embed(encoder: Any, x: Any, *, bn: str = "recalibrate", batch_size: 
 
     from elo.model.network import embed
 
-    if bn not in BN_MODES:
-        raise ConfigError(f"config key 'search.heldout_bn' must be one of {BN_MODES}, got {bn!r}")
+    check_heldout_bn(bn)
     norms = _batchnorms(encoder)
     if bn == "eval" or not norms:
         with torch.no_grad():

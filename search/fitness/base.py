@@ -1,22 +1,30 @@
 """The fitness protocol every fitness of :mod:`search.fitness` follows, the
-:data:`FITNESSES` registry, and the checks they share: embeddings as a finite ``N,D``
-array (:func:`as_embeddings`) and collapse detection (:func:`collapse_reason`).
+:data:`FITNESSES` registry with :func:`build_fitness`, and the checks they share:
+embeddings as a finite ``N,D`` array (:func:`as_embeddings`) and collapse detection
+(:func:`collapse_reason`).
 
-A module of its own so that :mod:`search.fitness` (Zipf, weak) and
-:mod:`search.fitness_xmodal` (cross-modal, combined) can both build on it;
-import the fitnesses from :mod:`search.fitness`.
+Every fitness module of the package builds on this one (never on the package itself,
+which re-exports them all); :data:`FITNESSES` discovers them on first lookup.
 """
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, cast
 
 import numpy as np
 
+from elo.config import merge_checked
+from elo.errors import ConfigError
 from elo.registry import Registry
 
-FITNESSES: Registry[type[Any]] = Registry("fitness", entry_point_group="elo.fitness")
+#: fitness kinds by name: every module of :mod:`search.fitness` and ``elo.fitness``
+#: plug-ins (elo/registry.py)
+FITNESSES: Registry[type[Any]] = Registry(
+    "fitness", packages=("search.fitness",), entry_point_group="elo.fitness"
+)
 
 
 @dataclass
@@ -60,7 +68,7 @@ def as_embeddings(x: Any) -> np.ndarray:
             "the encoder produced non-finite features, usually diverged training "
             "(lower the learning rate or the loss weights)"
         )
-    return x
+    return cast(np.ndarray, x)
 
 
 def collapse_reason(x: np.ndarray, rtol: float = 1e-5) -> str | None:
@@ -79,3 +87,26 @@ def collapse_reason(x: np.ndarray, rtol: float = 1e-5) -> str | None:
     if len(sv) < 2 or sv[1] <= rtol * sv[0]:
         return "embeddings are rank one (all on one line: dimensional collapse)"
     return None
+
+
+def _check_config(cls: type[Any], section: Mapping[str, Any], where: str) -> dict[str, Any]:
+    defaults = {f.name: f.default for f in dataclasses.fields(cls) if f.init}
+    return merge_checked(defaults, {k: v for k, v in section.items() if k != "kind"}, where)
+
+
+def build_fitness(section: Mapping[str, Any] | None, *, seed: int | None = None) -> Any:
+    """The fitness a config section describes (``kind`` selects it; default ``zipf``).
+
+    ``seed`` (the experiment seed) is used when the section does not set its own.
+    Unknown keys raise :class:`ConfigError` naming ``fitness.<key>``.
+    """
+    section = dict(section or {})
+    kind = section.get("kind", "zipf")
+    cls = FITNESSES.get(kind)
+    if seed is not None and "seed" not in section:
+        section["seed"] = seed
+    kwargs = _check_config(cls, section, "fitness")
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"bad fitness config ({kind}): {exc}") from None
