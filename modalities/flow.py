@@ -11,8 +11,8 @@ resolution or speed, and predicting zeros costs ~1.
 
 Methods (OpenCV contrib): ``dis`` (default; Kroeger et al., "Fast Optical Flow using
 Dense Inverse Search", ECCV 2016), ``farneback`` (Farnebäck, SCIA 2003) and ``tvl1``
-(Zach, Pock & Bischof, DAGM 2007). TV-L1 is 100x slower than DIS (ENVIRONMENT.md:
-9-25 frames/s per core at 64x64): use it offline only.
+(Zach, Pock & Bischof, DAGM 2007). TV-L1 is about 100x slower than DIS
+(9-25 frames/s per core at 64x64, docs/dependencies.md): use it offline only.
 """
 
 from __future__ import annotations

@@ -44,9 +44,10 @@ def absolute_data_paths(cfg: dict[str, Any]) -> str:
 def prepare_data(cfg: Mapping[str, Any], root: str, split: str) -> None:
     """Extract and cache the training and held-out clips once, before the trials."""
     from elo.data.datasets import open_dataset
+    from elo.model.modality import configured_modalities
     from search.trainable import reference_modalities
 
-    mods = list((cfg.get("objective", {}) or {}).get("modalities", ["rgb", "flow", "audio"]))
+    mods = configured_modalities(cfg)
     refs = reference_modalities(cfg.get("fitness", {}) or {})
     open_dataset(cfg, root, split="train", modalities=mods, extract_workers=None)
     held = sorted({"rgb", *refs})

@@ -1,5 +1,5 @@
 """BYOL (arXiv 2006.07733): loss values, invariances, gradients, EMA and τ schedule,
-and the task head (reference values: shared/design/REFERENCES.md)."""
+and the task head (reference values from Grill et al., 2020; docs/ablations.md)."""
 
 from __future__ import annotations
 

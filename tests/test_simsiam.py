@@ -1,5 +1,5 @@
 """SimSiam (arXiv 2011.10566): loss values, invariances, gradients, architecture, the
-collapse monitor and the task head (reference values: shared/design/REFERENCES.md)."""
+collapse monitor and the task head (reference values from Chen & He, 2021; docs/ablations.md)."""
 
 from __future__ import annotations
 

@@ -94,18 +94,18 @@ class ExtractSpec:
 
 
 def spec_from_config(
-    cfg: Mapping[str, Any], modalities: Sequence[str] = ("rgb", "flow", "audio")
+    cfg: Mapping[str, Any], modalities: Sequence[str] | None = None
 ) -> ExtractSpec:
     """The extraction spec of an experiment config (its ``data`` section) or of a bare
     data section. Modality parameters: ``data.modalities.<name>.<key>`` overrides."""
     from elo.config import require
-    from elo.model.modality import MODALITIES
+    from elo.model.modality import MODALITIES, default_modalities
 
     data = cfg["data"] if "data" in cfg and isinstance(cfg["data"], Mapping) else cfg
     clip = data.get("clip", {})
     mod_over = data.get("modalities", {}) or {}
     mods: dict[str, dict[str, Any]] = {}
-    for name in modalities:
+    for name in modalities if modalities is not None else default_modalities():
         cls = MODALITIES.get(name)
         mods[name] = cls.params(mod_over.get(name) or {})
     sampling = str(clip.get("sampling", "uniform"))
