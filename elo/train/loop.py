@@ -45,8 +45,8 @@ class BatchPlan:
     def indices(self, step: int) -> torch.Tensor:
         """The dataset indices of step ``step`` (int64, ``batch`` of them)."""
         if self.drop_last:
-            epoch, pos = divmod(step, self.per_epoch)
-            return self.permutation(epoch)[pos * self.batch : (pos + 1) * self.batch]
+            epoch, at = divmod(step, self.per_epoch)
+            return self.permutation(epoch)[at * self.batch : (at + 1) * self.batch]
         pos = torch.arange(step * self.batch, (step + 1) * self.batch)
         return torch.stack([self.permutation(int(p) // self.n)[int(p) % self.n] for p in pos])
 
