@@ -314,7 +314,6 @@ def export_student(
 ) -> Path:
     """``out/rgb_encoder.safetensors`` + ``out/encoder.yaml`` (see :mod:`elo.train.export`)."""
     from elo.model.encoders_tv import export_builder
-    from elo.model.network import input_shapes
     from elo.train.export import save_encoder
 
     norm: dict[str, Any] = {}
@@ -333,7 +332,7 @@ def export_student(
         kwargs=model.encoder_kwargs[STUDENT],
         input_info={
             "modality": STUDENT,
-            "shape": list(input_shapes(cfg)[STUDENT]),
+            "shape": list(model.input_shapes[STUDENT]),
             "layout": "B,C,T,H,W",
             "normalization": norm,
         },
