@@ -96,7 +96,8 @@ def build_pipeline(spec: ViewSpec) -> Callable[[torch.Tensor], torch.Tensor]:
         steps.append(v2.RandomApply([blur], p=spec.blur_p))
     if spec.solarize_p > 0:
         steps.append(v2.RandomSolarize(threshold=0.5, p=spec.solarize_p))
-    return v2.Compose(steps)
+    pipeline: Callable[[torch.Tensor], torch.Tensor] = v2.Compose(steps)
+    return pipeline
 
 
 def augment_batch(

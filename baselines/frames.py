@@ -39,13 +39,15 @@ def _square(img: torch.Tensor, size: int) -> torch.Tensor:
     from torchvision.transforms.v2 import functional as TF
 
     img = TF.resize(img, size, antialias=True)
-    return TF.center_crop(img, [size, size])
+    out: torch.Tensor = TF.center_crop(img, [size, size])
+    return out
 
 
 def _read_image(path: Path) -> torch.Tensor:
     from torchvision.io import ImageReadMode, decode_image, read_file
 
-    return decode_image(read_file(str(path)), mode=ImageReadMode.RGB)  # 3,H,W uint8
+    img: torch.Tensor = decode_image(read_file(str(path)), mode=ImageReadMode.RGB)
+    return img  # 3,H,W uint8
 
 
 def _read_video_frames(path: Path, count: int) -> list[torch.Tensor]:
@@ -61,23 +63,9 @@ def _read_video_frames(path: Path, count: int) -> list[torch.Tensor]:
     return [torch.from_numpy(frames[i]).permute(2, 0, 1).contiguous() for i in idx]
 
 
-def load_frames(
-    root: str | Path,
-    *,
-    size: int,
-    frames_per_video: int = 8,
-    max_files: int = 0,
-    split: str | None = None,
-    fold: int = 1,
-) -> FrameSet:
-    """All images / video frames under ``root`` as one uint8 tensor N,3,size,size.
-
-    ``split`` (e.g. ``"train"``) keeps only the videos of that split of a video dataset
-    (its split column or ``<split>list*.txt``, else ELo's deterministic hash split; see
-    :func:`elo.data.datasets.select_split`; official fold ``fold``), so a baseline pre-trains on
-    exactly the clips the ELo model trains on and never sees the test videos.
-    """
-    root = Path(root)
+def _files(root: Path, max_files: int, split: str | None, fold: int) -> list[Path]:
+    """The image and video files :func:`load_frames` reads, sorted (at most
+    ``max_files`` when > 0; only split ``split`` of a video dataset when given)."""
     if not root.is_dir():
         raise DataError(f"--data {root}: not a folder; give a folder of images or videos")
     if split is not None:
@@ -97,6 +85,27 @@ def load_frames(
             f"--data {root}: no images ({', '.join(sorted(IMAGE_EXTS))}) or videos "
             f"({', '.join(sorted(VIDEO_EXTS))}) found"
         )
+    return files
+
+
+def load_frames(
+    root: str | Path,
+    *,
+    size: int,
+    frames_per_video: int = 8,
+    max_files: int = 0,
+    split: str | None = None,
+    fold: int = 1,
+) -> FrameSet:
+    """All images / video frames under ``root`` as one uint8 tensor N,3,size,size.
+
+    ``split`` (e.g. ``"train"``) keeps only the videos of that split of a video dataset
+    (its split column or ``<split>list*.txt``, else ELo's deterministic hash split; see
+    :func:`elo.data.datasets.select_split`; official fold ``fold``), so a baseline pre-trains on
+    exactly the clips the ELo model trains on and never sees the test videos.
+    """
+    root = Path(root)
+    files = _files(root, max_files, split, fold)
     rel = [p.relative_to(root) for p in files]
     labeled = all(len(r.parts) >= 2 for r in rel)
     classes = sorted({r.parts[0] for r in rel}) if labeled else []

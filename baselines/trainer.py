@@ -19,18 +19,22 @@ resumed run continues exactly where the checkpoint left it.
 
 from __future__ import annotations
 
-import argparse
-import io
 import logging
 import math
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from baselines.monitor import CollapseMonitor
 from elo.errors import ConfigError
+from elo.rundir import append_jsonl, atomic_write_json, atomic_write_text
+from elo.train import loop
+from elo.train.loop import lr_at, optimizer_for
 
 log = logging.getLogger(__name__)
 OBJECTIVES = ("byol", "simsiam")
@@ -85,75 +89,48 @@ def build_optimizer(model: nn.Module, cfg: dict[str, Any]) -> torch.optim.Optimi
     tr = cfg["train"]
     lr = float(tr["lr"]) * int(tr["batch_size"]) / 256
     if cfg["objective"] == "simsiam":
-        groups = model.param_groups(bool(cfg["simsiam"].get("fix_predictor_lr", True)))  # type: ignore[operator]
+        fix = bool(cfg["simsiam"].get("fix_predictor_lr", True))
+        groups: list[dict[str, Any]] = model.param_groups(fix)  # type: ignore[operator]
     else:
         params = [p for p in model.parameters() if p.requires_grad]
         groups = [{"params": params, "fix_lr": False}]
-    wd = float(tr["weight_decay"])
-    if tr["optimizer"] == "sgd":
-        return torch.optim.SGD(groups, lr=lr, momentum=float(tr["momentum"]), weight_decay=wd)
-    if tr["optimizer"] == "adamw":
-        return torch.optim.AdamW(groups, lr=lr, weight_decay=wd)
-    raise ConfigError(f"train.optimizer {tr['optimizer']!r}: choose sgd or adamw")
+    return optimizer_for(groups, tr, lr)
 
 
-def lr_at(step: int, total: int, base: float, warmup: int) -> float:
-    """Linear warm-up then cosine decay to 0."""
-    if warmup > 0 and step < warmup:
-        return base * (step + 1) / warmup
-    t = (step - warmup) / max(1, total - warmup)
-    return base * 0.5 * (1 + math.cos(math.pi * min(t, 1.0)))
-
-
-class BatchPlan:
-    """Epoch permutations seeded by (seed, epoch): ``indices(step)`` is pure."""
+class BatchPlan(loop.BatchPlan):
+    """Epoch permutations seeded by (seed, epoch) as one stream of positions:
+    ``indices(step)`` is pure (:class:`elo.train.loop.BatchPlan`)."""
 
     def __init__(self, n: int, batch: int, seed: int) -> None:
-        self.n, self.batch, self.seed = n, batch, seed
-        self._perms: dict[int, torch.Tensor] = {}
-
-    def _perm(self, epoch: int) -> torch.Tensor:
-        if epoch not in self._perms:
-            g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
-            self._perms = {epoch: torch.randperm(self.n, generator=g)}
-        return self._perms[epoch]
-
-    def indices(self, step: int) -> torch.Tensor:
-        pos = torch.arange(step * self.batch, (step + 1) * self.batch)
-        return torch.stack([self._perm(int(p) // self.n)[int(p) % self.n] for p in pos])
+        super().__init__(n, batch, seed, stride=1_000_003, drop_last=False)
 
     def aug_generator(self, step: int) -> torch.Generator:
         return torch.Generator().manual_seed((self.seed + 7) * 2_000_003 + step)
 
 
 def save_checkpoint(path: Path, model: nn.Module, opt: torch.optim.Optimizer, step: int) -> None:
-    from elo.rundir import atomic_write_bytes
-
-    buf = io.BytesIO()
-    torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "step": step}, buf)
-    atomic_write_bytes(path, buf.getvalue())
+    loop.save_state(
+        path, {"model": model.state_dict(), "optimizer": opt.state_dict(), "step": step}
+    )
 
 
 def load_checkpoint(path: Path, model: nn.Module, opt: torch.optim.Optimizer) -> int:
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = loop.load_state(path)
     model.load_state_dict(state["model"])
     opt.load_state_dict(state["optimizer"])
     return int(state["step"])
 
 
-def embed_images(encoder: nn.Module, images: torch.Tensor, device: str, batch: int = 256):  # type: ignore[no-untyped-def]
-    """Embeddings N,D of uint8 images N,3,S,S (normalised, no augmentation)."""
+def embed_images(encoder: nn.Module, images: torch.Tensor, device: str) -> torch.Tensor:
+    """Embeddings N,D of uint8 images N,3,S,S (normalised, no augmentation):
+    :func:`elo.model.network.embed` in batches of 256."""
     from baselines.augment import normalize
+    from elo.model.network import embed
 
-    was = encoder.training
-    encoder.eval()
-    out = []
-    with torch.no_grad():
-        for lo in range(0, len(images), batch):
-            x = normalize(images[lo : lo + batch].float().div(255)).to(device)
-            out.append(encoder(x).embedding.cpu())
-    encoder.train(was)
-    return torch.cat(out)
+    def prepare(x: torch.Tensor) -> torch.Tensor:
+        return normalize(x.float().div(255))
+
+    return embed(encoder, images, 256, device=device, transform=prepare)
 
 
 def knn_eval(
@@ -172,6 +149,25 @@ def knn_eval(
     return knn_accuracy(feats[tr], labels[tr], feats[te], labels[te], k=int(cfg["eval"]["knn_k"]))
 
 
+@dataclass
+class _Fit:
+    """One baseline run's moving parts (:func:`fit`)."""
+
+    cfg: dict[str, Any]
+    model: nn.Module
+    opt: torch.optim.Optimizer
+    pipes: list[Any]
+    monitor: CollapseMonitor
+    plan: BatchPlan
+    out: Path
+    start: int = 0
+    base_lrs: list[float] = field(default_factory=list)
+
+    @property
+    def ckpt(self) -> Path:
+        return self.out / "checkpoint.pt"
+
+
 def fit(
     cfg: dict[str, Any],
     images: torch.Tensor,
@@ -182,78 +178,19 @@ def fit(
     resume: bool = False,
 ) -> dict[str, Any]:
     """Train on ``images`` (N,3,S,S uint8); returns the summary (also written)."""
-    import yaml
-
-    from baselines.augment import (
-        augment_batch,
-        build_pipeline,
-        byol_specs,
-        normalize,
-        simsiam_specs,
-    )
-    from baselines.monitor import CollapseMonitor
-    from elo.rundir import append_jsonl, atomic_write_json, atomic_write_text
-    from elo.train.export import save_encoder
-
-    obj, tr, seed = cfg["objective"], cfg["train"], int(cfg["seed"])
-    steps, batch = int(tr["steps"]), int(tr["batch_size"])
-    if batch < 2 or batch > len(images):
-        raise ConfigError(f"train.batch_size={batch}: need 2 <= batch <= {len(images)} images")
-    torch.manual_seed(seed)
-    model = build_model(cfg).to(device)
-    opt = build_optimizer(model, cfg)
-    base_lrs = [g["lr"] for g in opt.param_groups]
-    size = images.shape[-1]
-    aug = {k: tuple(v) if isinstance(v, list) else v for k, v in cfg["augment"].items()}
-    specs = byol_specs(size, **aug) if obj == "byol" else simsiam_specs(size, **aug)
-    pipes = [build_pipeline(s) for s in specs]
-    proj_dim = int(cfg[obj]["proj_dim"])
-    monitor = CollapseMonitor(proj_dim, float(cfg["monitor"]["threshold_ratio"]), "projection z")
-    out.mkdir(parents=True, exist_ok=True)
-    ckpt, metrics = out / "checkpoint.pt", out / "metrics.jsonl"
-    start = 0
-    if resume:
-        if not ckpt.is_file():
-            raise ConfigError(f"--resume: no checkpoint at {ckpt}; run without --resume first")
-        start = load_checkpoint(ckpt, model, opt)
-        log.info("resumed %s at step %d", ckpt, start)
-    atomic_write_text(out / "config.yaml", yaml.safe_dump(cfg, sort_keys=False))
-    plan = BatchPlan(len(images), batch, seed)
-    every, ck_every = int(tr["log_every"]), int(tr["checkpoint_every"])
-    model.train()
+    obj, steps = cfg["objective"], int(cfg["train"]["steps"])
+    run = _start(cfg, images, out, device, resume)
     t0 = time.perf_counter()
-    for step in range(start, steps):
-        g = plan.aug_generator(step)
-        x01 = images[plan.indices(step)].float().div(255)  # B,3,S,S in [0,1]
-        x1 = normalize(augment_batch(x01, pipes[0], g)).to(device)
-        x2 = normalize(augment_batch(x01, pipes[1], g)).to(device)
-        for group, base in zip(opt.param_groups, base_lrs, strict=True):
-            fixed = group.get("fix_lr", False)
-            group["lr"] = base if fixed else lr_at(step, steps, base, int(tr["warmup_steps"]))
-        res = model(x1, x2)
-        opt.zero_grad(set_to_none=True)
-        res["loss"].backward()
-        opt.step()
-        rec: dict[str, Any] = {"step": step + 1, "loss": float(res["loss"].detach())}
-        if obj == "byol":
-            rec["tau"] = model.update_target(steps)  # type: ignore[operator]
-        rec["collapse_std"] = monitor.update(res["z"], step + 1)
-        if not math.isfinite(rec["loss"]):
-            raise ConfigError(f"loss became {rec['loss']} at step {step + 1}; lower train.lr")
-        if every > 0 and ((step + 1) % every == 0 or step + 1 == steps):
-            rec.update(lr=opt.param_groups[0]["lr"], seconds=round(time.perf_counter() - t0, 3))
-            if len(opt.param_groups) > 1:  # SimSiam's trainable predictor
-                rec["predictor_lr"] = opt.param_groups[1]["lr"]
-            append_jsonl(metrics, rec)
-        if (ck_every > 0 and (step + 1) % ck_every == 0) or step + 1 == steps:
-            save_checkpoint(ckpt, model, opt, step + 1)
-    encoder = model.online_encoder if obj == "byol" else model.encoder
+    run.model.train()
+    for step in range(run.start, steps):
+        _step(run, images, step, device, t0)
+    encoder = run.model.online_encoder if obj == "byol" else run.model.encoder
     summary: dict[str, Any] = {
         "objective": obj,
         "steps": steps,
-        "collapse_std": monitor.last,
-        "collapse_threshold": monitor.threshold,
-        "collapse_warnings": monitor.fired,
+        "collapse_std": run.monitor.last,
+        "collapse_threshold": run.monitor.threshold,
+        "collapse_warnings": run.monitor.fired,
         "seconds": round(time.perf_counter() - t0, 3),
     }
     if (
@@ -263,47 +200,131 @@ def fit(
         and len(set(labels.tolist())) > 1
     ):
         summary["knn_top1"] = knn_eval(encoder, images, labels, cfg, device)  # type: ignore[arg-type]
+    _export(cfg, encoder, out, images.shape[-1])  # type: ignore[arg-type]
+    atomic_write_json(out / "summary.json", summary)
+    return summary
+
+
+def _start(cfg: dict[str, Any], images: torch.Tensor, out: Path, device: str, resume: bool) -> _Fit:
+    """The seeded model, optimizer, view pipelines and collapse monitor; the step to
+    start at (the checkpoint's with ``resume``); ``out/config.yaml`` written."""
+    import yaml
+
+    from baselines.augment import build_pipeline, byol_specs, simsiam_specs
+
+    obj, tr, seed = cfg["objective"], cfg["train"], int(cfg["seed"])
+    batch = int(tr["batch_size"])
+    if batch < 2 or batch > len(images):
+        raise ConfigError(f"train.batch_size={batch}: need 2 <= batch <= {len(images)} images")
+    torch.manual_seed(seed)
+    model = build_model(cfg).to(device)
+    opt = build_optimizer(model, cfg)
+    size = images.shape[-1]
+    aug = {k: tuple(v) if isinstance(v, list) else v for k, v in cfg["augment"].items()}
+    specs = byol_specs(size, **aug) if obj == "byol" else simsiam_specs(size, **aug)
+    proj_dim = int(cfg[obj]["proj_dim"])
+    monitor = CollapseMonitor(proj_dim, float(cfg["monitor"]["threshold_ratio"]), "projection z")
+    plan = BatchPlan(len(images), batch, seed)
+    run = _Fit(cfg, model, opt, [build_pipeline(s) for s in specs], monitor, plan, out)
+    run.base_lrs = [g["lr"] for g in opt.param_groups]
+    out.mkdir(parents=True, exist_ok=True)
+    if resume:
+        if not run.ckpt.is_file():
+            raise ConfigError(f"--resume: no checkpoint at {run.ckpt}; run without --resume first")
+        run.start = load_checkpoint(run.ckpt, model, opt)
+        log.info("resumed %s at step %d", run.ckpt, run.start)
+    atomic_write_text(out / "config.yaml", yaml.safe_dump(cfg, sort_keys=False))
+    return run
+
+
+def _step(run: _Fit, images: torch.Tensor, step: int, device: str, t0: float) -> None:
+    """One optimizer step on two augmented views of step ``step``'s batch; its metrics
+    line every ``train.log_every`` steps, its checkpoint every ``train.checkpoint_every``."""
+    from baselines.augment import augment_batch, normalize
+
+    cfg, model, opt = run.cfg, run.model, run.opt
+    tr, steps = cfg["train"], int(cfg["train"]["steps"])
+    plan = run.plan
+    g = plan.aug_generator(step)
+    x01 = images[plan.indices(step)].float().div(255)  # B,3,S,S in [0,1]
+    x1 = normalize(augment_batch(x01, run.pipes[0], g)).to(device)
+    x2 = normalize(augment_batch(x01, run.pipes[1], g)).to(device)
+    for group, base in zip(opt.param_groups, run.base_lrs, strict=True):
+        fixed = group.get("fix_lr", False)
+        group["lr"] = base if fixed else lr_at(step, steps, int(tr["warmup_steps"]), base=base)
+    res = model(x1, x2)
+    opt.zero_grad(set_to_none=True)
+    res["loss"].backward()
+    opt.step()
+    rec: dict[str, Any] = {"step": step + 1, "loss": float(res["loss"].detach())}
+    if cfg["objective"] == "byol":
+        rec["tau"] = model.update_target(steps)  # type: ignore[operator]
+    rec["collapse_std"] = run.monitor.update(res["z"], step + 1)
+    if not math.isfinite(rec["loss"]):
+        raise ConfigError(f"loss became {rec['loss']} at step {step + 1}; lower train.lr")
+    every, ck_every = int(tr["log_every"]), int(tr["checkpoint_every"])
+    if every > 0 and ((step + 1) % every == 0 or step + 1 == steps):
+        rec.update(lr=opt.param_groups[0]["lr"], seconds=round(time.perf_counter() - t0, 3))
+        if len(opt.param_groups) > 1:  # SimSiam's trainable predictor
+            rec["predictor_lr"] = opt.param_groups[1]["lr"]
+        append_jsonl(run.out / "metrics.jsonl", rec)
+    if (ck_every > 0 and (step + 1) % ck_every == 0) or step + 1 == steps:
+        save_checkpoint(run.ckpt, model, opt, step + 1)
+
+
+def _export(cfg: dict[str, Any], encoder: nn.Module, out: Path, size: int) -> None:
+    """``out/final``: the trained image encoder (``elo.load_encoder(out / "final")``)."""
+    from elo.train.export import save_encoder
+
     save_encoder(
         out / "final",
         encoder,
         builder="baselines.image_encoder:build_image_encoder",
         kwargs=dict(cfg["encoder"]),
         input_info={"modality": "rgb", "shape": [3, size, size], "normalize": "imagenet"},
-        meta={"objective": obj, "steps": steps},
+        meta={"objective": cfg["objective"], "steps": int(cfg["train"]["steps"])},
     )
-    atomic_write_json(out / "summary.json", summary)
-    return summary
 
 
-def train_baseline(args: argparse.Namespace) -> int:
-    """Entry point of ``elo-train --objective byol|simsiam --data DIR``."""
+def train_baseline(
+    objective: str,
+    data: str | Path | None,
+    *,
+    config: str | None = None,
+    overrides: Sequence[str] = (),
+    steps: int | None = None,
+    seed: int | None = None,
+    out: str | Path | None = None,
+    device: str = "cpu",
+    resume: bool = False,
+) -> int:
+    """``elo-train --objective byol|simsiam --data DIR`` (baselines/cli.py): train on the
+    images or video frames of ``data`` and write ``out`` (default ``runs/<objective>``)."""
     from baselines.frames import load_frames
     from elo.errors import DataError
 
-    if not getattr(args, "data", None):
+    if not data:
         raise DataError("--data is required with --objective: a folder of images or videos")
-    cfg = load_baseline_config(args.objective, args.config, list(args.overrides or []))
-    if args.steps is not None:
-        cfg["train"]["steps"] = int(args.steps)
-    if args.seed is not None:
-        cfg["seed"] = int(args.seed)
+    cfg = load_baseline_config(objective, config, list(overrides))
+    if steps is not None:
+        cfg["train"]["steps"] = int(steps)
+    if seed is not None:
+        cfg["seed"] = int(seed)
     d = cfg["data"]
     frames = load_frames(
-        args.data,
+        data,
         size=int(d["image_size"]),
         frames_per_video=int(d["frames_per_video"]),
         max_files=int(d["max_files"]),
         split=d.get("split"),
         fold=int(d.get("fold", 1) or 1),
     )
-    log.info("%d images from %s (%d classes)", len(frames.images), args.data, len(frames.classes))
-    out = Path(args.out or f"runs/{args.objective}")
-    summary = fit(
-        cfg, frames.images, out, labels=frames.labels, device=args.device, resume=args.resume
-    )
+    log.info("%d images from %s (%d classes)", len(frames.images), data, len(frames.classes))
+    where = Path(out or f"runs/{objective}")
+    summary = fit(cfg, frames.images, where, labels=frames.labels, device=device, resume=resume)
     knn = f", kNN top-1 {summary['knn_top1']:.3f}" if "knn_top1" in summary else ""
     print(
-        f"{args.objective}: {summary['steps']} steps, collapse std {summary['collapse_std']:.4f} "
-        f"({summary['collapse_warnings']} warnings){knn}; encoder in {out / 'final'}"
+        f"{objective}: {summary['steps']} steps, collapse std {summary['collapse_std']:.4f} "
+        f"({summary['collapse_warnings']} warnings){knn}; encoder in {where / 'final'}"
     )
     return 0

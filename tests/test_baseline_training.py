@@ -4,7 +4,6 @@ step), SimSiam's collapse without stop-gradient caught by the monitor, and the
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 from typing import Any
@@ -152,10 +151,8 @@ def test_cli_path_on_an_image_folder(tmp_path: Path) -> None:
         (tmp_path / "data" / f"d{int(lab)}").mkdir(parents=True, exist_ok=True)
         write_png(img, str(tmp_path / "data" / f"d{int(lab)}" / f"{i}.png"))
     (tmp_path / "data" / "d0" / "broken.png").write_bytes(b"not a png")
-    args = argparse.Namespace(
-        objective="byol",
+    opts = dict(
         config="demo",
-        data=str(tmp_path / "data"),
         steps=2,
         out=str(tmp_path / "run"),
         resume=False,
@@ -163,7 +160,7 @@ def test_cli_path_on_an_image_folder(tmp_path: Path) -> None:
         seed=3,
         overrides=[*TINY, "data.image_size=12", "byol.hidden_dim=16", "byol.proj_dim=8"],
     )
-    assert train_baseline(args) == 0
+    assert train_baseline("byol", str(tmp_path / "data"), **opts) == 0
     run = tmp_path / "run"
     summary = json.loads((run / "summary.json").read_text())
     assert 0.0 <= summary["knn_top1"] <= 1.0 and summary["steps"] == 2
@@ -172,4 +169,4 @@ def test_cli_path_on_an_image_folder(tmp_path: Path) -> None:
     assert enc(torch.zeros(2, 3, 4, 12, 12)).embedding.shape == (2, 32)  # clips too
     assert "seed: 3" in (run / "config.yaml").read_text()
     with pytest.raises(ConfigError, match="unknown config key 'train.stepz'"):
-        train_baseline(argparse.Namespace(**{**vars(args), "overrides": ["train.stepz=1"]}))
+        train_baseline("byol", str(tmp_path / "data"), **{**opts, "overrides": ["train.stepz=1"]})

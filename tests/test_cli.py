@@ -6,16 +6,16 @@ import subprocess
 import sys
 
 import pytest
-
-COMMANDS = ["search", "train", "eval", "extract", "data"]
+from _scripts import COMMANDS, target
 
 
 @pytest.mark.parametrize("name", COMMANDS)
 def test_help_does_not_import_heavy_modules(name: str) -> None:
+    module, func = target(name)
     code = (
         "import sys\n"
-        "from elo import cli\n"
-        f"try:\n    cli.{name}_main(['--help'])\nexcept SystemExit as e:\n    assert e.code == 0\n"
+        f"from {module} import {func}\n"
+        f"try:\n    {func}(['--help'])\nexcept SystemExit as e:\n    assert e.code == 0\n"
         "heavy = [m for m in ('torch', 'ray', 'av', 'cv2', 'deap', 'sklearn') if m in sys.modules]\n"
         "print('HEAVY', heavy)\n"
     )

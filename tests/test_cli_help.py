@@ -10,15 +10,12 @@ from pathlib import Path
 
 import pytest
 from _media import moving_square, write_video
-
-from elo import cli
-
-COMMANDS = ["search", "train", "eval", "extract", "data"]
+from _scripts import COMMANDS, main_of
 
 
 def _help(name: str, capsys: pytest.CaptureFixture[str]) -> str:
     with pytest.raises(SystemExit) as exc:
-        getattr(cli, f"{name}_main")(["--help"])
+        main_of(name)(["--help"])
     assert exc.value.code == 0
     return " ".join(capsys.readouterr().out.split())  # unwrap argparse's line breaks
 
@@ -60,8 +57,8 @@ def test_train_fold_flag_reaches_the_dataset(tmp_path: Path, capsys) -> None:
     (root / "trainlist01.txt").write_text("A/v_A_g01_c01.avi 1\n")
     (root / "testlist01.txt").write_text("B/v_B_g01_c01.avi\n")
     args = ["--data", str(root), "--steps", "1", "--out", str(tmp_path / "out"), "--fold", "3"]
-    assert cli.train_main(args) == 2
+    assert main_of("train")(args) == 2
     assert "no fold 3 in this ucf101 layout (folds: 1)" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exc:
-        cli.train_main([*args[:-1], "0"])
+        main_of("train")([*args[:-1], "0"])
     assert exc.value.code == 2

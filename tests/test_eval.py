@@ -9,13 +9,8 @@ import torch
 from _media import moving_square
 
 from elo.errors import DataError
-from elo.evaluation.evaluate import (
-    build_pixel_stats_encoder,
-    embed,
-    evaluate,
-    finetune,
-    save_confusion_png,
-)
+from elo.evaluation.evaluate import embed_split, evaluate, finetune, save_confusion_png
+from elo.evaluation.pixel_stats import build_pixel_stats_encoder
 
 DIRECTIONS = [(3, 0), (-3, 0), (0, 3), (0, -3)]  # right, left, down, up
 
@@ -63,7 +58,7 @@ def test_pixel_stats_encoder_reads_motion_direction():
 def test_embed_masks_missing_rows_and_collects_labels():
     batches = _batches(2, seed=0)
     batches[0]["present"]["rgb"][[1, 3]] = False
-    e = embed(build_pixel_stats_encoder(), batches)
+    e = embed_split(build_pixel_stats_encoder(), batches)
     assert e.x.shape == (6, 24) and e.x.dtype == np.float32
     assert e.labels["label"].tolist() == [0, 1, 2, 2, 3, 3]  # rows 1, 3 dropped
     assert set(e.labels) == {"label", "identity"} and "c1" not in e.clip_ids
@@ -149,7 +144,7 @@ def labeled_videos(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def exported_reference(labeled_videos):
-    from elo.evaluation.evaluate import PIXEL_STATS_BUILDER
+    from elo.evaluation.pixel_stats import PIXEL_STATS_BUILDER
     from elo.train.export import save_encoder
 
     out = labeled_videos[0].parent / "enc"

@@ -13,7 +13,8 @@ import torch
 from _media import moving_square, write_video
 
 from elo.errors import DataError
-from elo.evaluation.evaluate import build_pixel_stats_encoder, evaluate, spatial_crops
+from elo.evaluation.evaluate import evaluate, spatial_crops
+from elo.evaluation.pixel_stats import build_pixel_stats_encoder
 from elo.evaluation.probe import average_over_groups, knn_probe, result_from_scores
 
 DIRECTIONS = {"Right": (3, 0), "Left": (-3, 0), "Down": (0, 3), "Up": (0, -3)}
@@ -105,7 +106,7 @@ def test_evaluate_averages_over_the_clips_of_a_video(protocol: str) -> None:
 def ucf3(tmp_path_factory: pytest.TempPathFactory):
     """A UCF101-layout folder of real MP4s with three folds (fold N tests group N):
     class = direction of motion; plus an exported pixel-statistics encoder."""
-    from elo.evaluation.evaluate import PIXEL_STATS_BUILDER
+    from elo.evaluation.pixel_stats import PIXEL_STATS_BUILDER
     from elo.train.export import save_encoder
 
     root = tmp_path_factory.mktemp("ucf3") / "UCF-101"

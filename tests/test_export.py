@@ -75,7 +75,7 @@ def test_allowed_builder_arguments_are_validated(
 
 def test_real_builders_round_trip(tmp_path: Path) -> None:
     """Every builder the project exports with stays loadable under the allow-list."""
-    from elo.evaluation.evaluate import PIXEL_STATS_BUILDER, build_pixel_stats_encoder
+    from elo.evaluation.pixel_stats import PIXEL_STATS_BUILDER, build_pixel_stats_encoder
     from elo.model.encoders import build_video_encoder
 
     torch.manual_seed(0)

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from _media import moving_square, tone, write_video
+from _scripts import python_c
 
 from elo.errors import DiskError
 from elo.rundir import DirLock, append_jsonl, read_jsonl
@@ -110,10 +111,10 @@ def test_a_folder_the_os_refuses_is_one_line_with_exit_2(tmp_path: Path, command
     if command == "extract":
         code, args = EXTRACT, ["--cache", target, "--no-progress"]
     elif command == "train":
-        code = "import sys; from elo.cli import train_main; sys.exit(train_main(sys.argv[1:]))"
+        code = python_c("train")
         args = ["--steps", "1", "--out", target, "objective.modalities=[rgb]"]
     else:
-        code = "import sys; from elo.cli import search_main; sys.exit(search_main(sys.argv[1:]))"
+        code = python_c("search")
         args = ["--fitness", "synthetic", "--population", "2", "--generations", "1"]
         args += ["--out", target]
     videos = _videos(tmp_path / "videos", 1)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from _media import moving_square, write_video
+from _scripts import python_c
 
 from elo.config import load_config
 from elo.data.datasets import drop_absent_modalities
@@ -20,12 +21,7 @@ from elo.rundir import read_jsonl
 
 
 def _cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    main = (
-        "search.cli import main"
-        if args[0] == "search"
-        else f"elo.cli import {args[0]}_main as main"
-    )
-    code = f"import sys; from {main}; sys.exit(main(sys.argv[1:]))"
+    code = python_c(args[0])  # the entry point pyproject.toml names (tests/_scripts.py)
     return subprocess.run(
         [sys.executable, "-c", code, *args[1:]],
         capture_output=True,

@@ -97,16 +97,10 @@ def _mean_sd(values: list[float]) -> tuple[float, float]:
 
 def run(args: argparse.Namespace) -> int:
     import time
-    from pathlib import Path
 
-    import numpy as np
-
-    from elo.config import deep_merge, load_config
-    from elo.data.datasets import make_loader
+    from elo.config import load_config
     from elo.errors import DataError
-    from elo.evaluation.evaluate import evaluate, save_confusion_png
-    from elo.evaluation.probe import ProbeResult
-    from elo.rundir import atomic_write_json, seed_everything
+    from elo.rundir import seed_everything
     from elo.train.export import load_encoder
 
     t0 = time.perf_counter()
@@ -130,72 +124,119 @@ def run(args: argparse.Namespace) -> int:
         crop_size: int | None = size
     else:
         crop_size = max(1, round(args.crop_fraction * size)) if args.crops > 1 else None
-    test_clip = {"per_video": args.clips, "sampling": "uniform"} if args.clips else {}
     folds = _folds(args.fold, root)
+    results: list[Any] = []
     per_fold: list[dict[str, Any]] = []
-    results: list[ProbeResult] = []
     names: list[str] = []
     for fold in folds:
-        fold_cfg = deep_merge(cfg, {"data": {"fold": fold}})
-        loaders = {
-            split: make_loader(
-                deep_merge(fold_cfg, {"data": {"clip": test_clip}})
-                if split == "test"
-                else fold_cfg,
-                args.data,  # None: the config's data.root and data.cache
-                split=split,
-                modalities=("rgb",),
-                batch_size=args.batch_size,
-                shuffle=split == "train" and args.protocol == "finetune",
-                seed=args.seed,
-                uncropped=wide and split == "test",
-            )
-            for split in ("train", "test")
-        }
-        ds: Any = loaders["train"].dataset
-        if args.label == "label":
-            names = list(ds.class_names)
-        elif args.label in ds.label_names:
-            names = list(ds.index.label_values[args.label])
-        else:
-            known = ", ".join(["label", *ds.label_names])
-            raise DataError(f"{root}: no label column {args.label!r}; known: {known}")
-        if not names:
-            raise DataError(f"{root}: unlabeled dataset; elo-eval needs root/<class>/<clip>")
-        res = evaluate(
-            encoder,
-            loaders["train"],
-            loaders["test"],
-            protocol=args.protocol,
-            label=args.label,
-            num_classes=len(names),
-            seed=args.seed,
-            k=args.k,
-            epochs=args.epochs,
-            lr=args.lr,
-            device=args.device,
-            crops=args.crops,
-            crop_size=crop_size,
-            test_frames=int(clip["frames"]) if wide else None,
-        )
+        res, names, rec = _evaluate_fold(args, encoder, cfg, root, fold, wide, crop_size)
         results.append(res)
-        per_fold.append({
-            "fold": fold,
-            "top1": res.top1,
-            "top5": res.top5,
-            "balanced_accuracy": res.balanced_accuracy,
-            "num_train": len(loaders["train"].dataset),  # type: ignore[arg-type]
-            "num_test": len(loaders["test"].dataset),  # type: ignore[arg-type]
-            "test_videos": res.extra.get("test_videos"),
-            "test_views": res.extra.get("test_views"),
-        })  # fmt: skip
+        per_fold.append(rec)
         if len(folds) > 1:
             print(f"elo-eval fold {fold}: top-1 {res.top1:.3f}", flush=True)
+    _report(args, root, folds, results, per_fold, names, crop_size, t0)
+    return 0
+
+
+def _evaluate_fold(
+    args: argparse.Namespace,
+    encoder: Any,
+    cfg: dict[str, Any],
+    root: Any,
+    fold: int,
+    wide: bool,
+    crop_size: int | None,
+) -> tuple[Any, list[str], dict[str, Any]]:
+    """One fold: its train / test loaders, the probe's result, the class names and the
+    fold's line of ``results.json``."""
+    from elo.config import deep_merge
+    from elo.data.datasets import make_loader
+    from elo.evaluation.evaluate import evaluate
+
+    test_clip = {"per_video": args.clips, "sampling": "uniform"} if args.clips else {}
+    fold_cfg = deep_merge(cfg, {"data": {"fold": fold}})
+    loaders = {
+        split: make_loader(
+            deep_merge(fold_cfg, {"data": {"clip": test_clip}}) if split == "test" else fold_cfg,
+            args.data,  # None: the config's data.root and data.cache
+            split=split,
+            modalities=("rgb",),
+            batch_size=args.batch_size,
+            shuffle=split == "train" and args.protocol == "finetune",
+            seed=args.seed,
+            uncropped=wide and split == "test",
+        )
+        for split in ("train", "test")
+    }
+    names = _class_names(loaders["train"].dataset, args.label, root)
+    clip = cfg["data"]["clip"]
+    res = evaluate(
+        encoder,
+        loaders["train"],
+        loaders["test"],
+        protocol=args.protocol,
+        label=args.label,
+        num_classes=len(names),
+        seed=args.seed,
+        k=args.k,
+        epochs=args.epochs,
+        lr=args.lr,
+        device=args.device,
+        crops=args.crops,
+        crop_size=crop_size,
+        test_frames=int(clip["frames"]) if wide else None,
+    )
+    record = {
+        "fold": fold,
+        "top1": res.top1,
+        "top5": res.top5,
+        "balanced_accuracy": res.balanced_accuracy,
+        "num_train": len(loaders["train"].dataset),  # type: ignore[arg-type]
+        "num_test": len(loaders["test"].dataset),  # type: ignore[arg-type]
+        "test_videos": res.extra.get("test_videos"),
+        "test_views": res.extra.get("test_views"),
+    }
+    return res, names, record
+
+
+def _class_names(ds: Any, label: str, root: Any) -> list[str]:
+    """The values of label column ``label`` of the dataset ``ds``."""
+    from elo.errors import DataError
+
+    if label == "label":
+        names = list(ds.class_names)
+    elif label in ds.label_names:
+        names = list(ds.index.label_values[label])
+    else:
+        known = ", ".join(["label", *ds.label_names])
+        raise DataError(f"{root}: no label column {label!r}; known: {known}")
+    if not names:
+        raise DataError(f"{root}: unlabeled dataset; elo-eval needs root/<class>/<clip>")
+    return names
+
+
+def _report(
+    args: argparse.Namespace,
+    root: Any,
+    folds: list[int],
+    results: list[Any],
+    per_fold: list[dict[str, Any]],
+    names: list[str],
+    crop_size: int | None,
+    t0: float,
+) -> None:
+    """``OUT/confusion.png``, ``OUT/results.json`` (mean ± sd over folds), one line."""
+    import time
+    from pathlib import Path
+
+    import numpy as np
+
+    from elo.evaluation.evaluate import save_confusion_png
+    from elo.rundir import atomic_write_json
+
     out = Path(args.out) if args.out else Path(args.encoder) / f"eval-{args.protocol}-{args.label}"
-    top1, top1_sd = _mean_sd([r.top1 for r in results])
-    bal, bal_sd = _mean_sd([r.balanced_accuracy for r in results])
-    top5s = [r.top5 for r in results if r.top5 is not None]
     confusion = np.sum([r.confusion for r in results], axis=0)
+    top1, top1_sd = _mean_sd([r.top1 for r in results])
     fold_text = f"{len(folds)} folds" if len(folds) > 1 else f"fold {folds[0]}"
     title = f"{args.protocol} probe, {args.label}, {fold_text}: top-1 {top1:.3f}"
     save_confusion_png(confusion, names, out / "confusion.png", title)
@@ -214,28 +255,43 @@ def run(args: argparse.Namespace) -> int:
         "clips": args.clips if args.clips else "config",
         "crops": args.crops,
         "crop_size": crop_size,
-        "top1": top1,
-        "top1_sd": top1_sd,
-        "top5": _mean_sd(top5s)[0] if top5s else None,
-        "top5_sd": _mean_sd(top5s)[1] if top5s else None,
-        "balanced_accuracy": bal,
-        "balanced_accuracy_sd": bal_sd,
+        **_fold_means(results),
         "confusion": confusion.tolist(),
         "per_fold": per_fold,
         "seconds": round(time.perf_counter() - t0, 3),
     }
     if len(folds) > 1:  # one fold's per-class recall would misdescribe the mean
-        record["per_class"] = {
-            names[c]: float(confusion[c, c] / confusion[c].sum())
-            for c in range(len(names))
-            if confusion[c].sum()
-        }
+        record["per_class"] = _recalls(confusion, names)
     atomic_write_json(out / "results.json", record)
     top5 = f"  top-5 {record['top5']:.3f}" if record["top5"] is not None else ""
     sd = f" ± {top1_sd:.3f}" if len(folds) > 1 else ""
     views = f"{args.clips or 'config'} clips x {args.crops} crops"
     print(
         f"elo-eval {args.protocol} ({args.label}, {fold_text}, {views}): top-1 {top1:.3f}{sd}"
-        f"{top5}  balanced {bal:.3f}  ({record['num_test']} test clips) -> {out}"
+        f"{top5}  balanced {record['balanced_accuracy']:.3f}  ({record['num_test']} test clips)"
+        f" -> {out}"
     )
-    return 0
+
+
+def _fold_means(results: list[Any]) -> dict[str, Any]:
+    """Mean and sd over the folds of top-1, top-5 (None with < 5 classes), balanced."""
+    top1, top1_sd = _mean_sd([r.top1 for r in results])
+    bal, bal_sd = _mean_sd([r.balanced_accuracy for r in results])
+    top5s = [r.top5 for r in results if r.top5 is not None]
+    return {
+        "top1": top1,
+        "top1_sd": top1_sd,
+        "top5": _mean_sd(top5s)[0] if top5s else None,
+        "top5_sd": _mean_sd(top5s)[1] if top5s else None,
+        "balanced_accuracy": bal,
+        "balanced_accuracy_sd": bal_sd,
+    }
+
+
+def _recalls(confusion: Any, names: list[str]) -> dict[str, float]:
+    """Per-class recall of the summed confusion matrix (rows = true class)."""
+    return {
+        names[c]: float(confusion[c, c] / confusion[c].sum())
+        for c in range(len(names))
+        if confusion[c].sum()
+    }

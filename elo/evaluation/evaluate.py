@@ -1,6 +1,6 @@
 """Evaluate a frozen or fine-tuned RGB encoder on a labeled split: the machinery
-behind ``elo-eval`` (linear probe / kNN / fine-tune), plus a parameter-free reference
-encoder of hand-made pixel statistics.
+behind ``elo-eval`` (linear probe / kNN / fine-tune). The parameter-free reference
+encoder of hand-made pixel statistics is in ``elo/evaluation/pixel_stats.py``.
 
 Protocols (as in ELo, arXiv 2002.12177, §4, and the self-supervised video
 literature it compares with):
@@ -16,10 +16,6 @@ Alwassel et al., XDC, NeurIPS 2020): every test video is scored by the mean of t
 class scores (probabilities, normalized kNN votes or softmax) of its clips (the loader's
 ``data.clip.per_video`` uniformly spaced windows) times ``crops`` spatial crops
 (:func:`spatial_crops`); accuracy counts videos. Train clips use the centre crop.
-
->>> enc = build_pixel_stats_encoder(grid=2)
->>> enc(torch.zeros(2, 3, 8, 32, 32)).embedding.shape   # B,D with D = 6 * grid**2
-torch.Size([2, 24])
 """
 
 from __future__ import annotations
@@ -37,63 +33,14 @@ from torch import nn
 from torch.nn import functional as F
 
 from elo.errors import DataError
+from elo.evaluation.pixel_stats import PIXEL_STATS_BUILDER as PIXEL_STATS_BUILDER
+from elo.evaluation.pixel_stats import PixelStatsEncoder as PixelStatsEncoder
+from elo.evaluation.pixel_stats import build_pixel_stats_encoder as build_pixel_stats_encoder
 from elo.evaluation.probe import ProbeResult, knn_probe, linear_probe, result_from_scores
 from elo.model.heads import EncoderOutput
-from elo.model.modality import Encoder
+from elo.model.network import embed
 
 log = logging.getLogger(__name__)
-PIXEL_STATS_BUILDER = "elo.evaluate:build_pixel_stats_encoder"
-
-
-# -- reference encoder -------------------------------------------------------------------
-class PixelStatsEncoder(Encoder):
-    """Hand-made features of a clip ``B,C,T,H,W``, per cell of a ``grid × grid`` split:
-
-    * mean of each channel (colour / appearance), ``C·g²``;
-    * mean |frame difference| (motion energy), ``g²``;
-    * the global Lucas–Kanade flow of the cell (Lucas & Kanade, IJCAI 1981): the
-      least-squares ``(u, v)`` solving ``I_x u + I_y v + I_t = 0`` over the cell, ``2·g²``.
-
-    It has no weights, so it is a reference that cannot drift: what any learned
-    encoder should beat, and a known-answer encoder for tests.
-    """
-
-    def __init__(self, in_channels: int = 3, grid: int = 2) -> None:
-        super().__init__()
-        self.in_channels, self.grid = int(in_channels), int(grid)
-        self.embed_dim = (self.in_channels + 3) * self.grid**2
-        self.pyramid_channels = (self.embed_dim,)
-
-    def forward(self, x: torch.Tensor) -> EncoderOutput:  # x: B,C,T,H,W
-        if x.dim() != 5 or x.shape[1] != self.in_channels:
-            raise ValueError(f"expected B,{self.in_channels},T,H,W, got {tuple(x.shape)}")
-        g = self.grid
-        colour = F.adaptive_avg_pool3d(x, (1, g, g)).flatten(1)  # B,C*g*g
-        gray = x.mean(dim=1)  # B,T,H,W
-        if gray.shape[1] < 2:
-            motion = torch.zeros(x.shape[0], 3 * g * g, dtype=x.dtype, device=x.device)
-        else:
-            it = gray[:, 1:] - gray[:, :-1]  # B,T-1,H,W
-            mid = 0.5 * (gray[:, 1:] + gray[:, :-1])
-            ix = torch.gradient(mid, dim=3)[0]  # B,T-1,H,W
-            iy = torch.gradient(mid, dim=2)[0]
-
-            def cell(z: torch.Tensor) -> torch.Tensor:  # B,T-1,H,W -> B,g*g
-                return F.adaptive_avg_pool2d(z.mean(dim=1), (g, g)).flatten(1)
-
-            sxx, syy, sxy = cell(ix * ix), cell(iy * iy), cell(ix * iy)
-            sxt, syt = cell(ix * it), cell(iy * it)
-            det = sxx * syy - sxy * sxy + 1e-6
-            u = -(syy * sxt - sxy * syt) / det  # B,g*g
-            v = -(sxx * syt - sxy * sxt) / det
-            motion = torch.cat([cell(it.abs()), u, v], dim=1)  # B,3*g*g
-        emb = torch.cat([colour, motion], dim=1)  # B,D
-        return EncoderOutput(pyramid=[emb[:, :, None, None, None]], embedding=emb)
-
-
-def build_pixel_stats_encoder(*, in_channels: int = 3, grid: int = 2) -> PixelStatsEncoder:
-    """Builder of :class:`PixelStatsEncoder` (exportable as builder id ``elo.evaluate:build_pixel_stats_encoder``)."""
-    return PixelStatsEncoder(in_channels=in_channels, grid=grid)
 
 
 # -- embedding a split -------------------------------------------------------------------
@@ -155,7 +102,9 @@ class Embedded:
         return [c.split("@", 1)[0].rsplit("#", 1)[0] for c in self.clip_ids]
 
 
-def _embedding(out: Any) -> torch.Tensor:
+def _pooled(out: Any) -> torch.Tensor:
+    """The ``B,D`` embedding of an encoder's output, autograd graph kept (fine-tuning);
+    graph-free embeddings come from :func:`elo.model.network.embed`."""
     return out.embedding if isinstance(out, EncoderOutput) else out
 
 
@@ -166,8 +115,7 @@ def _labels_of(meta: Mapping[str, Any]) -> dict[str, torch.Tensor]:
     return out
 
 
-@torch.no_grad()
-def embed(
+def embed_split(
     encoder: nn.Module,
     batches: Iterable[Mapping[str, Any]],
     *,
@@ -177,31 +125,27 @@ def embed(
     crop_size: int | None = None,
     frames: int | None = None,
 ) -> Embedded:
-    """Run ``encoder`` (eval mode) over every batch dict; collect embeddings and labels.
-    ``crops`` / ``crop_size``: the rows of each clip's :func:`spatial_crops` (clip ids
-    get ``@<crop>`` when ``crops > 1``) of its centred ``frames``."""
-    was_training = encoder.training
-    encoder.eval()
+    """Embed every batch dict (:func:`elo.model.network.embed`: eval mode, no graph) and
+    collect embeddings and labels. ``crops`` / ``crop_size``: the rows of each clip's
+    :func:`spatial_crops` (clip ids get ``@<crop>`` when ``crops > 1``) of its centred
+    ``frames``."""
     xs: list[np.ndarray] = []
     labels: dict[str, list[np.ndarray]] = {}
     ids: list[str] = []
-    try:
-        for batch in batches:
-            x = batch[modality]  # B,C,T,H,W
-            keep = torch.as_tensor(batch.get("present", {}).get(modality, torch.ones(len(x))))
-            keep = keep.bool()
-            meta = batch.get("meta", {})
-            cid = meta.get("clip_id", [""] * len(x))
-            views = spatial_crops(centre_frames(x, frames), crops, crop_size)
-            for j, view in enumerate(views):
-                emb = _embedding(encoder(view.to(device)))  # B,D
-                xs.append(emb[keep.to(emb.device)].float().cpu().numpy())
-                for name, v in _labels_of(meta).items():
-                    labels.setdefault(name, []).append(v[keep].cpu().numpy().astype(np.int64))
-                tag = f"@{j}" if len(views) > 1 else ""
-                ids.extend(f"{c}{tag}" for c, k in zip(cid, keep.tolist(), strict=True) if k)
-    finally:
-        encoder.train(was_training)
+    for batch in batches:
+        x = batch[modality]  # B,C,T,H,W
+        keep = torch.as_tensor(batch.get("present", {}).get(modality, torch.ones(len(x))))
+        keep = keep.bool()
+        meta = batch.get("meta", {})
+        cid = meta.get("clip_id", [""] * len(x))
+        views = spatial_crops(centre_frames(x, frames), crops, crop_size)
+        for j, view in enumerate(views):
+            emb = embed(encoder, view, max(1, len(view)), device=device)  # B,D float32 CPU
+            xs.append(emb[keep.cpu()].numpy())
+            for name, v in _labels_of(meta).items():
+                labels.setdefault(name, []).append(v[keep].cpu().numpy().astype(np.int64))
+            tag = f"@{j}" if len(views) > 1 else ""
+            ids.extend(f"{c}{tag}" for c, k in zip(cid, keep.tolist(), strict=True) if k)
     if not xs:
         raise DataError("no clips to embed: the split is empty")
     return Embedded(np.concatenate(xs), {k: np.concatenate(v) for k, v in labels.items()}, ids)
@@ -264,7 +208,7 @@ def finetune(
             )
             if not keep.any():
                 continue
-            emb = _embedding(enc(batch[modality].to(device)))[keep]  # b,D
+            emb = _pooled(enc(batch[modality].to(device)))[keep]  # b,D
             if head is None:  # embed_dim unknown until the first forward
                 head = nn.Linear(emb.shape[1], num_classes).to(device)
             if opt is None:
@@ -275,7 +219,7 @@ def finetune(
                 opt = torch.optim.AdamW(groups, weight_decay=1e-4)
             loss = F.cross_entropy(head(emb), y[keep])
             opt.zero_grad()
-            loss.backward()
+            torch.autograd.backward(loss)
             opt.step()
             total, n = total + float(loss.detach()) * int(keep.sum()), n + int(keep.sum())
         losses.append(total / max(n, 1))
@@ -320,49 +264,77 @@ def evaluate(
     if crops > 1 and crop_size is None:
         raise DataError("several crops need a crop size smaller than the clip")
     train_batches = CroppedBatches(train_batches, modality, crop_size)
-    views: dict[str, Any] = {"crops": crops, "crop_size": crop_size}
-
-    def embed_test(enc: nn.Module) -> tuple[np.ndarray, np.ndarray, list[str]]:
-        e = embed(
-            enc, test_batches, modality=modality, device=device, crops=crops,
-            crop_size=crop_size, frames=test_frames,
-        )  # fmt: skip
-        x, y, groups = select_label(e, label, with_groups=True)  # type: ignore[misc]
-        return x, y, groups
-
+    test = _TestViews(test_batches, label, modality, device, crops, crop_size, test_frames)
     if protocol in ("linear", "knn"):
-        xtr, ytr = _xy(embed(encoder, train_batches, modality=modality, device=device), label)
-        xte, yte, groups = embed_test(encoder)
+        xtr, ytr = _xy(embed_split(encoder, train_batches, modality=modality, device=device), label)
+        xte, yte, groups = test.embedded(encoder)
         if protocol == "knn":
             res = knn_probe(xtr, ytr, xte, yte, k, num_classes=num_classes, groups=groups)
         else:
             res = linear_probe(
                 xtr, ytr, xte, yte, seed=seed, num_classes=num_classes, groups=groups
             )
-        res.extra.update(views)
-        return res
-    if protocol != "finetune":
+    elif protocol != "finetune":
         raise DataError(f"unknown protocol {protocol!r}; use linear, knn or finetune")
-    if num_classes is None:
+    elif num_classes is None:
         raise DataError("finetune needs num_classes")
+    else:
+        res = _finetuned(
+            encoder, train_batches, test, num_classes=num_classes, epochs=epochs, lr=lr, seed=seed
+        )
+    res.extra.update({"crops": crops, "crop_size": crop_size})
+    return res
+
+
+@dataclass
+class _TestViews:
+    """The test split as :func:`evaluate` embeds it: every clip x crop, with its video."""
+
+    batches: Iterable[Mapping[str, Any]]
+    label: str
+    modality: str
+    device: str
+    crops: int
+    crop_size: int | None
+    frames: int | None
+
+    def embedded(self, enc: nn.Module) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        e = embed_split(
+            enc, self.batches, modality=self.modality, device=self.device, crops=self.crops,
+            crop_size=self.crop_size, frames=self.frames,
+        )  # fmt: skip
+        x, y, groups = select_label(e, self.label, with_groups=True)  # type: ignore[misc]
+        return x, y, groups
+
+
+def _finetuned(
+    encoder: nn.Module,
+    train_batches: Iterable[Mapping[str, Any]],
+    test: _TestViews,
+    *,
+    num_classes: int,
+    epochs: int,
+    lr: float,
+    seed: int,
+) -> ProbeResult:
+    """The ``finetune`` protocol: :func:`finetune`, then the head's softmax per test view."""
     enc, head, losses = finetune(
         encoder,
         train_batches,
-        label=label,
+        label=test.label,
         num_classes=num_classes,
         epochs=epochs,
         lr=lr,
         seed=seed,
-        modality=modality,
-        device=device,
+        modality=test.modality,
+        device=test.device,
     )
-    xte, yte, groups = embed_test(enc)
+    xte, yte, groups = test.embedded(enc)
     with torch.no_grad():
-        logits = head(torch.from_numpy(xte).to(device))  # N,K
+        logits = head(torch.from_numpy(xte).to(test.device))  # N,K
         probs = torch.softmax(logits.double(), dim=1).cpu().numpy()
     res = result_from_scores(probs, np.arange(num_classes), yte, num_classes, groups)
     res.extra.update({"protocol": "finetune", "epochs": epochs, "lr": lr, "train_loss": losses})
-    res.extra.update(views)
     return res
 
 

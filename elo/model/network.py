@@ -17,7 +17,7 @@ from __future__ import annotations
 import itertools
 import math
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -334,17 +334,30 @@ def _module_device(module: nn.Module) -> torch.device:
     return torch.device("cpu")
 
 
-def embed(encoder: nn.Module, x: torch.Tensor, batch_size: int = 32) -> torch.Tensor:
-    """Pooled embeddings ``N,D`` of inputs ``N,...`` in eval mode, in chunks."""
+def embed(
+    encoder: nn.Module,
+    x: torch.Tensor,
+    batch_size: int = 32,
+    *,
+    device: str | torch.device | None = None,
+    transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+) -> torch.Tensor:
+    """Pooled embeddings ``N,D`` (float32, CPU) of inputs ``N,...``: the encoder in eval
+    mode (restored after), no autograd graph, ``batch_size`` inputs at a time, each chunk
+    through ``transform`` then on ``device`` (default: the encoder's). The encoder may
+    return an ``EncoderOutput`` or the ``B,D`` tensor itself. The one embedding function
+    of the fitness, the evaluation and the baselines' kNN."""
     was_training = encoder.training
     encoder.eval()
     try:
-        device = _module_device(encoder)
+        where = _module_device(encoder) if device is None else torch.device(device)
+        chunks: list[torch.Tensor] = []
         with torch.no_grad():  # no autograd graph: it held every chunk's activations
-            chunks = [
-                encoder(x[i : i + batch_size].to(device)).embedding.float().cpu()
-                for i in range(0, len(x), batch_size)
-            ]
+            for i in range(0, len(x), batch_size):
+                part = x[i : i + batch_size]
+                out = encoder((transform(part) if transform else part).to(where))
+                emb = out.embedding if hasattr(out, "embedding") else out
+                chunks.append(emb.float().cpu())
     finally:
         encoder.train(was_training)
     if not chunks:

@@ -66,7 +66,7 @@ _VIDEO_ARGS: dict[str, Callable[[Any], bool]] = {
 _BUILDER_MODULES = {
     "elo.encoders": "elo.model.encoders",
     "elo.encoders_tv": "elo.model.encoders_tv",
-    "elo.evaluate": "elo.evaluation.evaluate",
+    "elo.evaluate": "elo.evaluation.pixel_stats",
 }
 
 #: the only builders an ``encoder.yaml`` may name: builder id -> {argument: check}

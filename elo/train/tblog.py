@@ -25,7 +25,7 @@ import math
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 log = logging.getLogger(__name__)
 SUBDIR = "tensorboard"
@@ -53,7 +53,8 @@ class ScalarBoard:
                 log.warning("no TensorBoard event files (%s); the JSON logs are complete", exc)
                 self.log_dir = None
                 return None
-            self.writer = SummaryWriter(str(self.log_dir), purge_step=self.purge_step)
+            writer: Any = cast(Any, SummaryWriter)  # torch ships it unannotated
+            self.writer = writer(str(self.log_dir), purge_step=self.purge_step)
         return self.writer
 
     def add(self, values: Mapping[str, Any], step: int) -> None:

@@ -13,9 +13,8 @@ RGB encoder is exported: ``elo.load_encoder(out_dir)`` rebuilds it.
 from __future__ import annotations
 
 import logging
-import math
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,13 +25,17 @@ from elo.config import merge_checked
 from elo.errors import ConfigError, EloError
 from elo.model.network import STUDENT, ELoModel
 from elo.model.objective import Weights
-from elo.rundir import (
-    DirLock,
-    append_jsonl,
-    atomic_write_bytes,
-    atomic_write_text,
-    read_jsonl,
-    seed_everything,
+from elo.rundir import DirLock, append_jsonl, atomic_write_text, read_jsonl, seed_everything
+from elo.train.batches import batch_stream, to_device
+from elo.train.loop import (
+    StopOnSigterm,
+    load_state,
+    lr_at,
+    optimizer_for,
+    progress_bar,
+    rng_state,
+    save_state,
+    set_rng_state,
 )
 from elo.train.tblog import TrainingBoard
 
@@ -102,14 +105,7 @@ def make_optimizer(model: torch.nn.Module, t: Mapping[str, Any]) -> torch.optim.
     ]
     if fixed:
         groups.append({"params": [p for p in params if id(p) in fixed], "fix_lr": True})
-    if t["optimizer"] == "sgd":
-        return torch.optim.SGD(
-            groups,
-            lr=float(t["lr"]),
-            momentum=float(t["momentum"]),
-            weight_decay=float(t["weight_decay"]),
-        )
-    return torch.optim.AdamW(groups, lr=float(t["lr"]), weight_decay=float(t["weight_decay"]))
+    return optimizer_for(groups, t, float(t["lr"]))
 
 
 def make_scheduler(
@@ -130,100 +126,9 @@ def make_scheduler(
 
 
 def lr_factor(step: int, total: int, warmup: int, floor: float) -> float:
-    """Linear warm-up over ``warmup`` steps, then cosine from 1 to ``floor``."""
-    if warmup > 0 and step < warmup:
-        return (step + 1) / warmup
-    span = max(1, total - warmup)
-    progress = min(1.0, (step - warmup) / span)
-    return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
-
-
-def _to_device(batch: Any, device: str) -> Any:
-    if isinstance(batch, torch.Tensor):
-        return batch.to(device)
-    if isinstance(batch, Mapping):
-        return {k: (_to_device(v, device) if k != "meta" else v) for k, v in batch.items()}
-    return batch
-
-
-class ResumableBatchSampler:
-    """Endless batches of indices: epoch ``e`` is a permutation seeded by (seed, e),
-    step ``s`` takes batch ``s mod n_batches`` of epoch ``s // n_batches`` (drop-last),
-    so the batch of any step is known without replaying the ones before it."""
-
-    def __init__(self, n: int, batch_size: int, *, seed: int, start_step: int = 0) -> None:
-        self.n, self.batch_size, self.seed, self.start_step = n, batch_size, seed, start_step
-        self.per_epoch = max(1, n // batch_size)
-
-    def batch(self, step: int) -> list[int]:
-        epoch, pos = divmod(step, self.per_epoch)
-        g = torch.Generator().manual_seed(self.seed * 7919 + epoch)
-        perm = torch.randperm(self.n, generator=g)
-        return perm[pos * self.batch_size : (pos + 1) * self.batch_size].tolist()
-
-    def __iter__(self) -> Iterator[list[int]]:
-        step = self.start_step
-        while True:
-            yield self.batch(step)
-            step += 1
-
-
-def batch_stream(
-    cfg: Mapping[str, Any],
-    data_root: str | Path | None,
-    modalities: list[str],
-    t: Mapping[str, Any],
-    seed: int,
-    start: int,
-    loader: Any = None,
-) -> Iterator[Any]:
-    """Batches for steps ``start, start+1, ...``, in the same order whatever ``start``.
-
-    A map-style dataset (from ``elo.data.datasets.make_loader`` or a given DataLoader) is read
-    through :class:`ResumableBatchSampler`; any other iterable is cycled and the first
-    ``start`` batches are skipped.
-    """
-    from torch.utils.data import DataLoader
-
-    if loader is None:
-        from elo.data.datasets import make_loader
-
-        loader = make_loader(
-            dict(cfg),
-            data_root,
-            split="train",
-            modalities=modalities,
-            batch_size=int(t["batch_size"]),
-            shuffle=True,
-            seed=seed,
-            workers=int(t["num_workers"]),
-            uncropped=True,  # the model cuts random windows (data.clip.extra_*)
-        )
-    dataset = getattr(loader, "dataset", None)
-    if isinstance(loader, DataLoader) and dataset is not None and hasattr(dataset, "__len__"):
-        n = len(dataset)
-        if n == 0:
-            raise ConfigError(f"no training clips found under {data_root}")
-        bs = min(int(loader.batch_size or t["batch_size"]), n)
-        sampler = ResumableBatchSampler(n, bs, seed=seed, start_step=start)
-        yield from DataLoader(
-            dataset,
-            batch_sampler=sampler,
-            collate_fn=loader.collate_fn,
-            num_workers=loader.num_workers,
-            worker_init_fn=loader.worker_init_fn,
-        )
-        return
-    step = 0
-    while True:
-        empty = True
-        for batch in loader:
-            empty = False
-            if step >= start:
-                yield batch
-            step += 1
-        if empty:
-            raise ConfigError("the training loader yielded no batches")
+    """Linear warm-up over ``warmup`` steps, then cosine from 1 to ``floor``
+    (:func:`elo.train.loop.lr_at`)."""
+    return lr_at(step, total, warmup, floor=floor)
 
 
 def train_model(
@@ -251,6 +156,32 @@ def train_model(
         return _train_model(cfg, weights, **kw)
 
 
+@dataclass
+class _Run:
+    """One training run's moving parts (:func:`_train_model`)."""
+
+    model: ELoModel
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    weights: Weights
+    t: dict[str, Any]
+    steps: int
+    out: Path | None
+    start: int = 0
+    history: list[dict[str, float]] = field(default_factory=list)
+
+    def checkpoint(self, step: int) -> None:
+        if self.out is not None:
+            save_checkpoint(
+                self.out / CHECKPOINT_FILE,
+                self.model,
+                self.optimizer,
+                self.scheduler,
+                step,
+                self.weights,
+            )
+
+
 def _train_model(
     cfg: Mapping[str, Any],
     weights: Weights,
@@ -265,6 +196,61 @@ def _train_model(
     loader: Any,
 ) -> TrainResult:
     t0 = time.perf_counter()
+    run = _start(cfg, weights, steps, out_dir, seed, device, resume)
+    modalities = sorted({m for m, _ in run.model.read_views})
+    batches = (
+        batch_stream(cfg, data_root, modalities, run.t, seed, run.start, loader)
+        if run.start < steps
+        else iter(())
+    )
+    bar = progress_bar(progress, run.start, steps, "elo-train")
+    out = run.out
+    board = None if out is None else TrainingBoard(out, weights.values, start=run.start, batch_size=int(run.t["batch_size"]))  # fmt: skip
+    run.model.train()
+    params = [p for p in run.model.parameters() if p.requires_grad]
+    stop = StopOnSigterm()
+    every = int(run.t["checkpoint_every"])
+    for step in range(run.start, steps):
+        if stop.requested and out is not None and step > run.start:
+            run.checkpoint(step)
+            stop.restore()
+            raise TrainingStopped(
+                f"stopped by SIGTERM after step {step}/{steps}; checkpoint in {out}: "
+                "continue with --resume"
+            )
+        rec = _step(run, params, to_device(next(batches), device), step)
+        run.history.append(rec)
+        if out is not None:
+            append_jsonl(out / LOG_FILE, rec)
+            if board is not None:  # the TensorBoard view of this record (elo/train/tblog.py)
+                board.step(rec)
+            if every > 0 and (step + 1) % every == 0 and step + 1 < steps:
+                run.checkpoint(step + 1)
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(loss=f"{rec['loss']:.4f}")
+    stop.restore()
+    if bar is not None:
+        bar.close()
+    if board is not None:
+        board.close()
+    if out is not None:
+        run.checkpoint(steps)
+        export_student(out, run.model, cfg, weights, steps)
+    return TrainResult(run.model, steps, run.history, out, time.perf_counter() - t0)
+
+
+def _start(
+    cfg: Mapping[str, Any],
+    weights: Weights,
+    steps: int,
+    out_dir: str | Path | None,
+    seed: int,
+    device: str,
+    resume: bool,
+) -> _Run:
+    """Checked settings, the seeded model, optimizer and scheduler, and where to start:
+    the checkpoint of ``out_dir`` with ``resume``, else step 0 (an old log is removed)."""
     t = train_settings(cfg)
     if steps < 0:
         raise ConfigError(f"steps must be >= 0, got {steps}")
@@ -276,121 +262,51 @@ def _train_model(
     warmup, floor = int(t["warmup_steps"]), float(t["min_lr_ratio"])
     scheduler = make_scheduler(optimizer, steps, warmup, floor)
     out = Path(out_dir) if out_dir is not None else None
-    start, history = 0, []
+    run = _Run(model, optimizer, scheduler, weights, t, steps, out)
     if out is not None:
         ckpt = out / CHECKPOINT_FILE
         if resume and ckpt.exists():
-            start = load_checkpoint(ckpt, model, optimizer, scheduler, weights)
-            history = truncate_log(out / LOG_FILE, start)
-            log.info("resuming %s at step %d", out, start)
+            run.start = load_checkpoint(ckpt, model, optimizer, scheduler, weights)
+            run.history = truncate_log(out / LOG_FILE, run.start)
+            log.info("resuming %s at step %d", out, run.start)
         elif ckpt.exists():
             raise ConfigError(
                 f"{out} already holds a training run; pass --resume or pick a new --out"
             )
         elif (out / LOG_FILE).exists():  # no checkpoint: start over without old records
             (out / LOG_FILE).unlink()
-    every = int(t["checkpoint_every"])
-    modalities = sorted({m for m, _ in model.read_views})
-    batches = (
-        batch_stream(cfg, data_root, modalities, t, seed, start, loader)
-        if start < steps
-        else iter(())
-    )
-    bar = _progress(progress, start, steps)
-    board = None if out is None else TrainingBoard(out, weights.values, start=start, batch_size=int(t["batch_size"]))  # fmt: skip
-    model.train()
-    params = [p for p in model.parameters() if p.requires_grad]
-    stop = _StopOnSigterm()
-    for step in range(start, steps):
-        if stop.requested and out is not None and step > start:
-            save_checkpoint(out / CHECKPOINT_FILE, model, optimizer, scheduler, step, weights)
-            stop.restore()
-            raise TrainingStopped(
-                f"stopped by SIGTERM after step {step}/{steps}; checkpoint in {out}: "
-                "continue with --resume"
-            )
-        batch = _to_device(next(batches), device)
-        result = model(batch, step=step)
-        bad = model.first_nonfinite(result)
-        if bad is not None:
-            raise NonFiniteLossError(
-                f"non-finite loss at step {step + 1}: term {bad[0]!r} = {bad[1]}; "
-                "lower train.lr or that term's weight"
-            )
-        optimizer.zero_grad(set_to_none=True)
-        result.total.backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(params, float(t["grad_clip"]) or float("inf"))
-        if not torch.isfinite(grad_norm):
-            raise NonFiniteLossError(
-                f"non-finite gradient at step {step + 1} (loss {float(result.total):.4g}); "
-                "lower train.lr or enable train.grad_clip"
-            )
-        lr = optimizer.param_groups[0]["lr"]
-        optimizer.step()
-        scheduler.step()
-        model.after_step(step + 1, steps)
-        rec: dict[str, float] = {"step": step + 1, "loss": float(result.total.detach()), "lr": lr}
-        rec["grad_norm"] = float(grad_norm)
-        rec.update({f"raw/{k}": float(v.detach()) for k, v in result.raw.items()})
-        rec.update({f"weighted/{k}": float(v.detach()) for k, v in result.weighted.items()})
-        rec.update(
-            {f"scale/{k}": v for k, v in model.term_scales().items()}
-        )  # weighted=λ·raw/scale
-        rec.update({f"log/{k}": float(v) for k, v in result.logs.items()})
-        history.append(rec)
-        if out is not None:
-            append_jsonl(out / LOG_FILE, rec)
-            if board is not None:  # the TensorBoard view of this record (elo/train/tblog.py)
-                board.step(rec)
-            if every > 0 and (step + 1) % every == 0 and step + 1 < steps:
-                save_checkpoint(
-                    out / CHECKPOINT_FILE, model, optimizer, scheduler, step + 1, weights
-                )
-        if bar is not None:
-            bar.update(1)
-            bar.set_postfix(loss=f"{rec['loss']:.4f}")
-    stop.restore()
-    if bar is not None:
-        bar.close()
-    if board is not None:
-        board.close()
-    if out is not None:
-        save_checkpoint(out / CHECKPOINT_FILE, model, optimizer, scheduler, steps, weights)
-        export_student(out, model, cfg, weights, steps)
-    return TrainResult(model, steps, history, out, time.perf_counter() - t0)
+    return run
 
 
-class _StopOnSigterm:
-    """SIGTERM sets a flag that the training loop reads between steps (the step in
-    progress finishes, then a checkpoint is written); the previous handler comes back
-    when training ends. Outside the main thread (a Ray worker) nothing is installed."""
-
-    def __init__(self) -> None:
-        import signal
-        import threading
-
-        self.requested = False
-        self.previous: Any = None
-        if threading.current_thread() is threading.main_thread():
-            self.previous = signal.signal(signal.SIGTERM, self._handle)
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        self.requested = True
-
-    def restore(self) -> None:
-        import signal
-
-        if self.previous is not None:
-            signal.signal(signal.SIGTERM, self.previous)
-            self.previous = None
-
-
-def _progress(enabled: bool, start: int, total: int) -> Any:
-    if not enabled:
-        return None
-    from tqdm import tqdm
-
-    return tqdm(total=total, initial=start, desc="elo-train", unit="step", dynamic_ncols=True)
+def _step(run: _Run, params: list[torch.nn.Parameter], batch: Any, step: int) -> dict[str, float]:
+    """One optimizer step on ``batch``; its log record (every raw and weighted term)."""
+    model, optimizer = run.model, run.optimizer
+    result = model(batch, step=step)
+    bad = model.first_nonfinite(result)
+    if bad is not None:
+        raise NonFiniteLossError(
+            f"non-finite loss at step {step + 1}: term {bad[0]!r} = {bad[1]}; "
+            "lower train.lr or that term's weight"
+        )
+    optimizer.zero_grad(set_to_none=True)
+    result.total.backward()
+    grad_norm = torch.nn.utils.clip_grad_norm_(params, float(run.t["grad_clip"]) or float("inf"))
+    if not torch.isfinite(grad_norm):
+        raise NonFiniteLossError(
+            f"non-finite gradient at step {step + 1} (loss {float(result.total):.4g}); "
+            "lower train.lr or enable train.grad_clip"
+        )
+    lr = optimizer.param_groups[0]["lr"]
+    optimizer.step()
+    run.scheduler.step()
+    model.after_step(step + 1, run.steps)
+    rec: dict[str, float] = {"step": step + 1, "loss": float(result.total.detach()), "lr": lr}
+    rec["grad_norm"] = float(grad_norm)
+    rec.update({f"raw/{k}": float(v.detach()) for k, v in result.raw.items()})
+    rec.update({f"weighted/{k}": float(v.detach()) for k, v in result.weighted.items()})
+    rec.update({f"scale/{k}": v for k, v in model.term_scales().items()})  # weighted=λ·raw/scale
+    rec.update({f"log/{k}": float(v) for k, v in result.logs.items()})
+    return rec
 
 
 def export_student(
@@ -398,7 +314,6 @@ def export_student(
 ) -> Path:
     """``out/rgb_encoder.safetensors`` + ``out/encoder.yaml`` (see :mod:`elo.train.export`)."""
     from elo.model.encoders_tv import export_builder
-    from elo.model.network import input_shapes
     from elo.train.export import save_encoder
 
     norm: dict[str, Any] = {}
@@ -417,7 +332,7 @@ def export_student(
         kwargs=model.encoder_kwargs[STUDENT],
         input_info={
             "modality": STUDENT,
-            "shape": list(input_shapes(cfg)[STUDENT]),
+            "shape": list(model.input_shapes[STUDENT]),
             "layout": "B,C,T,H,W",
             "normalization": norm,
         },
@@ -426,75 +341,26 @@ def export_student(
 
 
 # -- checkpoints --------------------------------------------------------------------------
-def _rng_state() -> dict[str, Any]:
-    import random
-
-    import numpy as np
-
-    st: Any = np.random.get_state()
-    keys, pos, has_gauss, cached = st[1], st[2], st[3], st[4]
-    py = random.getstate()
-    return {
-        "torch": torch.get_rng_state(),
-        "numpy": {
-            "keys": torch.from_numpy(keys.astype("int64")),
-            "pos": int(pos),
-            "has_gauss": int(has_gauss),
-            "cached": float(cached),
-        },
-        "python": {
-            "version": py[0],
-            "state": torch.tensor(py[1], dtype=torch.int64),
-            "gauss": py[2],
-        },
-    }
-
-
-def _set_rng_state(state: Mapping[str, Any]) -> None:
-    import random
-
-    import numpy as np
-
-    torch.set_rng_state(state["torch"])
-    n = state["numpy"]
-    np.random.set_state(
-        ("MT19937", n["keys"].numpy().astype("uint32"), n["pos"], n["has_gauss"], n["cached"])
-    )
-    p = state["python"]
-    random.setstate((p["version"], tuple(int(v) for v in p["state"].tolist()), p["gauss"]))
-
-
 def save_checkpoint(
     path: Path, model: ELoModel, optimizer: Any, scheduler: Any, step: int, weights: Weights
 ) -> None:
     """Model, optimizer, scheduler, step and RNG states, written atomically."""
-    import io
-
-    buf = io.BytesIO()
-    torch.save(
-        {
-            "step": step,
-            "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-            "rng": _rng_state(),
-            "weights": {k: float(v) for k, v in weights.values.items()},
-        },
-        buf,
-    )
-    atomic_write_bytes(path, buf.getvalue())
+    state = {
+        "step": step,
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "rng": rng_state(),
+        "weights": {k: float(v) for k, v in weights.values.items()},
+    }
+    save_state(path, state)  # elo/train/loop.py: one checkpoint writer for both trainers
 
 
 def load_checkpoint(
     path: Path, model: ELoModel, optimizer: Any, scheduler: Any, weights: Weights
 ) -> int:
     """Restore everything :func:`save_checkpoint` wrote; returns the step to continue at."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # a truncated or foreign file
-        raise ConfigError(
-            f"{path}: cannot read the checkpoint ({exc}); delete it to start over"
-        ) from None
+    state = load_state(path)
     if state.get("weights") != {k: float(v) for k, v in weights.values.items()}:
         raise ConfigError(
             f"{path} was trained with other loss weights; resume with the same --weights"
@@ -502,7 +368,7 @@ def load_checkpoint(
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
-    _set_rng_state(state["rng"])
+    set_rng_state(state["rng"])
     return int(state["step"])
 
 

@@ -151,10 +151,10 @@ def heldout_clips(
 
 def centre_crop(cfg: Mapping[str, Any], tensors: Mapping[str, Any]) -> dict[str, Any]:
     """Each modality's clips (N,...) cut to the model's input shape
-    (:func:`elo.model.network.input_shapes`) around their centre, as evaluation sees them: the
+    (:func:`elo.model.modality.input_shapes`) around their centre, as evaluation sees them: the
     cache may hold longer and larger clips (``data.clip.extra_frames`` /
     ``extra_pixels``) that training crops at random."""
-    from elo.model.network import input_shapes
+    from elo.model.modality import input_shapes
 
     shapes = input_shapes(cfg)
     out = {}

@@ -7,13 +7,19 @@
 Writes ``DIR/train_log.jsonl`` (every raw and weighted term, each step),
 ``DIR/checkpoint.pt`` and ``DIR/rgb_encoder.safetensors`` + ``DIR/encoder.yaml``
 (``elo.load_encoder(DIR)``).
+
+The command lives here, at the top of the layers it drives (the ELo trainer of
+``elo/train/trainer.py`` and the baseline trainer of ``baselines/trainer.py``), so the
+core ``elo/`` imports no baseline; its frame is ``elo.cli.run_command``.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -55,20 +61,40 @@ def explicit_section(path: Path, key: str) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     if args.objective:
-        from baselines.trainer import train_baseline  # type: ignore[import-not-found,unused-ignore]
+        from baselines.trainer import train_baseline
 
-        return int(train_baseline(args) or 0)
+        return train_baseline(
+            args.objective,
+            args.data,
+            config=args.config,
+            overrides=list(args.overrides or []),
+            steps=args.steps,
+            seed=args.seed,
+            out=args.out,
+            device=args.device,
+            resume=args.resume,
+        )
+    return _run_elo(args)
 
+
+def _elo_config(config: str, train: str | None, overrides: list[str]) -> dict[str, Any]:
+    """The experiment ``config``, its train section over ``configs/train/<train>.yaml``,
+    then the ``key=value`` overrides."""
     from elo.config import apply_overrides, compose, deep_merge, resolve_config_path
+
+    path = resolve_config_path(config)
+    cfg = compose(path)
+    if train:  # the train file, then the experiment's own train keys, then overrides
+        chosen = compose(resolve_config_path(train, "train"))
+        cfg["train"] = deep_merge(chosen, explicit_section(path, "train"))
+    return apply_overrides(cfg, overrides)
+
+
+def _run_elo(args: argparse.Namespace) -> int:
     from elo.errors import ConfigError
     from elo.model.objective import Weights, terms_from_config
 
-    path = resolve_config_path(args.config)
-    cfg = compose(path)
-    if args.train:  # the train file, then the experiment's own train keys, then overrides
-        chosen = compose(resolve_config_path(args.train, "train"))
-        cfg["train"] = deep_merge(chosen, explicit_section(path, "train"))
-    cfg = apply_overrides(cfg, args.overrides)
+    cfg = _elo_config(args.config, args.train, args.overrides)
     terms = terms_from_config(cfg)
     if args.list_terms:
         for term in terms:
@@ -108,3 +134,10 @@ def run(args: argparse.Namespace) -> int:
         f"(load with elo.load_encoder({str(out)!r}))"
     )
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The ``elo-train`` console script."""
+    from elo.cli import Command, run_command
+
+    return run_command("train", cast(Command, sys.modules[__name__]), argv)
