@@ -57,20 +57,23 @@ def temp_prefix(path: Path) -> str:
     return f".{path.name}.{os.getpid()}."
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+def atomic_write_bytes(path: str | Path, data: bytes, *, fsync: bool = True) -> Path:
+    """Write ``data`` to a temp file next to ``path``, then rename it over ``path``.
+    ``fsync=False`` skips the flush to disk (a rebuildable cache: elo/data/cache.py)."""
     path = Path(path)
     with disk_errors(path):
-        return _atomic_write_bytes(path, data)
+        return _atomic_write_bytes(path, data, fsync=fsync)
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> Path:
+def _atomic_write_bytes(path: Path, data: bytes, *, fsync: bool = True) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=temp_prefix(path), suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
+            if fsync:
+                fh.flush()
+                os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         try:

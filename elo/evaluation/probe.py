@@ -13,7 +13,7 @@ and the confusion matrix as a :class:`ProbeResult`.
   train frequency by default. When ``C`` is ``None`` it is chosen on
   a stratified held-out quarter of train by **balanced** accuracy, then refit on
   all of train: on Zipf-sized train pools, choosing C by plain accuracy collapses
-  the probe to the majority class (ENVIRONMENT.md, "Imbalanced train pools").
+  the probe to the majority class (docs/evaluation.md).
 
 >>> import numpy as np
 >>> x = np.array([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.9]])

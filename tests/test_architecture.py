@@ -1,0 +1,150 @@
+"""The house rules of the layout (README, "Layout"; docs/architecture.md), checked on the
+source with ``ast``: core ``elo/`` never imports the layers built on it (``search/``,
+``baselines/``), no two files import each other through any chain, and modules and
+functions stay readable in size."""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("elo", "tasks", "modalities", "search", "baselines", "configs")
+UPPER = ("search", "baselines")  # layers built on the core
+MAX_MODULE_LINES = 400
+MAX_FUNCTION_LINES = 60
+SIZED = ("elo", "search", "baselines")
+
+
+def _modules() -> dict[str, Path]:
+    out = {}
+    for pkg in PACKAGES:
+        for p in sorted((ROOT / pkg).rglob("*.py")):
+            parts = p.relative_to(ROOT).with_suffix("").parts
+            name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+            out[name] = p
+    return out
+
+
+MODULES = _modules()
+
+
+def _resolve(name: str) -> str | None:
+    """The longest known module that ``name`` (a module or a name in one) refers to."""
+    parts = name.split(".")
+    for i in range(len(parts), 0, -1):
+        mod = ".".join(parts[:i])
+        if mod in MODULES:
+            return mod
+    return None
+
+
+def _imported(module: str, path: Path) -> Iterator[str]:
+    """Every module this file imports, at top level or inside functions."""
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        names: list[str] = []
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                up = package.split(".")[: len(package.split(".")) - (node.level - 1)]
+                base = ".".join([*up, base] if base else up)
+            names = [base, *(f"{base}.{a.name}" for a in node.names)]
+        for n in names:
+            target = _resolve(n)
+            if target is not None and target != module:
+                yield target
+
+
+def _graph() -> dict[str, set[str]]:
+    return {m: set(_imported(m, p)) for m, p in MODULES.items()}
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components with more than one file (Tarjan, iterative)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on: set[str] = set()
+    found: list[list[str]] = []
+    for root in graph:
+        if root in index:
+            continue
+        work = [(root, iter(sorted(graph[root])))]
+        index[root] = low[root] = len(index)
+        stack.append(root)
+        on.add(root)
+        while work:
+            v, it = work[-1]
+            w = next(it, None)
+            if w is not None:
+                if w not in index:
+                    index[w] = low[w] = len(index)
+                    stack.append(w)
+                    on.add(w)
+                    work.append((w, iter(sorted(graph[w]))))
+                elif w in on:
+                    low[v] = min(low[v], index[w])
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[v])
+            if low[v] == index[v]:
+                comp = []
+                while True:
+                    w = stack.pop()
+                    on.discard(w)
+                    comp.append(w)
+                    if w == v:
+                        break
+                if len(comp) > 1:
+                    found.append(sorted(comp))
+    return found
+
+
+def test_the_walker_sees_imports_inside_functions_and_relative_ones() -> None:
+    """The checks below are only as good as the walker: it must see a lazy import in a
+    function body (the code base imports torch / ray / search lazily) and resolve names
+    imported from a module to that module."""
+    graph = _graph()
+    assert "elo.registry" in graph["elo.model.heads"]
+    lazy = [m for m, p in MODULES.items() if "    from elo." in p.read_text(encoding="utf-8")]
+    assert lazy and all(graph[m] for m in lazy)
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_core_never_imports_the_layers_built_on_it() -> None:
+    graph = _graph()
+    bad = sorted(
+        f"{m} -> {t}"
+        for m, targets in graph.items()
+        if m.split(".")[0] == "elo"
+        for t in targets
+        if t.split(".")[0] in UPPER
+    )
+    assert not bad, f"core imports an upper layer: {bad}"
+
+
+def test_no_import_cycle_between_files() -> None:
+    assert _cycles(_graph()) == []
+
+
+@pytest.mark.parametrize("pkg", SIZED)
+def test_modules_and_functions_stay_small(pkg: str) -> None:
+    too_long = []
+    for p in sorted((ROOT / pkg).rglob("*.py")):
+        text = p.read_text(encoding="utf-8")
+        rel = p.relative_to(ROOT)
+        if len(text.splitlines()) > MAX_MODULE_LINES:
+            too_long.append(f"{rel}: {len(text.splitlines())} lines")
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                n = (node.end_lineno or node.lineno) - node.lineno + 1
+                if n > MAX_FUNCTION_LINES:
+                    too_long.append(f"{rel}:{node.lineno} {node.name}: {n} lines")
+    assert not too_long, too_long
