@@ -53,7 +53,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "with the lowest training objective (label-free, elo/train/lrgrid.py), then train",
     )
     p.add_argument(
-        "--lr-grid-steps", type=int, help="steps per grid learning rate (default: steps // 10)"
+        "--lr-grid-steps",
+        type=int,
+        help="steps per grid learning rate (default: steps // 10, at least 2)",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("overrides", nargs="*", help="config overrides key=value")
@@ -168,7 +170,7 @@ def _tune_lr(
 
     lrs = parse_grid(args.lr_grid)
     path = Path(args.out) / "lr_grid.json"
-    grid_steps = args.lr_grid_steps if args.lr_grid_steps is not None else max(1, steps // 10)
+    grid_steps = args.lr_grid_steps if args.lr_grid_steps is not None else max(2, steps // 10)
     if path.exists():
         choice = json.loads(path.read_text(encoding="utf-8"))
     else:

@@ -91,8 +91,8 @@ def tune_lr(
     scores go to the earlier lr."""
     from elo.train.trainer import NonFiniteLossError, train_model
 
-    if steps < 1:
-        raise ConfigError(f"--lr-grid-steps must be >= 1, got {steps}")
+    if steps < 2:  # step 1's losses are measured before any update: every lr ties
+        raise ConfigError(f"--lr-grid-steps must be >= 2, got {steps}")
     scores: dict[str, float] = {}
     for lr in lrs:
         try:
