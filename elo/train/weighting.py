@@ -118,7 +118,10 @@ class LossWeighting(nn.Module):
         rec = {f"weight/{k}": float(w[i]) for i, k in enumerate(self.terms)}
         if self.mode == "uncertainty":
             rec.update(
-                {f"logvar/{k}": float(v) for k, v in zip(self.terms, self.log_var, strict=True)}
+                {
+                    f"logvar/{k}": float(v)
+                    for k, v in zip(self.terms, self.log_var.detach(), strict=True)
+                }
             )
         return rec
 
