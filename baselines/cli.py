@@ -1,6 +1,7 @@
 """``elo-train``: train with fixed loss weights and export the RGB encoder.
 
     elo-train --weights W.json --data D --steps N --out DIR [--resume] [key=value ...]
+    elo-train --weighting uniform|rlw|uncertainty [--lr-grid 0.001,0.002,0.004] ...
     elo-train --list-terms
     elo-train --objective byol|simsiam ...      (baselines, see baselines/trainer.py)
 
@@ -38,6 +39,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default="final",
         help="train settings from configs/train/<name>.yaml, under the experiment's own "
         "train keys (proxy = the search's short runs)",
+    )
+    p.add_argument(
+        "--weighting",
+        choices=("fixed", "uniform", "rlw", "uncertainty"),
+        help="how the normalised terms are combined (objective.weighting; default fixed: "
+        "the λ of --weights): uniform = λ 1, rlw = random loss weighting, uncertainty = "
+        "learned log-variances (elo/train/weighting.py, docs/learning.md)",
+    )
+    p.add_argument(
+        "--lr-grid",
+        help="comma list of learning rates: train each for --lr-grid-steps, keep the one "
+        "with the lowest training objective (label-free, elo/train/lrgrid.py), then train",
+    )
+    p.add_argument(
+        "--lr-grid-steps",
+        type=int,
+        help="steps per grid learning rate (default: steps // 10, at least 2)",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("overrides", nargs="*", help="config overrides key=value")
@@ -95,6 +113,8 @@ def _run_elo(args: argparse.Namespace) -> int:
     from elo.model.objective import Weights, terms_from_config
 
     cfg = _elo_config(args.config, args.train, args.overrides)
+    if args.weighting:  # objective.weighting (elo/train/weighting.py)
+        cfg["objective"] = {**(cfg.get("objective") or {}), "weighting": args.weighting}
     terms = terms_from_config(cfg)
     if args.list_terms:
         for term in terms:
@@ -114,6 +134,8 @@ def _run_elo(args: argparse.Namespace) -> int:
     from elo.train.trainer import train_model
 
     out = Path(args.out)
+    if args.lr_grid:
+        cfg = _tune_lr(cfg, weights, args, data, steps)
     atomic_write_text(out / "config.yaml", yaml.safe_dump(cfg, sort_keys=False))
     result = train_model(
         cfg,
@@ -134,6 +156,31 @@ def _run_elo(args: argparse.Namespace) -> int:
         f"(load with elo.load_encoder({str(out)!r}))"
     )
     return 0
+
+
+def _tune_lr(
+    cfg: dict[str, Any], weights: Any, args: argparse.Namespace, data: str, steps: int
+) -> dict[str, Any]:
+    """``--lr-grid``: the chosen ``train.lr`` in ``cfg`` and ``OUT/lr_grid.json`` (reused
+    when it exists, so a rerun or ``--resume`` does not tune again)."""
+    import json
+
+    from elo.rundir import atomic_write_json
+    from elo.train.lrgrid import parse_grid, tune_lr
+
+    lrs = parse_grid(args.lr_grid)
+    path = Path(args.out) / "lr_grid.json"
+    grid_steps = args.lr_grid_steps if args.lr_grid_steps is not None else max(2, steps // 10)
+    if path.exists():
+        choice = json.loads(path.read_text(encoding="utf-8"))
+    else:
+        choice = tune_lr(
+            cfg, weights, lrs, steps=grid_steps, full_steps=steps, data_root=data,
+            seed=args.seed, device=args.device,
+        )  # fmt: skip
+        atomic_write_json(path, {**choice, "grid": lrs})
+    print(f"elo-train: lr grid {lrs} at {grid_steps} steps each -> lr {choice['chosen']}")
+    return {**cfg, "train": {**cfg.get("train", {}), "lr": float(choice["chosen"])}}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

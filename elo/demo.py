@@ -3,9 +3,11 @@
 1. make the demo dataset (``elo-data demo``) and cache its modalities (``elo-extract``):
    :func:`make_data`;
 2. evolve the loss (``elo-search --population 64`` with the demo profile): :func:`evolve`;
-3. train, at one shared step budget, the evolved loss, uniform weights, the best
-   single task of the search's seed points, and the BYOL / SimSiam frame baselines;
-   a random-init encoder is exported untrained (:func:`contender_table` lists the rows);
+3. train, at one shared step budget, the evolved loss, uniform weights (also with its
+   learning rate tuned on a grid, and the RLW and uncertainty weightings of
+   elo/train/weighting.py), the best single task of the search's seed points, and the
+   BYOL / SimSiam frame baselines; a random-init encoder is exported untrained
+   (:func:`contender_table` lists the rows);
 4. evaluate every encoder with the same linear probe on the demo test split, for the
    action label and the nuisance (object identity) label (:func:`contender_row`, one
    row each), and print one table (:func:`comparison_table`).
@@ -33,8 +35,9 @@ from elo.rundir import atomic_write_json, atomic_write_text, read_jsonl
 
 #: rows of the comparison table, in order
 CONTENDERS = (
-    "frame", "timemean", "motion", "pixels", "random", "supervised", "uniform", "single",
-    "byol", "simsiam", "clip_byol", "clip_simsiam", "evolved",
+    "frame", "timemean", "motion", "pixels", "random", "supervised", "uniform",
+    "uniform_tuned", "rlw", "uncertainty", "single", "byol", "simsiam", "clip_byol",
+    "clip_simsiam", "evolved",
 )  # fmt: skip
 #: parameter-free probe rows: what a linear probe reads from raw clips without learning
 PROBES = ("frame", "timemean", "motion", "pixels")
@@ -43,6 +46,9 @@ FINAL_OVERRIDES = (
     "train.batch_size=16", "model.rgb.width=16", "model.flow.width=16", "model.audio.width=16",
 )  # fmt: skip
 RAW_RGB = "data.modalities.rgb.center_time=false"  # probes of the uncentred clips
+#: the tuned-uniform row's learning rates (x1/4, x1, x4 the final lr of configs/train/final.yaml)
+LR_GRID = "0.0005,0.002,0.008"
+LR_GRID_FRACTION = 10  # each grid lr trains final_steps // 10 steps (elo/train/lrgrid.py)
 
 
 class ProbeFeatureEncoder(torch.nn.Module):
@@ -283,6 +289,7 @@ def contender_table(o: DemoOptions, search: Path) -> dict[str, tuple[str, list[s
         ),
         "random": ("random init", ["--steps", "0"]),
         "uniform": ("uniform λ", ["--weights", str(weights_dir / "uniform.json")]),
+        **weighting_rows(o, weights_dir / "uniform.json"),
         "byol": ("BYOL (frames)", ["--objective", "byol", *baseline_overrides("byol")]),
         "simsiam": ("SimSiam (frames)", ["--objective", "simsiam", *baseline_overrides("simsiam")]),
         "evolved": ("evolved λ (ELo)", ["--weights", str(search / "best_weights.json")]),
@@ -294,6 +301,19 @@ def contender_table(o: DemoOptions, search: Path) -> dict[str, tuple[str, list[s
             ["--weights", str(weights_dir / "single.json")],
         )
     return table
+
+
+def weighting_rows(o: DemoOptions, uniform: Path) -> dict[str, tuple[str, list[str]]]:
+    """The weighting baselines over the evolved row's terms (elo/train/weighting.py):
+    uniform λ with its lr picked on :data:`LR_GRID` (label-free, elo/train/lrgrid.py; the
+    grid costs 3 x ``final_steps // 10`` extra steps), RLW and uncertainty weighting."""
+    w = ["--weights", str(uniform)]
+    grid = ["--lr-grid", LR_GRID, "--lr-grid-steps", str(max(2, o.final_steps // LR_GRID_FRACTION))]
+    return {
+        "uniform_tuned": ("uniform λ (tuned lr)", [*w, "--weighting", "uniform", *grid]),
+        "rlw": ("RLW (random loss weighting)", [*w, "--weighting", "rlw"]),
+        "uncertainty": ("uncertainty weighting", [*w, "--weighting", "uncertainty"]),
+    }
 
 
 def contender_row(o: DemoOptions, key: str, name: str, extra: list[str]) -> dict[str, Any]:
@@ -331,11 +351,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     make_data(o)
     search = evolve(o)
     table = contender_table(o, search)
-    rows = [
-        contender_row(o, key, *table[key])
-        for key in CONTENDERS
-        if key in o.contenders and key in table
-    ]
+    rows = []
+    for key in (k for k in CONTENDERS if k in o.contenders and k in table):
+        t_row = time.time()
+        rows.append({**contender_row(o, key, *table[key]), "seconds": time.time() - t_row})
+        print(f"row {key}: {rows[-1]['seconds']:.0f} s train + eval (demo so far "
+              f"{(time.time() - t_start) / 60:.1f} min)", flush=True)  # fmt: skip
     text = comparison_table(rows, final_steps=o.final_steps, seed=o.seed)
     atomic_write_text(o.run / "comparison.md", text)
     atomic_write_json(o.run / "comparison.json", {"seed": o.seed, "rows": rows})
@@ -349,14 +370,14 @@ def comparison_table(rows: list[dict[str, Any]], *, final_steps: int, seed: int)
     lines = [
         f"Demo test split, linear probe, {final_steps} training steps per model, seed {seed}.",
         "",
-        "| model | action top-1 | action balanced acc | identity top-1 (nuisance) |",
-        "|---|---|---|---|",
+        "| model | action top-1 | action balanced acc | identity top-1 (nuisance) | seconds (train + eval) |",
+        "|---|---|---|---|---|",
     ]
-    for r in rows:
+    for r in rows:  # s: this invocation's train + eval seconds (a reused row: ~0)
         lines.append(
             f"| {r['model']} | {r['label']['top1']:.3f} | "
             f"{r['label']['balanced_accuracy']:.3f} | "
-            f"{r['identity']['top1']:.3f} |"
+            f"{r['identity']['top1']:.3f} | {r.get('seconds', float('nan')):.0f} |"
         )
     return "\n".join(lines) + "\n"
 

@@ -175,3 +175,35 @@ def _resolve(builder: str) -> Any:
         return getattr(importlib.import_module(mod), fn)
     except (ImportError, AttributeError):
         raise ConfigError(f"encoder builder {builder!r} not found in this ELo install") from None
+
+
+def export_student(out: Path, model: Any, cfg: Mapping[str, Any], weights: Any, steps: int) -> Path:
+    """The student (RGB) encoder of a trained :class:`~elo.model.network.ELoModel` as
+    ``out/rgb_encoder.safetensors`` + ``out/encoder.yaml``, with its input
+    normalisation and the run's steps and λ (elo/train/trainer.py calls it)."""
+    from elo.errors import EloError
+    from elo.model.encoders_tv import export_builder
+    from elo.model.network import STUDENT
+
+    norm: dict[str, Any] = {}
+    try:
+        from elo.model.modality import MODALITIES
+
+        mods = (cfg.get("data", {}) or {}).get("modalities", {}) or {}
+        params = MODALITIES.get(STUDENT).params(mods.get(STUDENT))
+        norm = {k: params[k] for k in ("mean", "std", "center_time") if k in params}
+    except EloError:
+        pass
+    return save_encoder(
+        out,
+        model.encoders[STUDENT],
+        builder=export_builder(model.encoder_kwargs[STUDENT]),
+        kwargs=model.encoder_kwargs[STUDENT],
+        input_info={
+            "modality": STUDENT,
+            "shape": list(model.input_shapes[STUDENT]),
+            "layout": "B,C,T,H,W",
+            "normalization": norm,
+        },
+        meta={"steps": steps, "weights": {k: float(v) for k, v in weights.values.items()}},
+    )

@@ -5,7 +5,9 @@ a view of them, written next to them under ``tensorboard/``.
 
 * ``elo-train`` (:class:`TrainingBoard`, ``OUT/tensorboard/``): ``train/loss``,
   ``train/lr``, ``train/grad_norm``, ``train/clips_per_s``, ``loss_raw/<term>`` and
-  ``loss_weighted/<term>`` per step, ``lambda/<term>`` once (the run's fixed λ);
+  ``loss_weighted/<term>`` per step, ``lambda/<term>`` once (the run's fixed λ), and
+  with ``objective.weighting`` rlw / uncertainty ``loss_weight/<term>`` (the weight on
+  the normalised term) and ``loss_logvar/<term>`` (uncertainty's s_k) per step;
 * a search (:class:`SearchBoard`, ``RUN/tensorboard/``): ``trial/fitness`` and
   ``trial/seconds`` per finished trial (step = trials done), ``generation/best``,
   ``generation/median``, ``generation/failed``, ``best/fitness`` (best so far) and
@@ -103,6 +105,9 @@ class TrainingBoard(ScalarBoard):
                 out[f"loss_{kind}/{term}"] = value
             elif key.startswith("log/"):
                 out[key] = value
+            elif key.startswith(("weight/", "logvar/")):  # rlw / uncertainty (weighting.py)
+                kind, term = key.split("/", 1)
+                out[f"loss_{kind}/{term}"] = value
         self.add(out, step)
 
 

@@ -1,5 +1,6 @@
 """Train an :class:`~elo.model.network.ELoModel` with fixed loss weights (ELo, arXiv 2002.12177:
-the search's proxy runs and the final distillation into the RGB network).
+the search's proxy runs and the final distillation into the RGB network), or with one of
+the weighting baselines of ``objective.weighting`` (elo/train/weighting.py).
 
 AdamW or SGD, linear warm-up then cosine decay, gradient-norm clipping, one seed for
 everything. Every step's raw and weighted terms go to ``history`` and, with an output
@@ -23,10 +24,11 @@ import torch
 
 from elo.config import merge_checked
 from elo.errors import ConfigError, EloError
-from elo.model.network import STUDENT, ELoModel
+from elo.model.network import ELoModel
 from elo.model.objective import Weights
 from elo.rundir import DirLock, append_jsonl, atomic_write_text, read_jsonl, seed_everything
 from elo.train.batches import batch_stream, to_device
+from elo.train.export import export_student
 from elo.train.loop import (
     StopOnSigterm,
     load_state,
@@ -38,6 +40,7 @@ from elo.train.loop import (
     set_rng_state,
 )
 from elo.train.tblog import TrainingBoard
+from elo.train.weighting import LossWeighting, effective_weights, weighting_mode
 
 log = logging.getLogger(__name__)
 
@@ -167,6 +170,7 @@ class _Run:
     t: dict[str, Any]
     steps: int
     out: Path | None
+    weighting: LossWeighting
     start: int = 0
     history: list[dict[str, float]] = field(default_factory=list)
 
@@ -179,6 +183,7 @@ class _Run:
                 self.scheduler,
                 step,
                 self.weights,
+                self.weighting,
             )
 
 
@@ -196,6 +201,7 @@ def _train_model(
     loader: Any,
 ) -> TrainResult:
     t0 = time.perf_counter()
+    weights = effective_weights(weighting_mode(cfg), weights)  # λ = 1 unless `fixed`
     run = _start(cfg, weights, steps, out_dir, seed, device, resume)
     modalities = sorted({m for m, _ in run.model.read_views})
     batches = (
@@ -258,15 +264,19 @@ def _start(
         raise ConfigError("every loss weight is 0: give at least one term a weight > 0")
     seed_everything(seed)
     model = ELoModel(cfg, weights, seed=seed).to(device)
+    weighting = LossWeighting(weighting_mode(cfg), [str(k) for k in model.active], seed).to(device)
     optimizer = make_optimizer(model, t)
+    group = weighting.parameter_group()  # uncertainty's log-variances
+    if group is not None:
+        optimizer.add_param_group(group)
     warmup, floor = int(t["warmup_steps"]), float(t["min_lr_ratio"])
     scheduler = make_scheduler(optimizer, steps, warmup, floor)
     out = Path(out_dir) if out_dir is not None else None
-    run = _Run(model, optimizer, scheduler, weights, t, steps, out)
+    run = _Run(model, optimizer, scheduler, weights, t, steps, out, weighting)
     if out is not None:
         ckpt = out / CHECKPOINT_FILE
         if resume and ckpt.exists():
-            run.start = load_checkpoint(ckpt, model, optimizer, scheduler, weights)
+            run.start = load_checkpoint(ckpt, model, optimizer, scheduler, weights, weighting)
             run.history = truncate_log(out / LOG_FILE, run.start)
             log.info("resuming %s at step %d", out, run.start)
         elif ckpt.exists():
@@ -281,7 +291,7 @@ def _start(
 def _step(run: _Run, params: list[torch.nn.Parameter], batch: Any, step: int) -> dict[str, float]:
     """One optimizer step on ``batch``; its log record (every raw and weighted term)."""
     model, optimizer = run.model, run.optimizer
-    result = model(batch, step=step)
+    result = run.weighting(model(batch, step=step), step)  # as is unless rlw / uncertainty
     bad = model.first_nonfinite(result)
     if bad is not None:
         raise NonFiniteLossError(
@@ -297,6 +307,7 @@ def _step(run: _Run, params: list[torch.nn.Parameter], batch: Any, step: int) ->
             "lower train.lr or enable train.grad_clip"
         )
     lr = optimizer.param_groups[0]["lr"]
+    weights_used = run.weighting.record(step)  # weight/<term>, logvar/<term> of this step
     optimizer.step()
     run.scheduler.step()
     model.after_step(step + 1, run.steps)
@@ -306,46 +317,23 @@ def _step(run: _Run, params: list[torch.nn.Parameter], batch: Any, step: int) ->
     rec.update({f"weighted/{k}": float(v.detach()) for k, v in result.weighted.items()})
     rec.update({f"scale/{k}": v for k, v in model.term_scales().items()})  # weighted=λ·raw/scale
     rec.update({f"log/{k}": float(v) for k, v in result.logs.items()})
+    rec.update(weights_used)
     return rec
-
-
-def export_student(
-    out: Path, model: ELoModel, cfg: Mapping[str, Any], weights: Weights, steps: int
-) -> Path:
-    """``out/rgb_encoder.safetensors`` + ``out/encoder.yaml`` (see :mod:`elo.train.export`)."""
-    from elo.model.encoders_tv import export_builder
-    from elo.train.export import save_encoder
-
-    norm: dict[str, Any] = {}
-    try:
-        from elo.model.modality import MODALITIES
-
-        mods = (cfg.get("data", {}) or {}).get("modalities", {}) or {}
-        params = MODALITIES.get(STUDENT).params(mods.get(STUDENT))
-        norm = {k: params[k] for k in ("mean", "std", "center_time") if k in params}
-    except EloError:
-        pass
-    return save_encoder(
-        out,
-        model.encoders[STUDENT],
-        builder=export_builder(model.encoder_kwargs[STUDENT]),
-        kwargs=model.encoder_kwargs[STUDENT],
-        input_info={
-            "modality": STUDENT,
-            "shape": list(model.input_shapes[STUDENT]),
-            "layout": "B,C,T,H,W",
-            "normalization": norm,
-        },
-        meta={"steps": steps, "weights": {k: float(v) for k, v in weights.values.items()}},
-    )
 
 
 # -- checkpoints --------------------------------------------------------------------------
 def save_checkpoint(
-    path: Path, model: ELoModel, optimizer: Any, scheduler: Any, step: int, weights: Weights
+    path: Path,
+    model: ELoModel,
+    optimizer: Any,
+    scheduler: Any,
+    step: int,
+    weights: Weights,
+    weighting: LossWeighting | None = None,
 ) -> None:
-    """Model, optimizer, scheduler, step and RNG states, written atomically."""
-    state = {
+    """Model, optimizer, scheduler, step and RNG states, written atomically; with a
+    weighting other than ``fixed``, its mode and state (uncertainty's log-variances)."""
+    state: dict[str, Any] = {
         "step": step,
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),
@@ -353,11 +341,18 @@ def save_checkpoint(
         "rng": rng_state(),
         "weights": {k: float(v) for k, v in weights.values.items()},
     }
+    if weighting is not None and weighting.mode != "fixed":  # a fixed run's file as before
+        state["weighting"] = {"mode": weighting.mode, "state": weighting.state_dict()}
     save_state(path, state)  # elo/train/loop.py: one checkpoint writer for both trainers
 
 
 def load_checkpoint(
-    path: Path, model: ELoModel, optimizer: Any, scheduler: Any, weights: Weights
+    path: Path,
+    model: ELoModel,
+    optimizer: Any,
+    scheduler: Any,
+    weights: Weights,
+    weighting: LossWeighting | None = None,
 ) -> int:
     """Restore everything :func:`save_checkpoint` wrote; returns the step to continue at."""
     state = load_state(path)
@@ -365,6 +360,15 @@ def load_checkpoint(
         raise ConfigError(
             f"{path} was trained with other loss weights; resume with the same --weights"
         )
+    saved = state.get("weighting") or {"mode": "fixed", "state": {}}
+    mode = "fixed" if weighting is None else weighting.mode
+    if saved["mode"] != mode:
+        raise ConfigError(
+            f"{path} was trained with objective.weighting={saved['mode']}, not {mode}; "
+            "resume with the same --weighting"
+        )
+    if weighting is not None:
+        weighting.load_state_dict(saved["state"])
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
