@@ -175,3 +175,14 @@ def proxy_steps(cfg: Mapping[str, Any], settings: Any) -> int:
     if settings.steps is not None:
         return int(settings.steps)
     return int((cfg.get("train", {}) or {}).get("steps", 40))
+
+
+def rung_summary(fitness: Sequence[float | None], rungs: Sequence[int], top: int) -> dict[str, Any]:
+    """A generation's ``best`` by :func:`rank_key` (its fitness) and how many of its
+    candidates reached each rung (``reached[k]``: rung ``k + 1``)."""
+    keys = [rank_key(r, f) for f, r in zip(fitness, rungs, strict=True)]
+    best = max(keys, default=(-1, WORST_FITNESS))
+    return {
+        "best": best[1] if best[0] >= 0 else None,
+        "reached": [sum(1 for r in rungs if r >= k) for k in range(1, top + 1)],
+    }

@@ -40,7 +40,7 @@ from typing import Any, Protocol
 
 from elo.errors import ConfigError
 from elo.rundir import atomic_write_json
-from search.fidelity import RUNG, outranks, rung_list, selection_values
+from search.fidelity import RUNG, outranks, rung_list, rung_summary, selection_values
 from search.space import WeightSpace
 from search.strategies import WORST_FITNESS, Strategy
 
@@ -278,8 +278,8 @@ class Evolution:
             values = selection_values(ordered, reached, self.rungs)
         self.strategy.tell(self.population, values)
         summary = summarize(self.generation, ordered)
-        if self.rungs > 1:
-            summary["reached"] = [reached.count(r) for r in range(1, self.rungs + 1)]
+        if self.rungs > 1:  # best by the same rule; how many reached each rung
+            summary.update(rung_summary(ordered, reached, self.rungs))
         self.generation += 1
         self.population, self.pending, self.fitness = None, [], {}
         self.reached = {}
