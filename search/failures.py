@@ -195,7 +195,7 @@ def rung_timeouts(searcher: Any, timeout_s: float | None, n_rungs: int, rf: int)
     if timeout_s is None:
         return asha_scheduler(n_rungs, rf)
 
-    class RungTimeouts(ASHAScheduler):  # type: ignore[misc]
+    class RungTimeouts(ASHAScheduler):
         def choose_trial_to_run(self, tune_controller: Any) -> Any:
             enforce_timeouts(self, tune_controller)
             return super().choose_trial_to_run(tune_controller)

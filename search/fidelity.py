@@ -44,7 +44,7 @@ def rung_time(rung: int, reduction_factor: int) -> int:
     """ASHA's ``time_attr`` value of 1-based ``rung``: ``reduction_factor ** (rung - 1)``.
     ASHA (ray/tune/schedulers/async_hyperband.py) cuts at ``grace_period · rf^k``; with
     ``grace_period = 1`` every rung below the top is a cut whatever the step fractions."""
-    return int(reduction_factor) ** (int(rung) - 1)
+    return int(int(reduction_factor) ** (int(rung) - 1))
 
 
 def asha_scheduler(n_rungs: int, reduction_factor: int, base: Any = None) -> Any:

@@ -126,24 +126,10 @@ def _heldout(ctx: TrialContext, extra: Sequence[str] = ()) -> dict[str, Any]:
 
 
 def _training_loader(ctx: TrialContext, weights: Any) -> Any:
-    """The train split without the held-out slice (``None``: the trainer's own loader,
-    when the fitness clips come from another split)."""
-    if ctx.heldout_split != "train":
-        return None
-    from elo.train.trainer import train_settings
-    from search.fitness.data import training_loader
+    """The train split without the held-out slice (search/warmstart.py)."""
+    from search.warmstart import training_loader
 
-    t = train_settings(ctx.cfg)
-    mods = sorted({"rgb", *(m for term in weights.active for m in term.modalities)})
-    return training_loader(
-        ctx.cfg,
-        str(ctx.data_root),
-        fraction=ctx.heldout_fraction,
-        modalities=mods,
-        batch_size=int(t["batch_size"]),
-        seed=ctx.seed,
-        workers=int(t["num_workers"]),
-    )
+    return training_loader(ctx, weights)
 
 
 def evaluate(
@@ -213,6 +199,7 @@ def evaluate_rungs(
     rf = ctx.reduction_factor
     for k, (steps, rep) in enumerate(_rung_scores(ctx, weights, generation, index), start=1):
         rep.update({RUNG: k, RUNG_TIME: rung_time(k, rf), "steps": steps})
+        rep.setdefault("metrics", {})["steps"] = steps  # kept in the evaluation's record
         rep["seconds"] = time.perf_counter() - t0
         yield rep
         if rep.get("rejected"):

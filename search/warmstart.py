@@ -29,10 +29,33 @@ from elo.rundir import atomic_write_bytes, atomic_write_json
 
 if TYPE_CHECKING:
     from search.settings import SearchSettings
-    from search.trainable import TrialContext
+
+#: a search.trainable.TrialContext (not imported: trainable imports this module)
+TrialContext = Any
 
 TRUNK_FILE = "warm_start.pt"
 TRUNK_INFO = "warm_start.json"
+
+
+def training_loader(ctx: TrialContext, weights: Any) -> Any:
+    """The train split without the held-out slice (``None``: the trainer's own loader,
+    when the fitness clips come from another split)."""
+    if ctx.heldout_split != "train":
+        return None
+    from elo.train.trainer import train_settings
+    from search.fitness.data import training_loader
+
+    t = train_settings(ctx.cfg)
+    mods = sorted({"rgb", *(m for term in weights.active for m in term.modalities)})
+    return training_loader(
+        ctx.cfg,
+        str(ctx.data_root),
+        fraction=ctx.heldout_fraction,
+        modalities=mods,
+        batch_size=int(t["batch_size"]),
+        seed=ctx.seed,
+        workers=int(t["num_workers"]),
+    )
 
 
 def uniform_weights(cfg: dict[str, Any]) -> dict[str, float]:
@@ -65,14 +88,13 @@ def ensure_trunk(
 
     from elo.model.objective import Weights, terms_from_config
     from elo.train.trainer import train_model
-    from search.trainable import _training_loader
 
     t0 = time.perf_counter()
     torch.set_num_threads(max(1, int(ctx.threads)))
     w = Weights(terms_from_config(ctx.cfg), uniform_weights(ctx.cfg))
     result = train_model(
         ctx.cfg, w, data_root=ctx.data_root, steps=steps, seed=ctx.seed, device=ctx.device,
-        progress=False, loader=_training_loader(ctx, w),
+        progress=False, loader=training_loader(ctx, w),
     )  # fmt: skip
     state = {k: v.detach().cpu().clone() for k, v in result.model.state_dict().items()}
     buf = io.BytesIO()
