@@ -196,7 +196,8 @@ def _generation_section(
     for g, rs in gens.items():
         ok = [r["fitness"] for r in rs if r.get("status") == "ok"]
         secs = statistics.mean(float(r.get("seconds", 0.0)) for r in rs)
-        b = f"{max(ok):.4f}" if ok else "n/a"
+        top = _best(rs)  # highest rung, then fitness (search/fidelity.py)
+        b = f"{top['fitness']:.4f}" if top is not None else "n/a"
         m = f"{statistics.median(ok):.4f}" if ok else "n/a"
         lines.append(f"| {g + 1} | {len(rs)} | {len(rs) - len(ok)} | {b} | {m} | {secs:.1f} |")
     return [*lines, "", "## λ per generation", "", f"![lambda]({LAMBDA_PNG})", ""]
