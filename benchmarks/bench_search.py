@@ -4,6 +4,16 @@ and the time of one population-64 generation of the demo profile.
     python benchmarks/bench_search.py                      # tiny profile, population 8
     python benchmarks/bench_search.py --profile demo --population 4 --steps 4
     python benchmarks/bench_search.py --pop64              # the real target (long)
+    python benchmarks/bench_search.py --fidelity --data DIR --steps 400 --rungs 0.1,0.25,1
+                                     # one population-64 generation, warm start + rungs
+
+Rows other than ``--fidelity`` run the paper's search (one score per candidate, cold
+start: ``search.rungs`` and ``search.warm_start`` off whatever the profile says).
+``--fidelity`` (docs/search.md) prints the trunk's training time, the generation's
+wall time, how many candidates reached each rung (and the top rung's steps), and Ray's
+overhead: the fraction of the workers' time in the generation not spent inside a trial,
+``1 − Σ trial s / (workers × generation wall s)`` (trial s: training + scoring of every
+rung the candidate reached, from the evaluations log).
 
 Every row is measured in this run on the same data. ``overhead`` is the wall time the
 workers spend on a trial beyond the trial's own (training + fitness) seconds, as a
@@ -40,6 +50,7 @@ def one_generation(
     from search.rundir import prepare_run_dir
 
     cfg = {**cfg, "search": {**cfg["search"], "population": population, "generations": 1}}
+    cfg["search"].update(rungs=None, warm_start=False)
     cfg["search"]["steps"] = steps
     cfg["search"]["workers"] = workers
     run_dir = prepare_run_dir(cfg, out)
@@ -63,6 +74,44 @@ def one_generation(
     }
 
 
+def fidelity_generation(cfg: dict[str, Any], workers: int, out: Path) -> None:
+    """One generation of ``cfg`` (warm start and rungs as set there); prints its figures."""
+    import json
+
+    import ray
+
+    from elo.rundir import read_jsonl
+    from search.run import run_search
+    from search.rundir import prepare_run_dir
+    from search.warmstart import TRUNK_INFO
+
+    run_dir = prepare_run_dir(cfg, out)
+    ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
+    try:
+        t0 = time.perf_counter()
+        res = run_search(cfg, run_dir, echo=print, report=True)
+        wall = time.perf_counter() - t0
+    finally:
+        ray.shutdown()
+    assert res["finished"], "the generation did not finish"
+    recs = list(read_jsonl(run_dir / "evaluations.jsonl"))
+    info = run_dir / TRUNK_INFO
+    trunk_s = float(json.loads(info.read_text())["seconds"]) if info.exists() else 0.0
+    gen_wall = wall - trunk_s
+    n = max(int(r.get("rung", 1)) for r in recs)
+    reached = [sum(int(r.get("rung", 1)) >= k for r in recs) for k in range(1, n + 1)]
+    busy = sum(float(r["seconds"]) for r in recs)
+    top_steps = max(int(r.get("metrics", {}).get("steps", 0) or 0) for r in recs)
+    print(f"trunk (warm start): {trunk_s:.1f} s")
+    print(f"generation wall (without the trunk): {gen_wall:.1f} s = {gen_wall / 60:.1f} min")
+    print(f"total wall (trunk + generation): {wall / 60:.1f} min (target <= 10 on 2 cores)")
+    print(f"candidates reaching each rung: {reached} (top rung at {top_steps or '?'} steps)")
+    print(f"failed / rejected: {sum(r['status'] != 'ok' for r in recs)}")
+    print(f"sum of trial seconds {busy:.1f}; Ray overhead 1 - busy/(workers x wall) = "
+          f"{1 - busy / (workers * gen_wall):.1%}")  # fmt: skip
+    print(f"run directory: {run_dir}")
+
+
 def main() -> None:
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     p = argparse.ArgumentParser()
@@ -72,6 +121,14 @@ def main() -> None:
     p.add_argument("--data", help="demo dataset folder (default: make one with --clips)")
     p.add_argument("--clips", type=int, default=48)
     p.add_argument("--pop64", action="store_true", help="also run one generation of 64")
+    p.add_argument(
+        "--fidelity",
+        action="store_true",
+        help="only: one generation, warm start + rungs (demo profile)",
+    )
+    p.add_argument("--rungs", default="0.25,0.5,1", help="--fidelity: search.rungs")
+    p.add_argument("--warm-steps", type=int, default=40, help="--fidelity: trunk steps")
+    p.add_argument("--workers", type=int, default=2)
     args = p.parse_args()
 
     import torch
@@ -88,6 +145,19 @@ def main() -> None:
         root = make_demo(tmp / "demo", clips=args.clips, classes=4, seed=0, workers=1)
     cfg = load_config("demo", TINY if args.profile == "tiny" else [])
     cfg["data"]["root"] = str(root)
+    if args.fidelity:
+        demo = load_config("demo")
+        demo["data"]["root"] = str(root)
+        demo["search"].update(
+            population=args.population, generations=1, workers=args.workers, warm_start=True,
+            warm_start_steps=args.warm_steps, rungs=[float(x) for x in args.rungs.split(",")],
+        )  # fmt: skip
+        if args.steps:
+            demo["search"]["steps"] = args.steps
+        print(f"fidelity: population {args.population}, {args.workers} workers, search "
+              f"{demo['search']}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}")  # fmt: skip
+        fidelity_generation(demo, args.workers, tmp / "fidelity")
+        return
     steps = args.steps or (4 if args.profile == "tiny" else int(cfg["train"]["steps"]))
     from search.prepare import prepare_data
 

@@ -155,28 +155,54 @@ class TrialTimeouts(FIFOScheduler):
         self.running_since: dict[str, float] = {}
 
     def choose_trial_to_run(self, tune_controller: Any) -> Any:
-        import ray
-
-        now = time.monotonic()
-        running = set()
-        for trial in list(tune_controller.get_live_trials()):
-            if trial.status != "RUNNING":
-                continue
-            running.add(trial.trial_id)
-            since = self.running_since.setdefault(trial.trial_id, now)
-            if now - since > self.timeout_s:
-                log.warning(
-                    "trial %s ran %.0f s > search.trial_timeout_s=%g: worst fitness, stopped",
-                    trial.trial_id, now - since, self.timeout_s,
-                )  # fmt: skip
-                self.searcher.on_trial_timeout(trial.trial_id, now - since)
-                actor = getattr(trial.temporary_state, "ray_actor", None)
-                tune_controller.stop_trial(trial)
-                if actor is not None:  # a hung thread never returns: free the worker
-                    ray.kill(actor, no_restart=True)
-        for tid in set(self.running_since) - running:  # finished, failed or requeued
-            del self.running_since[tid]
+        enforce_timeouts(self, tune_controller)
         return super().choose_trial_to_run(tune_controller)
+
+
+def enforce_timeouts(sched: Any, tune_controller: Any) -> None:
+    """Stop (and free the worker of) each trial running longer than ``sched.timeout_s``,
+    telling ``sched.searcher`` (:class:`TrialTimeouts`, :func:`rung_timeouts`)."""
+    import ray
+
+    now = time.monotonic()
+    running = set()
+    for trial in list(tune_controller.get_live_trials()):
+        if trial.status != "RUNNING":
+            continue
+        running.add(trial.trial_id)
+        since = sched.running_since.setdefault(trial.trial_id, now)
+        if now - since > sched.timeout_s:
+            log.warning(
+                "trial %s ran %.0f s > search.trial_timeout_s=%g: worst fitness, stopped",
+                trial.trial_id, now - since, sched.timeout_s,
+            )  # fmt: skip
+            sched.searcher.on_trial_timeout(trial.trial_id, now - since)
+            actor = getattr(trial.temporary_state, "ray_actor", None)
+            tune_controller.stop_trial(trial)
+            if actor is not None:  # a hung thread never returns: free the worker
+                ray.kill(actor, no_restart=True)
+    for tid in set(sched.running_since) - running:  # finished, failed or requeued
+        del sched.running_since[tid]
+
+
+def rung_timeouts(searcher: Any, timeout_s: float | None, n_rungs: int, rf: int) -> Any:
+    """Ray Tune's ASHA over ``n_rungs`` rungs (search/fidelity.py), with the wall-clock
+    limit of :class:`TrialTimeouts` per trial when ``timeout_s`` is set."""
+    from ray.tune.schedulers import ASHAScheduler
+
+    from search.fidelity import asha_scheduler
+
+    if timeout_s is None:
+        return asha_scheduler(n_rungs, rf)
+
+    class RungTimeouts(ASHAScheduler):
+        def choose_trial_to_run(self, tune_controller: Any) -> Any:
+            enforce_timeouts(self, tune_controller)
+            return super().choose_trial_to_run(tune_controller)
+
+    sched = asha_scheduler(n_rungs, rf, base=RungTimeouts)
+    sched.searcher, sched.timeout_s, sched.running_since = searcher, float(timeout_s), {}
+    return sched
 
 
 def init_local_ray(num_cpus: int) -> None:

@@ -40,6 +40,7 @@ from typing import Any, Protocol
 
 from elo.errors import ConfigError
 from elo.rundir import atomic_write_json
+from search.fidelity import RUNG, outranks, rung_list, rung_summary, selection_values
 from search.space import WeightSpace
 from search.strategies import WORST_FITNESS, Strategy
 
@@ -81,6 +82,7 @@ class Evolution:
         *,
         metric: str = "fitness",
         listener: Listener | None = None,
+        rungs: int = 1,
     ) -> None:
         if generations < 1:
             raise ConfigError(f"search.generations is {generations}; use at least 1")
@@ -97,6 +99,11 @@ class Evolution:
         self.best: dict[str, Any] | None = None
         self.requeues: dict[int, int] = {}  # index -> infrastructure failures
         self.halted: str | None = None  # why the search stopped early (not saved)
+        # multi-fidelity (search/fidelity.py): rungs per candidate, each live trial's
+        # fitness per rung so far, and the rung each evaluated individual reached
+        self.rungs = int(rungs)
+        self.partial: dict[str, list[float | None]] = {}
+        self.reached: dict[int, int] = {}
 
     # -- ask / tell -------------------------------------------------------------------
     @property
@@ -136,6 +143,12 @@ class Evolution:
             "weights": self.space.weights(vector),
         }
 
+    def progress(self, trial_id: str, result: Mapping[str, Any]) -> None:
+        """An intermediate (rung) report of ``trial_id``: its fitness at that rung is
+        kept for the evaluation's record (a restarted trial starts its list over)."""
+        if self.rungs > 1 and trial_id in self.live and RUNG in result:
+            self.partial[trial_id] = rung_list(self.partial.get(trial_id, []), result, self.metric)
+
     def tell(
         self, trial_id: str, result: Mapping[str, Any] | None = None, error: bool = False
     ) -> None:
@@ -143,6 +156,10 @@ class Evolution:
         if trial_id not in self.live:
             log.warning("ignoring completion of unknown trial %s", trial_id)
             return
+        if result is not None and not error:
+            self.progress(trial_id, result)  # the last result is its last rung's too
+        else:
+            self.partial.pop(trial_id, None)
         index = self.live.pop(trial_id)
         seconds = time.time() - self.started.pop(trial_id, time.time())
         if error:  # infrastructure: Ray Tune's retries are spent; not an evaluation
@@ -163,6 +180,7 @@ class Evolution:
             # Stopped before it reported (Tune removing a pending trial, Ctrl-C): not
             # an evaluation. It goes back to pending and is handed out again.
             log.info("trial %s ended without a result; individual %d requeued", trial_id, index)
+            self.partial.pop(trial_id, None)
             self.pending.insert(0, index)
             return
         self._finish(
@@ -183,7 +201,7 @@ class Evolution:
     def _finish(self, record: dict[str, Any]) -> None:
         if self.listener is not None:
             self.listener.evaluation(record)
-        self._apply(int(record["index"]), record["fitness"])
+        self._apply(int(record["index"]), record["fitness"], int(record.get("rung", self.rungs)))
         if self.listener is not None:
             self.listener.checkpoint(self)
 
@@ -201,6 +219,8 @@ class Evolution:
         status = "ok"
         if error:
             status = "error"
+        elif result.get("rejected"):
+            status = str(result["rejected"])  # collapsed | nonfinite (search/fidelity.py)
         elif not isinstance(value, int | float) or not math.isfinite(value):
             status = "nonfinite"
         # The trainable reports {"fitness", "seconds", "metrics": {...}}; Tune flattens
@@ -214,7 +234,7 @@ class Evolution:
         details.update({k[8:]: v for k, v in result.items() if k.startswith("details/")})
         details = {k: v for k, v in details.items() if _json_list(v)}
         vector = self.population[index]
-        return {
+        record = {
             "generation": self.generation,
             "index": index,
             "trial_id": trial_id,
@@ -227,11 +247,18 @@ class Evolution:
             "details": details,
             "error": str(result.get("error_msg", "")) if error else "",
         }
+        if self.rungs > 1:  # absent with one rung: the records of the paper's search
+            per_rung = self.partial.pop(trial_id, [])
+            record.update(rung=len(per_rung), rungs=per_rung)
+        return record
 
-    def _apply(self, index: int, fitness: float | None) -> None:
+    def _apply(self, index: int, fitness: float | None, rung: int | None = None) -> None:
         assert self.population is not None
         self.fitness[index] = fitness
-        if fitness is not None and (self.best is None or fitness > self.best["fitness"]):
+        rung = self.rungs if rung is None else rung
+        if self.rungs > 1:
+            self.reached[index] = rung
+        if fitness is not None and outranks(rung, fitness, self.best, self.rungs):
             vec = self.population[index]
             self.best = {
                 "generation": self.generation,
@@ -240,14 +267,22 @@ class Evolution:
                 "vector": list(vec),
                 "weights": self.space.weights(vec),
             }
+            if self.rungs > 1:
+                self.best["rung"] = rung
         if len(self.fitness) < len(self.population):
             return
         ordered = [self.fitness[i] for i in range(len(self.population))]
         values = [WORST_FITNESS if f is None else f for f in ordered]
+        if self.rungs > 1:  # one value per candidate (search/fidelity.py, docs/search.md)
+            reached = [self.reached.get(i, 0) for i in range(len(self.population))]
+            values = selection_values(ordered, reached, self.rungs)
         self.strategy.tell(self.population, values)
         summary = summarize(self.generation, ordered)
+        if self.rungs > 1:  # best by the same rule; how many reached each rung
+            summary.update(rung_summary(ordered, reached, self.rungs))
         self.generation += 1
         self.population, self.pending, self.fitness = None, [], {}
+        self.reached = {}
         if self.listener is not None:
             self.listener.generation_done(summary)
 
@@ -256,7 +291,7 @@ class Evolution:
         """Individuals that were running when the state was saved go back to pending
         (a new Ray session will not report them)."""
         back = sorted(self.live.values())
-        self.live, self.started = {}, {}
+        self.live, self.started, self.partial = {}, {}, {}
         self.pending = sorted(set(self.pending) | set(back))
 
     def replay(self, records: Iterable[Mapping[str, Any]]) -> int:
@@ -288,7 +323,8 @@ class Evolution:
                     del self.live[tid]
             fit = rec.get("fitness")
             ok = rec.get("status") == "ok" and isinstance(fit, int | float)
-            self._apply(index, float(fit) if ok else None)  # type: ignore[arg-type]
+            rung = int(rec.get("rung", self.rungs))
+            self._apply(index, float(fit) if ok else None, rung)  # type: ignore[arg-type]
             applied += 1
         return applied
 
@@ -306,6 +342,7 @@ class Evolution:
             "fitness": {str(k): v for k, v in self.fitness.items()},
             "best": self.best,
             "strategy": self.strategy.state(),
+            **({"reached": {str(k): v for k, v in self.reached.items()}} if self.rungs > 1 else {}),
         }
 
     def set_state(self, state: dict[str, Any]) -> None:
@@ -325,6 +362,8 @@ class Evolution:
         self.started = {k: time.time() for k in self.live}
         self.fitness = {int(k): v for k, v in state["fitness"].items()}
         self.best = state.get("best")
+        self.reached = {int(k): int(v) for k, v in (state.get("reached") or {}).items()}
+        self.partial = {}
 
     def save(self, checkpoint_path: str) -> None:
         atomic_write_json(checkpoint_path, self.get_state())

@@ -7,6 +7,8 @@
 * ``clusters.png``: the best candidate's sorted k-means cluster sizes against the Zipf
   law the fitness compares them with (ELo, Piergiovanni et al., CVPR 2020, §3.3).
 * ``report.md``: settings, a table per generation, the best weights, failures.
+* with ``search.rungs``: fitness per rung and generation (``rungs.png`` and a table)
+  and a λ heatmap of the best candidates (search/report_rungs.py).
 
 Everything is read back from the run directory, so a report can be rebuilt at any
 time: ``python -c "from search.report import write_report; write_report('runs/x')"``.
@@ -24,6 +26,7 @@ from typing import Any
 import yaml
 
 from elo.rundir import atomic_write_bytes, atomic_write_text, read_jsonl
+from search.report_rungs import has_rungs, rung_section
 
 FITNESS_PNG, LAMBDA_PNG, CLUSTERS_PNG, REPORT_MD = (
     "fitness.png",
@@ -41,8 +44,11 @@ def _by_generation(records: list[dict[str, Any]]) -> dict[int, list[dict[str, An
 
 
 def _best(records: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The best evaluation: highest rung reached, then fitness (search/fidelity.py)."""
+    from search.fidelity import rank_key
+
     ok = [r for r in records if r.get("status") == "ok"]
-    return max(ok, key=lambda r: r["fitness"]) if ok else None
+    return max(ok, key=lambda r: rank_key(int(r.get("rung", 1)), r["fitness"])) if ok else None
 
 
 def _savefig(fig: Any, path: Path) -> None:
@@ -147,6 +153,8 @@ def write_report(run_dir: str | Path) -> Path:
     ]
     if records:
         lines += _generation_section(run_dir, _by_generation(records), terms)
+    if has_rungs(records):  # search.rungs (search/report_rungs.py)
+        lines += rung_section(run_dir, _by_generation(records), terms)
     best = _best(records)
     if best is not None:
         lines += _best_section(run_dir, best)
@@ -188,7 +196,8 @@ def _generation_section(
     for g, rs in gens.items():
         ok = [r["fitness"] for r in rs if r.get("status") == "ok"]
         secs = statistics.mean(float(r.get("seconds", 0.0)) for r in rs)
-        b = f"{max(ok):.4f}" if ok else "n/a"
+        top = _best(rs)  # highest rung, then fitness (search/fidelity.py)
+        b = f"{top['fitness']:.4f}" if top is not None else "n/a"
         m = f"{statistics.median(ok):.4f}" if ok else "n/a"
         lines.append(f"| {g + 1} | {len(rs)} | {len(rs) - len(ok)} | {b} | {m} | {secs:.1f} |")
     return [*lines, "", "## λ per generation", "", f"![lambda]({LAMBDA_PNG})", ""]

@@ -116,7 +116,12 @@ def _open(
     strategy = strategy_for(settings, space, seed=int(cfg.get("seed", 0)))
     records = list(read_jsonl(run_dir / EVALUATIONS))
     listener = RunLog(run_dir, settings.total, len(records), echo)
-    searcher = EvolutionSearcher(strategy, space, settings.generations, listener=None)
+    from search.fidelity import active_rungs, proxy_steps
+
+    rungs = active_rungs(cfg, settings, proxy_steps(cfg, settings))
+    searcher = EvolutionSearcher(
+        strategy, space, settings.generations, listener=None, rungs=len(rungs or [1])
+    )
     evolution = searcher.evolution
     if resume:
         if (run_dir / STATE_FILE).exists():
@@ -154,6 +159,11 @@ def _tune(
     root = absolute_data_paths(cfg)
     if kind != "synthetic":
         prepare_data(cfg, root, settings.heldout_split)
+    ctx = TrialContext.from_settings(cfg, settings, root, fail_on)
+    if settings.warm_start and kind != "synthetic":  # search/warmstart.py
+        from search.warmstart import ensure_trunk, trunk_steps
+
+        ctx.trunk = ensure_trunk(ctx, run_dir, trunk_steps(settings, ctx.steps), echo)
     n_workers = workers or settings.workers
     started_ray = _start_ray(address, (n_workers or 1) * settings.cpus_per_trial)
     try:
@@ -161,11 +171,11 @@ def _tune(
             cpus = int(ray.cluster_resources().get("CPU", 1))  # type: ignore[no-untyped-call]
             n_workers = max(1, cpus // settings.cpus_per_trial)
         n_workers, memory = _memory_cap(settings, n_workers, echo)
-        ctx = TrialContext.from_settings(cfg, settings, root, fail_on)
         echo(
             f"search {run_dir}: {settings.strategy} over {searcher.evolution.space.dim} terms, "
             f"population {settings.population} x {settings.generations} generations, "
             f"{n_workers} workers, {ctx.steps} proxy steps, fitness {kind}"
+            + (f", rungs at steps {list(ctx.rungs)}" if ctx.rungs else "")
         )
         _tuner(run_dir, settings, searcher, ctx, n_workers, memory).fit()
     finally:
@@ -224,7 +234,7 @@ def _tuner(
     """The Ray Tune ``Tuner`` of one session of the search (``ray/session-<n>``)."""
     from ray import tune
 
-    from search.failures import TrialTimeouts, guarded_trial
+    from search.failures import TrialTimeouts, guarded_trial, rung_timeouts
 
     cpus, gpus = settings.cpus_per_trial, settings.gpus_per_trial
     trainable = tune.with_resources(
@@ -234,6 +244,9 @@ def _tuner(
     ray_dir = run_dir / "ray"
     session = sum(1 for p in ray_dir.glob("session-*")) if ray_dir.exists() else 0
     timeout = settings.trial_timeout_s
+    scheduler = TrialTimeouts(searcher, timeout) if timeout is not None else None
+    if ctx.rungs:  # Ray Tune's ASHA stops the bottom of each rung (search/fidelity.py)
+        scheduler = rung_timeouts(searcher, timeout, len(ctx.rungs), ctx.reduction_factor)
     return tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(
@@ -242,7 +255,7 @@ def _tuner(
             max_concurrent_trials=n_workers,
             # a timed-out trial's worker is killed, so it must not be kept for reuse
             reuse_actors=timeout is None,
-            scheduler=TrialTimeouts(searcher, timeout) if timeout is not None else None,
+            scheduler=scheduler,
         ),
         run_config=tune.RunConfig(
             name=f"session-{session}",

@@ -5,7 +5,8 @@ and live individuals, replay, best, state); see that module for the contract.
 Tune's side (``ray.tune.search.Searcher``): :meth:`EvolutionSearcher.suggest` returns
 the next individual's config, ``None`` at the generation barrier and
 ``Searcher.FINISHED`` once every generation has been told (or the search halted);
-:meth:`EvolutionSearcher.on_trial_complete` passes the trial's result on; ``save`` /
+:meth:`EvolutionSearcher.on_trial_complete` passes the trial's result on
+(:meth:`EvolutionSearcher.on_trial_result` each rung's, search/fidelity.py); ``save`` /
 ``restore`` write and read the evolution's JSON state (Tune calls them through
 ``save_to_dir``).
 """
@@ -35,15 +36,22 @@ class EvolutionSearcher(Searcher):
         *,
         metric: str = "fitness",
         listener: Listener | None = None,
+        rungs: int = 1,
     ) -> None:
         super().__init__(metric=metric, mode="max")
-        self.evolution = Evolution(strategy, space, generations, metric=metric, listener=listener)
+        self.evolution = Evolution(
+            strategy, space, generations, metric=metric, listener=listener, rungs=rungs
+        )
 
     # -- Ray Tune contract ----------------------------------------------------------
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
         if self.evolution.stopped:
             return Searcher.FINISHED  # type: ignore[return-value]  # Tune's sentinel (a str)
         return self.evolution.ask(trial_id)
+
+    def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
+        """A rung report (search/fidelity.py): kept for the evaluation's record."""
+        self.evolution.progress(trial_id, result)
 
     def on_trial_complete(
         self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False

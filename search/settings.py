@@ -35,6 +35,11 @@ SEARCH_DEFAULTS: dict[str, Any] = {
     "heldout_bn": "recalibrate",  # BatchNorm statistics of the fitness embeddings
     "trial_timeout_s": None,  # seconds; a trial running longer gets the worst fitness
     "max_retries": 2,  # Ray Tune restarts of a trial whose worker or node failed
+    "warm_start": False,  # train one shared trunk (uniform λ) before generation 0
+    "warm_start_steps": None,  # its steps (null: the proxy steps)
+    "rungs": None,  # fractions of the proxy steps scored, e.g. [0.25, 0.5, 1.0] (null: one)
+    "reduction_factor": 2,  # ASHA keeps the top 1/reduction_factor at each rung
+    "collapse_std": 1e-4,  # mean embedding std below this at a rung: rejected (collapsed)
 }
 
 #: BatchNorm statistics of the fitness embeddings (search/fitness/data.py)
@@ -88,8 +93,42 @@ def _check_counts(out: Mapping[str, Any]) -> None:
         raise ConfigError(
             f"config key 'search.max_retries' must be an integer >= 0, got {retries!r}"
         )
+    _check_fidelity(out)
     if out["workers"] is not None and (not isinstance(out["workers"], int) or out["workers"] < 1):
         raise ConfigError(f"config key 'search.workers' must be >= 1, got {out['workers']!r}")
+
+
+def _check_fidelity(out: Mapping[str, Any]) -> None:
+    """``search.rungs`` (increasing fractions in (0, 1] ending at 1), the reduction
+    factor, the warm-start steps and the collapse threshold (docs/search.md)."""
+    rungs = out["rungs"]
+    if rungs is not None:
+        ok = isinstance(rungs, list | tuple) and len(rungs) >= 1
+        ok = ok and all(isinstance(r, int | float) and not isinstance(r, bool) for r in rungs)
+        ok = ok and all(0.0 < float(r) <= 1.0 for r in rungs)
+        ok = ok and all(float(a) < float(b) for a, b in zip(rungs, rungs[1:], strict=False))
+        if not ok or float(rungs[-1]) != 1.0:
+            raise ConfigError(
+                "config key 'search.rungs' must be increasing fractions of the proxy steps "
+                f"in (0, 1] ending at 1.0 (e.g. [0.25, 0.5, 1.0]) or null, got {rungs!r}"
+            )
+    rf = out["reduction_factor"]
+    if isinstance(rf, bool) or not isinstance(rf, int) or rf < 2:
+        raise ConfigError(
+            f"config key 'search.reduction_factor' must be an integer >= 2, got {rf!r}"
+        )
+    ws = out["warm_start_steps"]
+    if ws is not None and (isinstance(ws, bool) or not isinstance(ws, int) or ws < 1):
+        raise ConfigError(
+            f"config key 'search.warm_start_steps' must be an integer >= 1 or null, got {ws!r}"
+        )
+    if not isinstance(out["warm_start"], bool):
+        raise ConfigError(
+            f"config key 'search.warm_start' must be true or false, got {out['warm_start']!r}"
+        )
+    cs = out["collapse_std"]
+    if isinstance(cs, bool) or not isinstance(cs, int | float) or cs < 0:
+        raise ConfigError(f"config key 'search.collapse_std' must be a number >= 0, got {cs!r}")
 
 
 @dataclass(frozen=True)
@@ -114,6 +153,11 @@ class SearchSettings:
     heldout_bn: str
     trial_timeout_s: float | None
     max_retries: int
+    warm_start: bool = False
+    warm_start_steps: int | None = None
+    rungs: tuple[float, ...] | None = None
+    reduction_factor: int = 2
+    collapse_std: float = 1e-4
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any]) -> SearchSettings:
@@ -143,6 +187,11 @@ class SearchSettings:
             heldout_bn=str(out["heldout_bn"]),
             trial_timeout_s=None if timeout is None else float(timeout),
             max_retries=out["max_retries"],
+            warm_start=out["warm_start"],
+            warm_start_steps=out["warm_start_steps"],
+            rungs=None if out["rungs"] is None else tuple(float(r) for r in out["rungs"]),
+            reduction_factor=out["reduction_factor"],
+            collapse_std=float(out["collapse_std"]),
         )
 
     @property
@@ -155,7 +204,8 @@ def fitness_section(name: str) -> dict[str, Any]:
     """The fitness config for ``--fitness NAME``: ``configs/fitness/NAME.yaml``; the
     built-in ``synthetic`` stand-in needs no file."""
     if name == "synthetic":
-        return {"kind": "synthetic", "seconds": 0.0}  # search/fitness/synthetic.py
+        # search/fitness/synthetic.py; rung_noise (search/fidelity.py): null = one rung
+        return {"kind": "synthetic", "seconds": 0.0, "rung_noise": None}
     from elo.config import _load_yaml, resolve_config_path
 
     return _load_yaml(resolve_config_path(name, "fitness"))

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -51,6 +51,13 @@ class TrialContext:
     heldout_fraction: float = 0.2
     #: BatchNorm statistics of the fitness embeddings: recalibrate | train | eval
     heldout_bn: str = "recalibrate"
+    #: step counts scored (search.rungs; None: one score after ``steps``, the paper)
+    rungs: tuple[int, ...] | None = None
+    #: ASHA's halving rate (search.reduction_factor) and the collapse threshold
+    reduction_factor: int = 2
+    collapse_std: float = 1e-4
+    #: the warm-start trunk's state dict (search/warmstart.py), None: cold start
+    trunk: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         from search.settings import check_heldout_bn, check_heldout_split
@@ -68,12 +75,18 @@ class TrialContext:
     ) -> TrialContext:
         """The context of every trial of a search with these settings; ``cfg`` is the
         resolved config (its ``train.steps`` when ``search.steps`` is unset, its seed)."""
-        train_cfg = cfg.get("train", {}) or {}
+        from search.fidelity import active_rungs, proxy_steps
+
         gpus = settings.gpus_per_trial
+        steps = proxy_steps(cfg, settings)
+        rungs = active_rungs(cfg, settings, steps)
         return cls(
             cfg=cfg,
             data_root=data_root,
-            steps=int(settings.steps if settings.steps is not None else train_cfg.get("steps", 40)),
+            steps=steps,
+            rungs=None if rungs is None else tuple(rungs),
+            reduction_factor=settings.reduction_factor,
+            collapse_std=settings.collapse_std,
             seed=int(cfg.get("seed", 0)),
             device="cuda" if gpus > 0 else "cpu",
             threads=settings.cpus_per_trial,
@@ -113,24 +126,10 @@ def _heldout(ctx: TrialContext, extra: Sequence[str] = ()) -> dict[str, Any]:
 
 
 def _training_loader(ctx: TrialContext, weights: Any) -> Any:
-    """The train split without the held-out slice (``None``: the trainer's own loader,
-    when the fitness clips come from another split)."""
-    if ctx.heldout_split != "train":
-        return None
-    from elo.train.trainer import train_settings
-    from search.fitness.data import training_loader
+    """The train split without the held-out slice (search/warmstart.py)."""
+    from search.warmstart import training_loader
 
-    t = train_settings(ctx.cfg)
-    mods = sorted({"rgb", *(m for term in weights.active for m in term.modalities)})
-    return training_loader(
-        ctx.cfg,
-        str(ctx.data_root),
-        fraction=ctx.heldout_fraction,
-        modalities=mods,
-        batch_size=int(t["batch_size"]),
-        seed=ctx.seed,
-        workers=int(t["num_workers"]),
-    )
+    return training_loader(ctx, weights)
 
 
 def evaluate(
@@ -166,7 +165,7 @@ def evaluate(
         loader=_training_loader(ctx, w),
     )
     t_train = time.perf_counter() - t0
-    scored, n_clips = _score(ctx, section, result.model)
+    scored, n_clips, _ = _score(ctx, section, result.model)
     last = result.history[-1] if result.history else {}
     metrics: dict[str, Any] = {
         "train_seconds": t_train,
@@ -184,9 +183,82 @@ def evaluate(
     }
 
 
-def _score(ctx: TrialContext, section: Mapping[str, Any], model: Any) -> tuple[Any, int]:
+def evaluate_rungs(
+    ctx: TrialContext, weights: Mapping[str, float], *, generation: int = 0, index: int = 0
+) -> Iterator[dict[str, Any]]:
+    """Train ``weights`` from ``ctx.trunk`` (or from scratch) and yield one report per
+    rung of ``ctx.rungs`` (``fitness``, ``rung``, ``rung_t``, ``steps``); a rung whose
+    score is non-finite or collapsed yields a report with ``rejected`` and ends the
+    candidate (search/fidelity.py, docs/search.md)."""
+    from search.fidelity import RUNG, RUNG_TIME, rung_time
+
+    assert ctx.rungs is not None
+    t0 = time.perf_counter()
+    if (generation, index) in {tuple(p) for p in ctx.fail_on}:
+        raise RuntimeError(f"injected failure for generation {generation}, index {index}")
+    rf = ctx.reduction_factor
+    for k, (steps, rep) in enumerate(_rung_scores(ctx, weights, generation, index), start=1):
+        rep.update({RUNG: k, RUNG_TIME: rung_time(k, rf), "steps": steps})
+        rep.setdefault("metrics", {})["steps"] = steps  # kept in the evaluation's record
+        rep["seconds"] = time.perf_counter() - t0
+        yield rep
+        if rep.get("rejected"):
+            return
+
+
+def _rung_scores(
+    ctx: TrialContext, weights: Mapping[str, float], generation: int, index: int
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    assert ctx.rungs is not None
+    section = dict(ctx.cfg.get("fitness", {}) or {})
+    if section.get("kind") == "synthetic":
+        from search.fidelity import synthetic_rungs
+
+        fracs = [s / ctx.rungs[-1] for s in ctx.rungs]
+        noise = float(section.get("rung_noise") or 0.0)
+        values = synthetic_rungs(weights, fracs, noise, (ctx.seed, generation, index))
+        for i, (steps, value) in enumerate(zip(ctx.rungs, values, strict=True)):
+            time.sleep(float(section.get("seconds", 0.0)) * (fracs[i] - (fracs[i - 1] if i else 0)))
+            yield steps, {"fitness": value, "metrics": {}}
+        return
+    import torch
+
+    from elo.model.objective import Weights, terms_from_config
+    from elo.train.loop import rng_state, set_rng_state
+    from elo.train.trainer import NonFiniteLossError
+    from search.fidelity import rejection
+    from search.warmstart import staged_training
+
+    torch.set_num_threads(max(1, int(ctx.threads)))
+    w = Weights(terms_from_config(ctx.cfg), dict(weights))
+    stages = staged_training(ctx, w, ctx.rungs, loader=_training_loader(ctx, w))
+    steps = 0
+    try:
+        for steps, model, history in stages:
+            rng = rng_state()  # scoring reseeds; training goes on as if it had not
+            scored, n_clips, std = _score(ctx, section, model)
+            set_rng_state(rng)
+            value = float(scored.value)
+            why = rejection(value, std, ctx.collapse_std)
+            metrics: dict[str, Any] = {"embedding_std": std, "heldout_clips": n_clips}
+            metrics["final_loss"] = float(history[-1]["loss"]) if history else math.nan
+            rep: dict[str, Any] = {"fitness": value, "metrics": _finite(metrics)}
+            rep["details"] = {k: v for k, v in scored.details.items() if isinstance(v, list)}
+            if why:
+                rep.update(rejected=why, fitness=math.nan)
+            yield steps, rep
+    except NonFiniteLossError as exc:
+        yield steps, {"fitness": math.nan, "rejected": "nonfinite", "error_msg": str(exc)}
+
+
+def _finite(metrics: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in metrics.items() if not _nonfinite(v)}
+
+
+def _score(ctx: TrialContext, section: Mapping[str, Any], model: Any) -> tuple[Any, int, float]:
     """The fitness of a trained candidate on the held-out clips (with the labels and the
-    reference modalities its kind reads as context), and how many clips it scored."""
+    reference modalities its kind reads as context), how many clips it scored and the
+    mean std of their embeddings (search/fidelity.py: collapse)."""
     from elo.rundir import seed_everything
     from search.fitness import build_fitness
     from search.fitness.data import fitness_embed
@@ -204,7 +276,9 @@ def _score(ctx: TrialContext, section: Mapping[str, Any], model: Any) -> tuple[A
                 model.encoders[m], held[m], bn=ctx.heldout_bn
             )
     fitness = build_fitness(section, seed=ctx.seed)
-    return fitness.score(emb, **context), len(x)
+    from search.fidelity import embedding_std
+
+    return fitness.score(emb, **context), len(x), embedding_std(emb)
 
 
 def _nonfinite(v: Any) -> bool:
@@ -221,6 +295,9 @@ def trial(config: dict[str, Any], ctx: TrialContext) -> None:
     from search.memory import peak_mb, release, reset_peak, rss_mb
 
     reset_peak()
+    if ctx.rungs is not None:
+        _trial_rungs(config, ctx)
+        return
     report = evaluate(
         ctx,
         config["weights"],
@@ -235,3 +312,28 @@ def trial(config: dict[str, Any], ctx: TrialContext) -> None:
         {"worker_pid": os.getpid(), "worker_rss_mb": rss_mb(), "trial_peak_mb": peak_mb()}
     )
     tune.report(report)
+
+
+def _trial_rungs(config: dict[str, Any], ctx: TrialContext) -> None:
+    """:func:`trial` with rungs: one ``tune.report`` per rung (ASHA may stop it after
+    any of them); the worker's memory readings go with each."""
+    import gc
+    import os
+
+    from ray import tune
+
+    from search.memory import peak_mb, release, rss_mb
+
+    reports = evaluate_rungs(
+        ctx,
+        config["weights"],
+        generation=int(config.get("generation", 0)),
+        index=int(config.get("index", 0)),
+    )
+    for report in reports:
+        gc.collect()
+        release()
+        report.setdefault("metrics", {}).update(
+            {"worker_pid": os.getpid(), "worker_rss_mb": rss_mb(), "trial_peak_mb": peak_mb()}
+        )
+        tune.report(report)
