@@ -101,6 +101,12 @@ def variant(cfg: dict[str, Any], name: str) -> ELoModel:
     """The demo model (all default terms, seed 0) prepared as ``name`` says."""
     torch.manual_seed(0)
     model = ELoModel(cfg, Weights.uniform(terms_from_config(cfg))).train()
+    if name.startswith("compile"):
+        # ELoModel's step runs more than one backward through the encoders' graph
+        # (retain_graph); compiled backwards that donate their buffers refuse that
+        import torch._functorch.config as functorch_config
+
+        functorch_config.donated_buffer = False
     if name.startswith("compile encoders"):
         mode = "reduce-overhead" if "reduce" in name else "default"
         for m in list(model.encoders):
