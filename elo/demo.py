@@ -107,18 +107,20 @@ def _run(cmd: list[str], log: Path) -> None:
 
 
 def best_single_task(search_dir: Path) -> tuple[str, dict[str, float]] | None:
-    """The single-task seed point with the best (label-free) fitness in the search."""
+    """The single-task seed point with the best (label-free) fitness in the search, by
+    the search's own rule (docs/search.md): highest rung reached, then fitness."""
     from elo.model.terms import TermKey
 
-    best: tuple[float, str, dict[str, float]] | None = None
+    best: tuple[tuple[int, float], str, dict[str, float]] | None = None
     for rec in read_jsonl(search_dir / "evaluations.jsonl"):
         if rec.get("status") != "ok" or not isinstance(rec.get("weights"), dict):
             continue
         on = {TermKey.parse(k).task for k, v in rec["weights"].items() if v > 1e-6}
         if len(on) != 1:
             continue
-        if best is None or rec["fitness"] > best[0]:
-            best = (float(rec["fitness"]), on.pop(), rec["weights"])
+        rank = (int(rec.get("rung", 0) or 0), float(rec["fitness"]))
+        if best is None or rank > best[0]:
+            best = (rank, on.pop(), rec["weights"])
     return None if best is None else (best[1], best[2])
 
 

@@ -288,11 +288,10 @@ def _nonfinite(v: Any) -> bool:
 def trial(config: dict[str, Any], ctx: TrialContext) -> None:
     """The Ray Tune function trainable (``tune.with_parameters(trial, ctx=...)``)."""
     import gc
-    import os
 
     from ray import tune
 
-    from search.memory import peak_mb, release, reset_peak, rss_mb
+    from search.memory import release, reset_peak
 
     reset_peak()
     if ctx.rungs is not None:
@@ -308,21 +307,34 @@ def trial(config: dict[str, Any], ctx: TrialContext) -> None:
     # (models, optimizer state, batches) and hand the heap back before measuring.
     gc.collect()
     release()
-    report.setdefault("metrics", {}).update(
-        {"worker_pid": os.getpid(), "worker_rss_mb": rss_mb(), "trial_peak_mb": peak_mb()}
-    )
+    report.setdefault("metrics", {}).update(_worker_metrics())
     tune.report(report)
+
+
+def _worker_metrics() -> dict[str, Any]:
+    """Which worker and node ran a trial, and its memory (search/memory.py)."""
+    import os
+
+    import ray
+
+    from search.memory import peak_mb, rss_mb
+
+    return {
+        "worker_pid": os.getpid(),
+        "node_id": ray.get_runtime_context().get_node_id(),
+        "worker_rss_mb": rss_mb(),
+        "trial_peak_mb": peak_mb(),
+    }
 
 
 def _trial_rungs(config: dict[str, Any], ctx: TrialContext) -> None:
     """:func:`trial` with rungs: one ``tune.report`` per rung (ASHA may stop it after
     any of them); the worker's memory readings go with each."""
     import gc
-    import os
 
     from ray import tune
 
-    from search.memory import peak_mb, release, rss_mb
+    from search.memory import release
 
     reports = evaluate_rungs(
         ctx,
@@ -333,7 +345,5 @@ def _trial_rungs(config: dict[str, Any], ctx: TrialContext) -> None:
     for report in reports:
         gc.collect()
         release()
-        report.setdefault("metrics", {}).update(
-            {"worker_pid": os.getpid(), "worker_rss_mb": rss_mb(), "trial_peak_mb": peak_mb()}
-        )
+        report.setdefault("metrics", {}).update(_worker_metrics())
         tune.report(report)

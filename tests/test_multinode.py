@@ -257,7 +257,11 @@ def test_search_runs_trials_on_both_nodes(
     ]
     assert all(r["status"] == "ok" for r in recs), [r["error"] for r in recs]
     for r in recs:  # really trained and scored, not a stand-in
-        assert r["metrics"]["train_seconds"] > 0 and r["metrics"]["heldout_clips"] > 0
+        m = r["metrics"]
+        assert m["heldout_clips"] > 0
+        # a cold-start trial records its training time; a rung trial (the demo profile's
+        # warm start + rungs, docs/search.md) its last training loss
+        assert m.get("train_seconds", 0) > 0 or 0 < m.get("final_loss", -1) < 1e6
         assert -10 < r["fitness"] <= 0
     # which node ran each evaluation: its worker's pid among that node's worker logs
     owners = {node.name: node.worker_pids() for node in two_nodes.nodes}
@@ -268,9 +272,11 @@ def test_search_runs_trials_on_both_nodes(
         names = [name for name, pids in owners.items() if pid in pids]
         assert len(names) == 1, f"worker {pid} belongs to no single node: {owners}"
         ran_on[(r["generation"], r["index"])] = names[0]
-        if "node_id" in r["metrics"]:  # recorded by the trial itself where it does so
-            assert isinstance(r["metrics"]["node_id"], str)
     counts = {name: sum(1 for v in ran_on.values() if v == name) for name in owners}
     print(f"evaluations per node: {counts}")
     assert counts["head"] > 0 and counts["worker2"] > 0, counts
-    assert len({r["metrics"]["node_id"] for r in recs if "node_id" in r["metrics"]}) in (0, 2)
+    # the trial's own record names its Ray node (search/trainable.py): two nodes, and
+    # the same split as the worker logs give
+    node_of = {(r["generation"], r["index"]): r["metrics"]["node_id"] for r in recs}
+    assert len(set(node_of.values())) == 2
+    assert len({(ran_on[k], node_of[k]) for k in node_of}) == 2
