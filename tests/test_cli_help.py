@@ -42,7 +42,7 @@ def test_search_help_shows_what_a_flagless_run_uses(capsys) -> None:
         "search.generations": cfg["search"]["generations"],
         "search.strategy": cfg["search"]["strategy"],
         "fitness.kind": cfg["fitness"]["kind"],
-        "search.steps or train.steps": cfg["train"]["steps"],
+        "search.steps or train.steps": cfg["search"].get("steps") or cfg["train"]["steps"],
         "seed": cfg["seed"],
     }
     for key, value in want.items():
