@@ -3,6 +3,7 @@ per-trial memory is reported, and concurrency respects the memory Ray may schedu
 
 from __future__ import annotations
 
+import mmap
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -31,9 +32,13 @@ def test_peak_counter_sees_an_allocation_and_resets() -> None:
         pytest.skip("needs Linux /proc")
     reset_peak()
     base = peak_mb()
-    block = np.ones(200 * 2**20 // 8)  # 200 MiB, touched
+    # 200 MiB of fresh anonymous pages, each touched: malloc could serve a numpy array
+    # from heap pages earlier tests left resident (seen once in a full 3.12 run), which
+    # would not move the RSS at all
+    block = mmap.mmap(-1, 200 * 2**20)
+    np.frombuffer(block, dtype=np.uint8)[:: mmap.PAGESIZE] = 1
     assert peak_mb() - base > 150 and rss_mb() > 150
-    del block
+    block.close()
     reset_peak()
     assert peak_mb() < base + 100  # the counter restarted from the current RSS
 
