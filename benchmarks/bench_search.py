@@ -93,8 +93,9 @@ def fidelity_generation(cfg: dict[str, Any], workers: int, out: Path) -> None:
         wall = time.perf_counter() - t0
     finally:
         ray.shutdown()
-    assert res["finished"], "the generation did not finish"
     recs = list(read_jsonl(run_dir / "evaluations.jsonl"))
+    if not res["finished"]:  # Ctrl-C: the figures of the evaluations so far
+        print(f"INTERRUPTED: {len(recs)}/{cfg['search']['population']} evaluated")
     info = run_dir / TRUNK_INFO
     trunk_s = float(json.loads(info.read_text())["seconds"]) if info.exists() else 0.0
     gen_wall = wall - trunk_s
