@@ -12,7 +12,7 @@ read it, shared file system or not.
 
 :func:`staged_training` trains one candidate, from the trunk when given, and yields
 its model at each rung (search/fidelity.py). It runs the trainer's own steps
-(``elo.train.trainer._start`` / ``_step`` and ``elo.train.batches.batch_stream``), so
+(``elo.train.trainer.start_run`` / ``train_step`` and ``elo.train.batches.batch_stream``), so
 a candidate trained without trunk to its last rung equals ``train_model`` bit for bit
 (tests/test_fidelity.py checks it).
 """
@@ -138,10 +138,10 @@ def staged_training(
     ``ctx.trunk`` when set; yield ``(steps, model, history)`` after each rung's steps.
     A non-finite loss raises :class:`elo.train.trainer.NonFiniteLossError`."""
     from elo.train.batches import batch_stream, to_device
-    from elo.train.trainer import _start, _step
+    from elo.train.trainer import start_run, train_step
 
     total = int(rungs[-1])
-    run = _start(ctx.cfg, weights, total, None, ctx.seed, ctx.device, False)
+    run = start_run(ctx.cfg, weights, total, None, ctx.seed, ctx.device, False)
     if ctx.trunk is not None:
         init_from_trunk(run.model, ctx.trunk)
     modalities = sorted({m for m, _ in run.model.read_views})
@@ -151,7 +151,7 @@ def staged_training(
     done = 0
     for target in rungs:
         for step in range(done, int(target)):
-            run.history.append(_step(run, params, to_device(next(batches), ctx.device), step))
+            run.history.append(train_step(run, params, to_device(next(batches), ctx.device), step))
         done = int(target)
         yield done, run.model, run.history
         run.model.train()

@@ -202,7 +202,7 @@ def _train_model(
 ) -> TrainResult:
     t0 = time.perf_counter()
     weights = effective_weights(weighting_mode(cfg), weights)  # λ = 1 unless `fixed`
-    run = _start(cfg, weights, steps, out_dir, seed, device, resume)
+    run = start_run(cfg, weights, steps, out_dir, seed, device, resume)
     modalities = sorted({m for m, _ in run.model.read_views})
     batches = (
         batch_stream(cfg, data_root, modalities, run.t, seed, run.start, loader)
@@ -224,7 +224,7 @@ def _train_model(
                 f"stopped by SIGTERM after step {step}/{steps}; checkpoint in {out}: "
                 "continue with --resume"
             )
-        rec = _step(run, params, to_device(next(batches), device), step)
+        rec = train_step(run, params, to_device(next(batches), device), step)
         run.history.append(rec)
         if out is not None:
             append_jsonl(out / LOG_FILE, rec)
@@ -246,7 +246,7 @@ def _train_model(
     return TrainResult(run.model, steps, run.history, out, time.perf_counter() - t0)
 
 
-def _start(
+def start_run(
     cfg: Mapping[str, Any],
     weights: Weights,
     steps: int,
@@ -256,7 +256,9 @@ def _start(
     resume: bool,
 ) -> _Run:
     """Checked settings, the seeded model, optimizer and scheduler, and where to start:
-    the checkpoint of ``out_dir`` with ``resume``, else step 0 (an old log is removed)."""
+    the checkpoint of ``out_dir`` with ``resume``, else step 0 (an old log is removed).
+    Public with :func:`train_step` so a staged run (search/warmstart.py: score at rungs
+    between steps) drives the same steps as :func:`train_model`."""
     t = train_settings(cfg)
     if steps < 0:
         raise ConfigError(f"steps must be >= 0, got {steps}")
@@ -288,7 +290,9 @@ def _start(
     return run
 
 
-def _step(run: _Run, params: list[torch.nn.Parameter], batch: Any, step: int) -> dict[str, float]:
+def train_step(
+    run: _Run, params: list[torch.nn.Parameter], batch: Any, step: int
+) -> dict[str, float]:
     """One optimizer step on ``batch``; its log record (every raw and weighted term)."""
     model, optimizer = run.model, run.optimizer
     result = run.weighting(model(batch, step=step), step)  # as is unless rlw / uncertainty
