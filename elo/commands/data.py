@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -15,6 +16,25 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     demo.add_argument("--zipf", type=float, default=1.0, help="class-size exponent (train pool)")
     demo.add_argument("--test-fraction", type=float, default=0.25, help="balanced test split")
     demo.add_argument("--workers", type=int, help="processes (default: all CPUs)")
+    demo.add_argument(
+        "--style",
+        choices=("a", "b", "c"),
+        default="a",
+        help="generator: a (digits), b (glyphs), c (independent, to confirm defaults)",
+    )
+    demo.add_argument(
+        "--audio",
+        choices=("tied", "independent", "absent"),
+        help="style c only: sound tied to the class, independent of it, or none (default tied)",
+    )
+
+
+def _style_options(args: argparse.Namespace) -> dict[str, Any]:
+    from elo.errors import DataError
+
+    if args.audio is not None and args.style != "c":
+        raise DataError(f"--audio is for --style c only (got --style {args.style})")
+    return {"style": args.style, **({"audio": args.audio} if args.audio else {})}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -22,6 +42,7 @@ def run(args: argparse.Namespace) -> int:
 
     from elo.data.demo_data import make_demo
 
+    options = _style_options(args)
     t0 = time.perf_counter()
     out = make_demo(
         args.out,
@@ -32,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
         classes=args.classes,
         zipf=args.zipf,
         test_fraction=args.test_fraction,
+        **options,
     )
     print(f"elo-data: wrote {args.clips} clips to {out} in {time.perf_counter() - t0:.1f} s")
     return 0

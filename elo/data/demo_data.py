@@ -64,6 +64,11 @@ def make_demo(
     ``options`` are :class:`DemoSpec` fields (classes, zipf, test_fraction, size, ...).
     ``workers``: processes (``None`` = all cores from 200 clips on, ``0``/``1`` = this
     process). With a pool, call it under ``if __name__ == "__main__":``."""
+    if options.get("style") == "c":  # an independent generator (elo/data/demo_c.py)
+        from elo.data.demo_c import make_demo_c
+
+        rest = {k: v for k, v in options.items() if k != "style"}
+        return make_demo_c(out, clips=clips, seed=seed, workers=workers, progress=progress, **rest)
     from sklearn.datasets import load_digits
 
     unknown = set(options) - set(DemoSpec.__dataclass_fields__)

@@ -14,7 +14,7 @@ from elo.errors import DataError
 ACTIONS = ("right", "left", "up", "down", "spin_cw", "spin_ccw", "pulse", "orbit")
 #: style -> (object set, background family); the two generators share nothing else but
 #: the action definitions (elo/data/demo_data.py)
-STYLES = ("a", "b")
+STYLES = ("a", "b", "c")  # c: elo/data/demo_c.py, its own generator
 
 
 @dataclass(frozen=True)
