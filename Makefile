@@ -39,7 +39,7 @@ lint: venv
 	$(VENV)/bin/ruff format --check .
 
 typecheck: venv
-	$(VENV)/bin/mypy elo search baselines
+	$(VENV)/bin/mypy elo
 
 pytest: venv
 	$(PY) -m pytest -q --timeout=600 $(PYTEST_ARGS)

@@ -36,8 +36,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-import baselines.augment  # noqa: F401  (registers the heads' views: byol1, byol2)
-from baselines.monitor import CollapseMonitor
+import elo.baselines.augment  # noqa: F401  (registers the heads' views: byol1, byol2)
+from elo.baselines.monitor import CollapseMonitor
 from elo.errors import ConfigError
 from elo.model.heads import TASKS, FeatureSpec, HeadInputs, TaskHead
 from elo.model.terms import TermKey

@@ -79,7 +79,7 @@ def explicit_section(path: Path, key: str) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     if args.objective:
-        from baselines.trainer import train_baseline
+        from elo.baselines.trainer import train_baseline
 
         return train_baseline(
             args.objective,

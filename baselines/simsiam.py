@@ -31,9 +31,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-import baselines.augment  # noqa: F401  (registers the heads' views: simsiam1, simsiam2)
-from baselines.byol import embed, freeze
-from baselines.monitor import CollapseMonitor
+import elo.baselines.augment  # noqa: F401  (registers the heads' views: simsiam1, simsiam2)
+from elo.baselines.byol import embed, freeze
+from elo.baselines.monitor import CollapseMonitor
 from elo.errors import ConfigError
 from elo.model.heads import TASKS, FeatureSpec, HeadInputs, TaskHead
 from elo.model.terms import TermKey

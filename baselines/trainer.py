@@ -30,7 +30,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from baselines.monitor import CollapseMonitor
+from elo.baselines.monitor import CollapseMonitor
 from elo.errors import ConfigError
 from elo.rundir import append_jsonl, atomic_write_json, atomic_write_text
 from elo.train import loop
@@ -70,9 +70,9 @@ def _baseline_names() -> set[str]:
 
 def build_model(cfg: dict[str, Any]) -> nn.Module:
     """The standalone :class:`~baselines.byol.BYOL` or :class:`~baselines.simsiam.SimSiam`."""
-    from baselines.byol import BYOL
-    from baselines.image_encoder import build_image_encoder
-    from baselines.simsiam import SimSiam
+    from elo.baselines.byol import BYOL
+    from elo.baselines.image_encoder import build_image_encoder
+    from elo.baselines.simsiam import SimSiam
 
     encoder = build_image_encoder(**cfg["encoder"])
     obj = cfg["objective"]
@@ -124,7 +124,7 @@ def load_checkpoint(path: Path, model: nn.Module, opt: torch.optim.Optimizer) ->
 def embed_images(encoder: nn.Module, images: torch.Tensor, device: str) -> torch.Tensor:
     """Embeddings N,D of uint8 images N,3,S,S (normalised, no augmentation):
     :func:`elo.model.network.embed` in batches of 256."""
-    from baselines.augment import normalize
+    from elo.baselines.augment import normalize
     from elo.model.network import embed
 
     def prepare(x: torch.Tensor) -> torch.Tensor:
@@ -210,7 +210,7 @@ def _start(cfg: dict[str, Any], images: torch.Tensor, out: Path, device: str, re
     start at (the checkpoint's with ``resume``); ``out/config.yaml`` written."""
     import yaml
 
-    from baselines.augment import build_pipeline, byol_specs, simsiam_specs
+    from elo.baselines.augment import build_pipeline, byol_specs, simsiam_specs
 
     obj, tr, seed = cfg["objective"], cfg["train"], int(cfg["seed"])
     batch = int(tr["batch_size"])
@@ -240,7 +240,7 @@ def _start(cfg: dict[str, Any], images: torch.Tensor, out: Path, device: str, re
 def _step(run: _Fit, images: torch.Tensor, step: int, device: str, t0: float) -> None:
     """One optimizer step on two augmented views of step ``step``'s batch; its metrics
     line every ``train.log_every`` steps, its checkpoint every ``train.checkpoint_every``."""
-    from baselines.augment import augment_batch, normalize
+    from elo.baselines.augment import augment_batch, normalize
 
     cfg, model, opt = run.cfg, run.model, run.opt
     tr, steps = cfg["train"], int(cfg["train"]["steps"])
@@ -300,7 +300,7 @@ def train_baseline(
 ) -> int:
     """``elo-train --objective byol|simsiam --data DIR`` (baselines/cli.py): train on the
     images or video frames of ``data`` and write ``out`` (default ``runs/<objective>``)."""
-    from baselines.frames import load_frames
+    from elo.baselines.frames import load_frames
     from elo.errors import DataError
 
     if not data:

@@ -118,7 +118,7 @@ def run_row(
 ) -> dict[str, Any]:
     import torch
 
-    from baselines.trainer import fit, load_baseline_config
+    from elo.baselines.trainer import fit, load_baseline_config
 
     images, labels = data
     cfg = load_baseline_config(
@@ -143,8 +143,8 @@ def run_row(
 def random_init(method: str, seed: int, args: argparse.Namespace, data: Any) -> dict[str, Any]:
     import torch
 
-    from baselines.image_encoder import build_image_encoder
-    from baselines.trainer import knn_eval, load_baseline_config
+    from elo.baselines.image_encoder import build_image_encoder
+    from elo.baselines.trainer import knn_eval, load_baseline_config
 
     images, labels = data
     cfg = load_baseline_config(method, None, [*base_overrides(method, args), f"seed={seed}"])

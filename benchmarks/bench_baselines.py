@@ -131,7 +131,7 @@ def run_pair(
 ) -> list[dict[str, Any]]:
     """Train the methods side by side, alternating steps on the same views, so a
     loaded machine slows both alike; median step time after 5 warm-up steps."""
-    from baselines.trainer import knn_eval, load_baseline_config
+    from elo.baselines.trainer import knn_eval, load_baseline_config
 
     models, opts = [], []
     for _, build, _, _ in methods:
@@ -178,17 +178,17 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(args.threads)
 
-    from baselines.augment import (
+    from elo.baselines.augment import (
         augment_batch,
         build_pipeline,
         byol_specs,
         normalize,
         simsiam_specs,
     )
-    from baselines.byol import BYOL
-    from baselines.image_encoder import build_image_encoder
-    from baselines.simsiam import SimSiam
-    from baselines.trainer import knn_eval, load_baseline_config
+    from elo.baselines.byol import BYOL
+    from elo.baselines.image_encoder import build_image_encoder
+    from elo.baselines.simsiam import SimSiam
+    from elo.baselines.trainer import knn_eval, load_baseline_config
 
     images, labels = digits_data()
     mild = {"hue": 0.0, "saturation": 0.0, "flip_p": 0.0, "crop_scale": (0.5, 1.0)}

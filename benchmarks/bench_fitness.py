@@ -85,7 +85,7 @@ def _split(cfg: dict[str, Any], root: Path, split: str) -> dict[str, Any]:
         for m in mods:
             parts[m].append(b[m][keep])
         parts["labels"].append(b["meta"]["label"][keep])
-    from search.fitness.data import centre_crop
+    from elo.search.fitness.data import centre_crop
 
     out = {k: torch.cat(v) for k, v in parts.items()}
     return {**out, **centre_crop(cfg, {m: out[m] for m in mods})}
@@ -156,7 +156,7 @@ def _has_term(cfg: dict[str, Any], term: str) -> bool:
 
 
 def _loader(cfg: dict[str, Any], root: Path, args: argparse.Namespace, seed: int) -> Any:
-    from search.fitness.data import training_loader
+    from elo.search.fitness.data import training_loader
 
     mods = list(cfg.get("objective", {}).get("modalities", ["rgb", "flow", "audio"]))
     bs = int(cfg["train"]["batch_size"])
@@ -207,8 +207,8 @@ def build_and_embed(
     from elo.evaluation.evaluate import build_pixel_stats_encoder
     from elo.evaluation.probe import linear_probe
     from elo.model.encoders import build_video_encoder
+    from elo.search.fitness.data import fitness_embed, recalibrate_bn
     from elo.train.trainer import train_model
-    from search.fitness.data import fitness_embed, recalibrate_bn
 
     t0 = time.perf_counter()
     if spec["kind"] == "random":
@@ -288,7 +288,7 @@ def cached_population(
 # -- study ------------------------------------------------------------------------------------
 def fitnesses(seed: int) -> dict[str, Any]:
     """Every fitness compared, by display name."""
-    from search.fitness import (
+    from elo.search.fitness import (
         AlphaReqFitness,
         CombinedFitness,
         RankMeFitness,
@@ -328,7 +328,7 @@ def _own_defaults(cfg: dict[str, Any], held: dict[str, Any], seed: int) -> dict[
     import torch
 
     from elo.model.encoders import build_encoder
-    from search.fitness.data import fitness_embed
+    from elo.search.fitness.data import fitness_embed
 
     out = {}
     for m in ("audio", "flow"):
@@ -388,7 +388,7 @@ def study(
     args: argparse.Namespace, cfg: dict[str, Any], rows: list[dict[str, Any]],
     held: dict[str, Any],
 ) -> dict[str, Any]:  # fmt: skip
-    from search.fitness import reference_features
+    from elo.search.fitness import reference_features
 
     refs = reference_features(audio=held["audio"], flow=held["flow"])
     y = held["labels"].numpy()
@@ -510,7 +510,7 @@ def main(argv: list[str] | None = None) -> int:
         return compare(args.compare)
     import torch
 
-    from search.fitness.data import heldout_clips
+    from elo.search.fitness.data import heldout_clips
 
     torch.set_num_threads(args.threads)
     root = make_dataset(args)

@@ -37,8 +37,8 @@ def main() -> int:
 
     from elo.config import apply_overrides, load_config
     from elo.rundir import read_jsonl
-    from search.run import run_search
-    from search.rundir import prepare_run_dir
+    from elo.search.run import run_search
+    from elo.search.rundir import prepare_run_dir
 
     data = Path(a.data).resolve()
     if not data.exists():

@@ -46,8 +46,8 @@ def one_generation(
     import ray
 
     from elo.rundir import read_jsonl
-    from search.run import run_search
-    from search.rundir import prepare_run_dir
+    from elo.search.run import run_search
+    from elo.search.rundir import prepare_run_dir
 
     cfg = {**cfg, "search": {**cfg["search"], "population": population, "generations": 1}}
     cfg["search"].update(rungs=None, warm_start=False)
@@ -81,9 +81,9 @@ def fidelity_generation(cfg: dict[str, Any], workers: int, out: Path) -> None:
     import ray
 
     from elo.rundir import read_jsonl
-    from search.run import run_search
-    from search.rundir import prepare_run_dir
-    from search.warmstart import TRUNK_INFO
+    from elo.search.run import run_search
+    from elo.search.rundir import prepare_run_dir
+    from elo.search.warmstart import TRUNK_INFO
 
     run_dir = prepare_run_dir(cfg, out)
     ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
@@ -160,10 +160,10 @@ def main() -> None:
         fidelity_generation(demo, args.workers, tmp / "fidelity")
         return
     steps = args.steps or (4 if args.profile == "tiny" else int(cfg["train"]["steps"]))
-    from search.prepare import prepare_data
+    from elo.search.prepare import prepare_data
 
     prepare_data(cfg, str(root), "test")  # extraction is not part of a generation
-    from search.space import WeightSpace
+    from elo.search.space import WeightSpace
 
     n_terms = WeightSpace.from_config(cfg).dim
     print(

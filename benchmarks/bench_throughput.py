@@ -44,9 +44,9 @@ def setup(data: str, overrides: list[str]) -> tuple[Any, dict[str, float]]:
     """The demo profile's trial context on ``data`` (extracted first) and one λ."""
     from elo.config import load_config
     from elo.model.objective import terms_from_config
-    from search.prepare import absolute_data_paths, drop_absent_modalities, prepare_data
-    from search.settings import SearchSettings
-    from search.trainable import TrialContext
+    from elo.search.prepare import absolute_data_paths, drop_absent_modalities, prepare_data
+    from elo.search.settings import SearchSettings
+    from elo.search.trainable import TrialContext
 
     cfg = load_config("demo", overrides)
     cfg["data"]["root"] = data
@@ -60,7 +60,7 @@ def setup(data: str, overrides: list[str]) -> tuple[Any, dict[str, float]]:
 
 def in_process(ctx: Any, weights: dict[str, float], n: int) -> list[dict[str, float]]:
     """``n`` calls of :func:`evaluate` here; the first one with no held-out clips cached."""
-    from search import trainable
+    from elo.search import trainable
 
     trainable._HELDOUT.clear()
     rows = []
@@ -77,10 +77,10 @@ def timed_trial(config: dict[str, Any], ctx: Any) -> None:
     import torch  # noqa: F401  what evaluate imports on its first call, timed apart
     from ray import tune
 
+    import elo.search.fitness  # noqa: F401
+    import elo.search.fitness.data  # noqa: F401
     import elo.train.trainer  # noqa: F401
-    import search.fitness  # noqa: F401
-    import search.fitness.data  # noqa: F401
-    from search.trainable import evaluate
+    from elo.search.trainable import evaluate
 
     t_imported = time.time()
     rep = evaluate(ctx, config["weights"], index=int(config["index"]))
@@ -146,7 +146,7 @@ def through_tune(
 def profile(ctx: Any, weights: dict[str, float]) -> dict[str, float]:
     """Cumulative seconds of :data:`PROFILED` in one cold (held-out clips not cached)
     and one warm in-process trial: where the in-trial time goes."""
-    from search import trainable
+    from elo.search import trainable
 
     out: dict[str, float] = {}
     for label, clear in (("cold", True), ("warm", False)):
@@ -190,7 +190,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--trials", type=int, default=3, help="trials per row")
     p.add_argument("overrides", nargs="*", help="config overrides key=value")
     args = p.parse_args(argv)
-    from search.failures import init_local_ray
+    from elo.search.failures import init_local_ray
 
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     ctx, weights = setup(args.data, args.overrides)

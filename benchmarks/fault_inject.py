@@ -54,11 +54,11 @@ def main() -> int:
 
     import tempfile
 
-    from search.rundir import load_run_config
-    from search.searcher import EvolutionSearcher
-    from search.settings import SearchSettings
-    from search.space import WeightSpace
-    from search.strategies import strategy_for
+    from elo.search.rundir import load_run_config
+    from elo.search.searcher import EvolutionSearcher
+    from elo.search.settings import SearchSettings
+    from elo.search.space import WeightSpace
+    from elo.search.strategies import strategy_for
 
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     run_dir = Path(args.out or tempfile.mkdtemp(prefix="elo-fault-")) / "run"

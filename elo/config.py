@@ -39,7 +39,7 @@ from elo.errors import ConfigError
 
 def configs_dir() -> Path:
     """The ``configs/`` folder, from an editable install or an installed wheel."""
-    root = importlib.resources.files("configs")
+    root = importlib.resources.files("elo.configs")
     return Path(str(root))
 
 

@@ -86,7 +86,7 @@ def resolve_config(args: argparse.Namespace) -> dict[str, Any]:
     ``search`` section over the defaults; validated later, once, by
     :meth:`search.settings.SearchSettings.from_config`)."""
     from elo.config import apply_overrides, load_config
-    from search.settings import fitness_section, with_defaults
+    from elo.search.settings import fitness_section, with_defaults
 
     cfg = load_config(args.config)
     cfg["search"] = with_defaults(cfg.get("search"))
@@ -114,10 +114,10 @@ def _echo(line: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from search.prepare import drop_absent_modalities
-    from search.run import run_search
-    from search.rundir import load_run_config, prepare_run_dir
-    from search.settings import SearchSettings
+    from elo.search.prepare import drop_absent_modalities
+    from elo.search.run import run_search
+    from elo.search.rundir import load_run_config, prepare_run_dir
+    from elo.search.settings import SearchSettings
 
     if args.resume:
         cfg = load_run_config(args.resume)

@@ -43,7 +43,7 @@ def guarded_trial(config: dict[str, Any], ctx: Any) -> None:
     retried as infrastructure). ``MemoryError`` is raised: the machine, not the λ."""
     from ray import tune
 
-    from search.trainable import trial
+    from elo.search.trainable import trial
 
     t0 = time.perf_counter()
     _inject_worker_death()
@@ -190,7 +190,7 @@ def rung_timeouts(searcher: Any, timeout_s: float | None, n_rungs: int, rf: int)
     limit of :class:`TrialTimeouts` per trial when ``timeout_s`` is set."""
     from ray.tune.schedulers import ASHAScheduler
 
-    from search.fidelity import asha_scheduler
+    from elo.search.fidelity import asha_scheduler
 
     if timeout_s is None:
         return asha_scheduler(n_rungs, rf)

@@ -19,7 +19,7 @@ import random
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from search.strategies import WORST_FITNESS
+from elo.search.strategies import WORST_FITNESS
 
 #: the result keys of a rung report: its 1-based index and ASHA's time for it
 RUNG, RUNG_TIME = "rung", "rung_t"
@@ -121,7 +121,7 @@ def synthetic_rungs(
     """The synthetic stand-in's score at each rung: its fitness plus Gaussian noise of
     std ``noise · (1 − fraction)`` (exact at the top rung), seeded by ``seed`` (the
     search seed, generation and index), so lower rungs are noisier estimates."""
-    from search.fitness.synthetic import synthetic_fitness
+    from elo.search.fitness.synthetic import synthetic_fitness
 
     value = synthetic_fitness(weights)
     rng = random.Random("-".join(str(int(s)) for s in seed))

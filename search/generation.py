@@ -40,9 +40,9 @@ from typing import Any, Protocol
 
 from elo.errors import ConfigError
 from elo.rundir import atomic_write_json
-from search.fidelity import RUNG, outranks, rung_list, rung_summary, selection_values
-from search.space import WeightSpace
-from search.strategies import WORST_FITNESS, Strategy
+from elo.search.fidelity import RUNG, outranks, rung_list, rung_summary, selection_values
+from elo.search.space import WeightSpace
+from elo.search.strategies import WORST_FITNESS, Strategy
 
 log = logging.getLogger(__name__)
 STATE_VERSION = 1

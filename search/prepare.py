@@ -45,7 +45,7 @@ def prepare_data(cfg: Mapping[str, Any], root: str, split: str) -> None:
     """Extract and cache the training and held-out clips once, before the trials."""
     from elo.data.datasets import open_dataset
     from elo.model.modality import configured_modalities
-    from search.trainable import reference_modalities
+    from elo.search.trainable import reference_modalities
 
     mods = configured_modalities(cfg)
     refs = reference_modalities(cfg.get("fitness", {}) or {})

@@ -26,7 +26,7 @@ from typing import Any
 import yaml
 
 from elo.rundir import atomic_write_bytes, atomic_write_text, read_jsonl
-from search.report_rungs import has_rungs, rung_section
+from elo.search.report_rungs import has_rungs, rung_section
 
 FITNESS_PNG, LAMBDA_PNG, CLUSTERS_PNG, REPORT_MD = (
     "fitness.png",
@@ -45,7 +45,7 @@ def _by_generation(records: list[dict[str, Any]]) -> dict[int, list[dict[str, An
 
 def _best(records: list[dict[str, Any]]) -> dict[str, Any] | None:
     """The best evaluation: highest rung reached, then fitness (search/fidelity.py)."""
-    from search.fidelity import rank_key
+    from elo.search.fidelity import rank_key
 
     ok = [r for r in records if r.get("status") == "ok"]
     return max(ok, key=lambda r: rank_key(int(r.get("rung", 1)), r["fitness"])) if ok else None

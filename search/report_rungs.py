@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from elo.rundir import atomic_write_bytes
-from search.fidelity import rank_key
+from elo.search.fidelity import rank_key
 
 RUNGS_PNG, BEST_LAMBDA_PNG = "rungs.png", "best_lambda.png"
 #: candidates shown in the λ heatmap of the best

@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from elo.rundir import read_jsonl
-from search.failures import error_callback, infrastructure_failure
-from search.rundir import BEST_FILE, ERRORS, EVALUATIONS, STATE_FILE, RunLog
-from search.searcher import EvolutionSearcher
-from search.settings import SearchSettings
-from search.trainable import TrialContext
+from elo.search.failures import error_callback, infrastructure_failure
+from elo.search.rundir import BEST_FILE, ERRORS, EVALUATIONS, STATE_FILE, RunLog
+from elo.search.searcher import EvolutionSearcher
+from elo.search.settings import SearchSettings
+from elo.search.trainable import TrialContext
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ def _run_search(
     run_dir = Path(run_dir).resolve()
     searcher, listener = _open(cfg, run_dir, settings, resume=resume, echo=echo)
     if report:
-        from search.report import write_report
+        from elo.search.report import write_report
 
         listener.on_generation = lambda: _safe_report(write_report, run_dir)
     if not searcher.finished:
@@ -109,14 +109,14 @@ def _open(
 ) -> tuple[EvolutionSearcher, RunLog]:
     """The searcher of ``run_dir`` (restored and brought up to date with the run log
     when resuming) and its listener."""
-    from search.space import WeightSpace
-    from search.strategies import strategy_for
+    from elo.search.space import WeightSpace
+    from elo.search.strategies import strategy_for
 
     space = WeightSpace.from_config(cfg, settings.mapping)
     strategy = strategy_for(settings, space, seed=int(cfg.get("seed", 0)))
     records = list(read_jsonl(run_dir / EVALUATIONS))
     listener = RunLog(run_dir, settings.total, len(records), echo)
-    from search.fidelity import active_rungs, proxy_steps
+    from elo.search.fidelity import active_rungs, proxy_steps
 
     rungs = active_rungs(cfg, settings, proxy_steps(cfg, settings))
     searcher = EvolutionSearcher(
@@ -153,7 +153,7 @@ def _tune(
     finishes, halts or is interrupted."""
     import ray
 
-    from search.prepare import absolute_data_paths, prepare_data
+    from elo.search.prepare import absolute_data_paths, prepare_data
 
     kind = (cfg.get("fitness", {}) or {}).get("kind", "zipf")
     root = absolute_data_paths(cfg)
@@ -161,7 +161,7 @@ def _tune(
         prepare_data(cfg, root, settings.heldout_split)
     ctx = TrialContext.from_settings(cfg, settings, root, fail_on)
     if settings.warm_start and kind != "synthetic":  # search/warmstart.py
-        from search.warmstart import ensure_trunk, trunk_steps
+        from elo.search.warmstart import ensure_trunk, trunk_steps
 
         ctx.trunk = ensure_trunk(ctx, run_dir, trunk_steps(settings, ctx.steps), echo)
     n_workers = workers or settings.workers
@@ -188,8 +188,8 @@ def _start_ray(address: str | None, cpus_needed: int) -> bool:
     is running already; returns whether this call started it."""
     import ray
 
-    from search.failures import init_local_ray
-    from search.memory import WORKER_ENV, worker_runtime_env
+    from elo.search.failures import init_local_ray
+    from elo.search.memory import WORKER_ENV, worker_runtime_env
 
     if ray.is_initialized():
         return False
@@ -209,7 +209,7 @@ def _memory_cap(
     request, so Ray's scheduler (not ours) keeps each node within its memory."""
     import ray
 
-    from search.memory import workers_that_fit
+    from elo.search.memory import workers_that_fit
 
     per_trial = settings.memory_per_trial_gb
     alive = [n for n in ray.nodes() if n.get("Alive")]  # type: ignore[no-untyped-call]
@@ -234,7 +234,7 @@ def _tuner(
     """The Ray Tune ``Tuner`` of one session of the search (``ray/session-<n>``)."""
     from ray import tune
 
-    from search.failures import TrialTimeouts, guarded_trial, rung_timeouts
+    from elo.search.failures import TrialTimeouts, guarded_trial, rung_timeouts
 
     cpus, gpus = settings.cpus_per_trial, settings.gpus_per_trial
     trainable = tune.with_resources(

@@ -35,7 +35,7 @@ from elo.errors import ConfigError
 from elo.rundir import append_jsonl, atomic_write_json, atomic_write_text, read_jsonl
 
 if TYPE_CHECKING:
-    from search.generation import Evolution
+    from elo.search.generation import Evolution
 
 CONFIG_FILE = "config.yaml"
 EVALUATIONS = "evaluations.jsonl"

@@ -18,9 +18,9 @@ from typing import Any
 
 from ray.tune.search import Searcher
 
-from search.generation import MAX_REQUEUES, Evolution, Listener
-from search.space import WeightSpace
-from search.strategies import Strategy
+from elo.search.generation import MAX_REQUEUES, Evolution, Listener
+from elo.search.space import WeightSpace
+from elo.search.strategies import Strategy
 
 __all__ = ["MAX_REQUEUES", "EvolutionSearcher"]
 

@@ -34,8 +34,8 @@ from typing import TYPE_CHECKING, Any
 from elo.errors import ConfigError
 
 if TYPE_CHECKING:
-    from search.settings import SearchSettings
-    from search.space import WeightSpace
+    from elo.search.settings import SearchSettings
+    from elo.search.space import WeightSpace
 
 Vector = list[float]
 #: The fitness to :meth:`Strategy.tell` for a failed or non-finite evaluation: it ranks
@@ -381,7 +381,7 @@ def strategy_for(settings: SearchSettings, space: WeightSpace, *, seed: int = 0)
 
 def _ga_box(space: WeightSpace) -> dict[str, float]:
     """The GA's initial box in vector space: λ ∈ [0, 1] (clip) or [0.05, 0.95] (sigmoid)."""
-    from search.space import to_vector
+    from elo.search.space import to_vector
 
     lo, hi = to_vector([0.0, 1.0] if space.mapping == "clip" else [0.05, 0.95], space.mapping)
     return {"low": lo, "high": hi}

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from search.settings import SearchSettings
+    from elo.search.settings import SearchSettings
 
 #: held-out clips cached per worker process: (root, split, modalities) -> tensors
 _HELDOUT: dict[tuple[str, str, tuple[str, ...]], dict[str, Any]] = {}
@@ -60,7 +60,7 @@ class TrialContext:
     trunk: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
-        from search.settings import check_heldout_bn, check_heldout_split
+        from elo.search.settings import check_heldout_bn, check_heldout_split
 
         check_heldout_split(self.heldout_split)
         check_heldout_bn(self.heldout_bn)
@@ -75,7 +75,7 @@ class TrialContext:
     ) -> TrialContext:
         """The context of every trial of a search with these settings; ``cfg`` is the
         resolved config (its ``train.steps`` when ``search.steps`` is unset, its seed)."""
-        from search.fidelity import active_rungs, proxy_steps
+        from elo.search.fidelity import active_rungs, proxy_steps
 
         gpus = settings.gpus_per_trial
         steps = proxy_steps(cfg, settings)
@@ -109,7 +109,7 @@ def _heldout(ctx: TrialContext, extra: Sequence[str] = ()) -> dict[str, Any]:
     """Held-out clips (cached): ``rgb`` N,3,T,H,W, ``labels`` N, and each ``extra``
     modality's tensors for the same N clips (clips without RGB are dropped), cut to the
     model's input shape (:func:`search.fitness.data.heldout_clips`)."""
-    from search.fitness.data import heldout_clips
+    from elo.search.fitness.data import heldout_clips
 
     mods = ("rgb", *sorted(set(extra) - {"rgb"}))
     where = f"{ctx.heldout_split}:{ctx.heldout_fraction}:{ctx.cfg.get('data', {}).get('clip')}"
@@ -127,7 +127,7 @@ def _heldout(ctx: TrialContext, extra: Sequence[str] = ()) -> dict[str, Any]:
 
 def _training_loader(ctx: TrialContext, weights: Any) -> Any:
     """The train split without the held-out slice (search/warmstart.py)."""
-    from search.warmstart import training_loader
+    from elo.search.warmstart import training_loader
 
     return training_loader(ctx, weights)
 
@@ -141,7 +141,7 @@ def evaluate(
         raise RuntimeError(f"injected failure for generation {generation}, index {index}")
     section = dict(ctx.cfg.get("fitness", {}) or {})
     if section.get("kind") == "synthetic":
-        from search.fitness.synthetic import synthetic_fitness
+        from elo.search.fitness.synthetic import synthetic_fitness
 
         time.sleep(float(section.get("seconds", 0.0)))
         value = synthetic_fitness(weights)
@@ -190,7 +190,7 @@ def evaluate_rungs(
     rung of ``ctx.rungs`` (``fitness``, ``rung``, ``rung_t``, ``steps``); a rung whose
     score is non-finite or collapsed yields a report with ``rejected`` and ends the
     candidate (search/fidelity.py, docs/search.md)."""
-    from search.fidelity import RUNG, RUNG_TIME, rung_time
+    from elo.search.fidelity import RUNG, RUNG_TIME, rung_time
 
     assert ctx.rungs is not None
     t0 = time.perf_counter()
@@ -212,7 +212,7 @@ def _rung_scores(
     assert ctx.rungs is not None
     section = dict(ctx.cfg.get("fitness", {}) or {})
     if section.get("kind") == "synthetic":
-        from search.fidelity import synthetic_rungs
+        from elo.search.fidelity import synthetic_rungs
 
         fracs = [s / ctx.rungs[-1] for s in ctx.rungs]
         noise = float(section.get("rung_noise") or 0.0)
@@ -224,10 +224,10 @@ def _rung_scores(
     import torch
 
     from elo.model.objective import Weights, terms_from_config
+    from elo.search.fidelity import rejection
+    from elo.search.warmstart import staged_training
     from elo.train.loop import rng_state, set_rng_state
     from elo.train.trainer import NonFiniteLossError
-    from search.fidelity import rejection
-    from search.warmstart import staged_training
 
     torch.set_num_threads(max(1, int(ctx.threads)))
     w = Weights(terms_from_config(ctx.cfg), dict(weights))
@@ -260,8 +260,8 @@ def _score(ctx: TrialContext, section: Mapping[str, Any], model: Any) -> tuple[A
     reference modalities its kind reads as context), how many clips it scored and the
     mean std of their embeddings (search/fidelity.py: collapse)."""
     from elo.rundir import seed_everything
-    from search.fitness import build_fitness
-    from search.fitness.data import fitness_embed
+    from elo.search.fitness import build_fitness
+    from elo.search.fitness.data import fitness_embed
 
     refs = reference_modalities(section)
     held = _heldout(ctx, refs)
@@ -276,7 +276,7 @@ def _score(ctx: TrialContext, section: Mapping[str, Any], model: Any) -> tuple[A
                 model.encoders[m], held[m], bn=ctx.heldout_bn
             )
     fitness = build_fitness(section, seed=ctx.seed)
-    from search.fidelity import embedding_std
+    from elo.search.fidelity import embedding_std
 
     return fitness.score(emb, **context), len(x), embedding_std(emb)
 
@@ -291,7 +291,7 @@ def trial(config: dict[str, Any], ctx: TrialContext) -> None:
 
     from ray import tune
 
-    from search.memory import release, reset_peak
+    from elo.search.memory import release, reset_peak
 
     reset_peak()
     if ctx.rungs is not None:
@@ -317,7 +317,7 @@ def _worker_metrics() -> dict[str, Any]:
 
     import ray
 
-    from search.memory import peak_mb, rss_mb
+    from elo.search.memory import peak_mb, rss_mb
 
     return {
         "worker_pid": os.getpid(),
@@ -334,7 +334,7 @@ def _trial_rungs(config: dict[str, Any], ctx: TrialContext) -> None:
 
     from ray import tune
 
-    from search.memory import release
+    from elo.search.memory import release
 
     reports = evaluate_rungs(
         ctx,

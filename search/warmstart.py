@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from elo.rundir import atomic_write_bytes, atomic_write_json
 
 if TYPE_CHECKING:
-    from search.settings import SearchSettings
+    from elo.search.settings import SearchSettings
 
 #: a search.trainable.TrialContext (not imported: trainable imports this module)
 TrialContext = Any
@@ -42,8 +42,8 @@ def training_loader(ctx: TrialContext, weights: Any) -> Any:
     when the fitness clips come from another split)."""
     if ctx.heldout_split != "train":
         return None
+    from elo.search.fitness.data import training_loader
     from elo.train.trainer import train_settings
-    from search.fitness.data import training_loader
 
     t = train_settings(ctx.cfg)
     mods = sorted({"rgb", *(m for term in weights.active for m in term.modalities)})

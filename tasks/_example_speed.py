@@ -25,7 +25,7 @@ from elo.model.heads import TASKS, VIEWS, FeatureSpec, HeadInputs, TaskHead
 from elo.model.modality import MODALITIES
 from elo.model.terms import TermKey
 from elo.model.views import time_dim
-from tasks._common import masked_mean
+from elo.tasks._common import masked_mean
 
 
 @VIEWS.register("speed")

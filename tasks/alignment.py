@@ -22,7 +22,7 @@ from torch import nn
 from elo.model.heads import TASKS, VIEWS, FeatureSpec, HeadInputs, TaskHead
 from elo.model.terms import TermKey
 from elo.model.views import balanced_labels, crop_time
-from tasks._common import both_present, check_positive, masked_mean
+from elo.tasks._common import both_present, check_positive, masked_mean
 
 ALIGN_WINDOW = 0.5  # fraction of the clip each alignment window covers
 ALIGN_MIN_SHIFT = 0.25  # a shifted window starts at least this fraction away

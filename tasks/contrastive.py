@@ -23,7 +23,7 @@ from torch import nn
 from elo.errors import ConfigError
 from elo.model.heads import TASKS, FeatureSpec, HeadInputs, TaskHead
 from elo.model.terms import TermKey
-from tasks._common import both_present, check_positive
+from elo.tasks._common import both_present, check_positive
 
 
 def max_margin(za: torch.Tensor, zb: torch.Tensor, margin: float) -> torch.Tensor:

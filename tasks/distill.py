@@ -28,7 +28,7 @@ from torch import nn
 from elo.errors import ConfigError
 from elo.model.heads import TASKS, FeatureSpec, HeadInputs, TaskHead
 from elo.model.terms import TermKey
-from tasks._common import masked_mean
+from elo.tasks._common import masked_mean
 
 
 @TASKS.register()

@@ -17,7 +17,7 @@ import torch
 from elo.model.heads import TASKS, VIEWS, FeatureSpec, HeadInputs, TaskHead
 from elo.model.terms import TermKey
 from elo.model.views import time_dim
-from tasks._common import decoded_mse, tap_decoder
+from elo.tasks._common import decoded_mse, tap_decoder
 
 PAST_FRACTION = 0.5  # context = this first part of the clip, target = the rest
 

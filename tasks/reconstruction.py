@@ -19,7 +19,7 @@ import torch
 
 from elo.model.heads import TASKS, FeatureSpec, HeadInputs, TaskHead
 from elo.model.terms import TermKey
-from tasks._common import decoded_mse, tap_decoder
+from elo.tasks._common import decoded_mse, tap_decoder
 
 
 @TASKS.register()

@@ -20,7 +20,7 @@ from torch import nn
 from elo.errors import DataError
 from elo.model.heads import TASKS, FeatureSpec, HeadInputs, TaskHead
 from elo.model.terms import TermKey
-from tasks._common import check_positive
+from elo.tasks._common import check_positive
 
 
 @TASKS.register()

@@ -31,7 +31,7 @@ from elo.model.heads import TASKS, VIEWS, FeatureSpec, HeadInputs, TaskHead
 from elo.model.modality import MODALITIES
 from elo.model.terms import TermKey
 from elo.model.views import balanced_labels, crop_time, time_dim
-from tasks._common import check_positive, masked_mean
+from elo.tasks._common import check_positive, masked_mean
 
 FORMS = ("shuffle", "3way")
 ORDER_CLASSES = ("in_order", "shuffled", "reversed")

@@ -21,7 +21,7 @@ import torch
 from elo.model.heads import TASKS, FeatureSpec, HeadInputs, TaskHead
 from elo.model.modality import MODALITIES
 from elo.model.terms import TermKey
-from tasks._common import both_present, decoded_mse, tap_decoder
+from elo.tasks._common import both_present, decoded_mse, tap_decoder
 
 
 @TASKS.register()

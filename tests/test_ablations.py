@@ -18,8 +18,8 @@ import pytest
 import torch
 from torch import nn
 
-from baselines.byol import BYOL, BYOLHead, byol_loss, cosine_tau, tau_at
-from baselines.simsiam import (
+from elo.baselines.byol import BYOL, BYOLHead, byol_loss, cosine_tau, tau_at
+from elo.baselines.simsiam import (
     BATCH_NORMS,
     SimSiam,
     SimSiamHead,
@@ -277,7 +277,7 @@ def _digits(n: int = 64) -> torch.Tensor:
 
 
 def _baseline_cfg(objective: str, *extra: str) -> dict[str, Any]:
-    from baselines.trainer import load_baseline_config
+    from elo.baselines.trainer import load_baseline_config
 
     cfg = load_baseline_config(
         objective,
@@ -304,7 +304,7 @@ def _baseline_cfg(objective: str, *extra: str) -> dict[str, Any]:
 
 @pytest.mark.parametrize("fix", [True, False])
 def test_baseline_trainer_predictor_lr_fixed_or_decayed(tmp_path: Path, fix: bool) -> None:
-    from baselines.trainer import fit
+    from elo.baselines.trainer import fit
     from elo.rundir import read_jsonl
 
     cfg = _baseline_cfg("simsiam", f"simsiam.fix_predictor_lr={str(fix).lower()}")
@@ -318,7 +318,7 @@ def test_baseline_trainer_predictor_lr_fixed_or_decayed(tmp_path: Path, fix: boo
 
 
 def test_baseline_trainer_frozen_predictor_never_moves(tmp_path: Path) -> None:
-    from baselines import trainer as tr
+    from elo.baselines import trainer as tr
 
     cfg = _baseline_cfg("simsiam", "simsiam.predictor=fixed")
     torch.manual_seed(int(cfg["seed"]))  # fit() seeds the same way before building
@@ -339,13 +339,13 @@ def test_baseline_trainer_frozen_predictor_never_moves(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("objective", ["byol", "simsiam"])
 def test_batch_size_switch_scales_batch_and_lr(tmp_path: Path, objective: str) -> None:
-    from baselines.trainer import build_model, build_optimizer
+    from elo.baselines.trainer import build_model, build_optimizer
 
     for batch in (8, 32):
         cfg = _baseline_cfg(objective, f"train.batch_size={batch}")
         opt = build_optimizer(build_model(cfg), cfg)
         assert opt.param_groups[0]["lr"] == pytest.approx(float(cfg["train"]["lr"]) * batch / 256)
-    from baselines.trainer import BatchPlan
+    from elo.baselines.trainer import BatchPlan
 
     assert BatchPlan(64, 8, 0).indices(3).shape == (8,)
 

@@ -33,8 +33,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from baselines.image_encoder import build_image_encoder
-from baselines.trainer import fit, knn_eval, load_baseline_config
+from elo.baselines.image_encoder import build_image_encoder
+from elo.baselines.trainer import fit, knn_eval, load_baseline_config
 
 #: Floors from the 6-seed distribution in the module docstring (>= 3 sd margins).
 MIN_KNN = 0.80

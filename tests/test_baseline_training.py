@@ -12,7 +12,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from baselines.trainer import fit, load_baseline_config, train_baseline
+from elo.baselines.trainer import fit, load_baseline_config, train_baseline
 from elo.errors import ConfigError
 from elo.rundir import read_jsonl
 from elo.train.export import load_encoder
@@ -57,7 +57,7 @@ def test_checkpoint_holds_target_optimizer_step_and_resumes_exactly(tmp_path: Pa
     # stop after step 2 by training a 4-step schedule for 2 steps: τ and lr use total=4
     half_run = tmp_path / "half"
     state_steps = {}
-    from baselines import trainer as tr
+    from elo.baselines import trainer as tr
 
     orig = tr.save_checkpoint
 

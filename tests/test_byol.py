@@ -9,7 +9,15 @@ import pytest
 import torch
 from torch import nn
 
-from baselines.byol import BYOL, MLP, BYOLHead, byol_loss, cosine_tau, ema_update, regression_loss
+from elo.baselines.byol import (
+    BYOL,
+    MLP,
+    BYOLHead,
+    byol_loss,
+    cosine_tau,
+    ema_update,
+    regression_loss,
+)
 from elo.model.heads import TASKS, EncoderOutput, FeatureSpec, HeadInputs
 from elo.model.terms import TermKey
 

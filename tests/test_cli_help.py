@@ -28,7 +28,7 @@ def test_help_never_claims_a_none_or_flag_default(name: str, capsys) -> None:
 
 
 def test_search_help_shows_what_a_flagless_run_uses(capsys) -> None:
-    from search.cli import resolve_config
+    from elo.search.cli import resolve_config
 
     text = _help("search", capsys)
     flags = dict.fromkeys(

@@ -306,7 +306,7 @@ def test_forkserver_preload_follows_the_modality_registry() -> None:
 
     built_in = _forkserver_preload()
     assert built_in[:2] == ["elo.data.extract", "elo.data.video"]
-    assert {"modalities.rgb", "modalities.flow", "modalities.audio"} <= set(built_in)
+    assert {"elo.modalities.rgb", "elo.modalities.flow", "elo.modalities.audio"} <= set(built_in)
     drop_in = type("DropIn", (Modality,), {"__module__": "my_lab.depth", "name": "depth_t"})
     MODALITIES.add("depth_t", drop_in)
     try:

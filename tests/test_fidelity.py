@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from elo.errors import ConfigError
-from search.fidelity import (
+from elo.search.fidelity import (
     active_rungs,
     embedding_std,
     rank_key,
@@ -22,10 +22,10 @@ from search.fidelity import (
     rung_steps,
     selection_values,
 )
-from search.searcher import EvolutionSearcher
-from search.settings import SearchSettings
-from search.space import WeightSpace
-from search.strategies import WORST_FITNESS, make_strategy
+from elo.search.searcher import EvolutionSearcher
+from elo.search.settings import SearchSettings
+from elo.search.space import WeightSpace
+from elo.search.strategies import WORST_FITNESS, make_strategy
 
 TERMS = ("rgb/a", "rgb/b", "flow/a", "distill/flow->rgb@2")
 
@@ -230,7 +230,7 @@ def test_collapse_threshold_sits_far_below_healthy_embeddings(seed: int) -> None
     from elo.config import load_config
     from elo.model.network import ELoModel
     from elo.model.objective import Weights, terms_from_config
-    from search.fitness.data import fitness_embed
+    from elo.search.fitness.data import fitness_embed
 
     cfg = load_config("demo", ["objective.modalities=[rgb]"])
     terms = terms_from_config(cfg)
@@ -248,9 +248,9 @@ def test_staged_training_without_trunk_equals_train_model(demo_root: Path) -> No
     import torch
 
     from elo.model.objective import Weights, terms_from_config
+    from elo.search.trainable import TrialContext
+    from elo.search.warmstart import staged_training
     from elo.train.trainer import train_model
-    from search.trainable import TrialContext
-    from search.warmstart import staged_training
 
     cfg = tiny_cfg(demo_root)
     terms = terms_from_config(cfg)
@@ -270,8 +270,8 @@ def test_trunk_is_trained_once_stored_and_reused(demo_root: Path, tmp_path: Path
 
     import elo.train.trainer as trainer
     from elo.model.objective import Weights, terms_from_config
-    from search.trainable import TrialContext
-    from search.warmstart import TRUNK_FILE, ensure_trunk, init_from_trunk, staged_training
+    from elo.search.trainable import TrialContext
+    from elo.search.warmstart import TRUNK_FILE, ensure_trunk, init_from_trunk, staged_training
 
     cfg = tiny_cfg(demo_root)
     ctx = TrialContext(cfg=cfg, data_root=str(demo_root), steps=2, seed=0)

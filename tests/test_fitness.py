@@ -12,7 +12,7 @@ import yaml
 
 from elo.config import configs_dir
 from elo.errors import ConfigError, DataError
-from search.fitness import (
+from elo.search.fitness import (
     FITNESSES,
     NonFiniteEmbeddings,
     WeakFitness,

@@ -10,7 +10,7 @@ import torch
 
 from elo.config import load_config
 from elo.errors import ConfigError, DataError
-from search.fitness.data import (
+from elo.search.fitness.data import (
     check_heldout_split,
     fitness_embed,
     heldout_clips,
@@ -117,7 +117,7 @@ def test_recalibrated_bn_equals_batch_statistics_over_the_clips() -> None:
 
 def test_centre_crop_cuts_every_modality_to_the_model_input_around_the_centre() -> None:
     from elo.model.network import input_shapes
-    from search.fitness.data import centre_crop
+    from elo.search.fitness.data import centre_crop
 
     cfg = load_config("demo")
     cfg["data"]["clip"].update(frames=8, size=32)
@@ -141,8 +141,8 @@ def test_a_trial_trains_without_the_slice_and_scores_on_it(demo: Path) -> None:
     import csv
 
     from elo.model.objective import Weights, terms_from_config
-    from search.settings import SearchSettings
-    from search.trainable import TrialContext, _training_loader, evaluate
+    from elo.search.settings import SearchSettings
+    from elo.search.trainable import TrialContext, _training_loader, evaluate
 
     cfg = load_config("demo", ["objective.modalities=[rgb]", "train.batch_size=4"])
     cfg["fitness"] = {"kind": "rankme"}

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from elo.errors import ConfigError, DataError
-from search.fitness import XPredictFitness, build_fitness, ridge_r2
+from elo.search.fitness import XPredictFitness, build_fitness, ridge_r2
 
 
 def _refs(n: int = 200, seed: int = 0) -> tuple[dict[str, np.ndarray], np.ndarray]:

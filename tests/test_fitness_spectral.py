@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from elo.errors import ConfigError
-from search.fitness import (
+from elo.search.fitness import (
     FITNESSES,
     AlphaReqFitness,
     RankMeFitness,

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from elo.errors import ConfigError, DataError
-from search.fitness import (
+from elo.search.fitness import (
     CombinedFitness,
     XModalFitness,
     audio_statistics,

@@ -17,9 +17,9 @@ from ray.tune.search import Searcher
 from elo.data.cache import clear_stale_temps
 from elo.errors import LockedError
 from elo.rundir import DirLock, atomic_write_text
-from search.searcher import MAX_REQUEUES, EvolutionSearcher
-from search.space import WeightSpace
-from search.strategies import make_strategy
+from elo.search.searcher import MAX_REQUEUES, EvolutionSearcher
+from elo.search.space import WeightSpace
+from elo.search.strategies import make_strategy
 
 TERMS = ("rgb/a", "rgb/b", "flow/a")
 

@@ -18,9 +18,9 @@ ray = pytest.importorskip("ray")
 
 from elo.config import load_config  # noqa: E402
 from elo.rundir import DirLock, read_jsonl  # noqa: E402
-from search.failures import INJECT_WORKER_DEATH, init_local_ray  # noqa: E402
-from search.run import run_search  # noqa: E402
-from search.rundir import EVALUATIONS, prepare_run_dir  # noqa: E402
+from elo.search.failures import INJECT_WORKER_DEATH, init_local_ray  # noqa: E402
+from elo.search.run import run_search  # noqa: E402
+from elo.search.rundir import EVALUATIONS, prepare_run_dir  # noqa: E402
 
 pytestmark = pytest.mark.slow
 

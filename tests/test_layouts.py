@@ -254,7 +254,7 @@ def test_a_single_list_file_and_its_errors(path_label: Path, tmp_path: Path) -> 
 
 
 def test_frame_baselines_pretrain_on_the_train_split_of_the_fold(ucf101: Path) -> None:
-    from baselines.frames import load_frames
+    from elo.baselines.frames import load_frames
 
     for fold in (1, 2):
         frames = load_frames(ucf101, size=16, frames_per_video=1, split="train", fold=fold)

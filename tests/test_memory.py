@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from elo.errors import ConfigError
-from search.memory import peak_mb, reset_peak, rss_mb, workers_that_fit
+from elo.search.memory import peak_mb, reset_peak, rss_mb, workers_that_fit
 
 GB = 2**30
 
@@ -79,7 +79,7 @@ def ray_session() -> Iterator[None]:
 
 def _synthetic_cfg(per_trial_gb: float) -> dict:
     from elo.config import load_config
-    from search.settings import fitness_section
+    from elo.search.settings import fitness_section
 
     cfg = load_config(
         "demo",
@@ -102,8 +102,8 @@ def test_search_lowers_concurrency_to_the_memory_ray_may_schedule(
 ) -> None:
     import ray
 
-    from search.run import run_search
-    from search.rundir import prepare_run_dir
+    from elo.search.run import run_search
+    from elo.search.rundir import prepare_run_dir
 
     node = max(float(n["Resources"]["memory"]) for n in ray.nodes() if n["Alive"]) / GB
     cfg = _synthetic_cfg(round(node / 1.5, 3))  # one trial fits, two do not
@@ -118,7 +118,7 @@ def test_search_lowers_concurrency_to_the_memory_ray_may_schedule(
 
 
 def test_infrastructure_failures_are_told_from_our_errors() -> None:
-    from search.failures import infrastructure_failure
+    from elo.search.failures import infrastructure_failure
 
     oom = RuntimeError(
         "Caught unexpected exception: 2 worker(s) were killed due to the node running "
@@ -142,8 +142,8 @@ def test_search_killed_by_ray_memory_monitor_resumes_within_max_retries(
     """The demo search once died when Ray's memory monitor killed two workers while
     their actors started (another process took the memory): tuner.fit() itself raised.
     run_search resumes from the run directory instead, up to search.max_retries."""
-    import search.run as run
-    from search.rundir import prepare_run_dir
+    import elo.search.run as run
+    from elo.search.rundir import prepare_run_dir
 
     cfg = _synthetic_cfg(0.0)
     cfg["search"]["max_retries"] = 2

@@ -20,7 +20,7 @@ import pytest
 import torch
 from _media import moving_square, write_video
 
-import modalities as modalities_pkg
+import elo.modalities as modalities_pkg
 from elo.config import load_config
 from elo.model.modality import MODALITIES, input_shapes
 from elo.model.network import ELoModel
@@ -105,7 +105,7 @@ def framediff(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
         yield NAME
     finally:
         MODALITIES.remove(NAME)
-        sys.modules.pop(f"modalities.{NAME}", None)
+        sys.modules.pop(f"elo.modalities.{NAME}", None)
 
 
 def test_it_joins_the_term_space(framediff: str) -> None:
@@ -130,7 +130,7 @@ def test_it_joins_the_term_space(framediff: str) -> None:
 
 
 def test_list_terms_prints_its_terms(framediff: str, capsys: pytest.CaptureFixture[str]) -> None:
-    from baselines.cli import main as train_main
+    from elo.baselines.cli import main as train_main
 
     assert train_main(["--list-terms"]) == 0
     default = capsys.readouterr().out.split()

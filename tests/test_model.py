@@ -16,7 +16,7 @@ from elo.model.network import ELoModel, embed
 from elo.model.objective import Weights, enumerate_terms
 from elo.model.terms import TermKey
 from elo.model.views import crop_time
-from tasks.temporal_order import order_view
+from elo.tasks.temporal_order import order_view
 
 batch = test_tasks.batch  # session fixtures: one real dataset for all model tests
 clips_dir = test_tasks.clips_dir

@@ -41,7 +41,7 @@ import pytest
 pytest.importorskip("ray")
 
 from elo.rundir import read_jsonl  # noqa: E402
-from search.rundir import EVALUATIONS  # noqa: E402
+from elo.search.rundir import EVALUATIONS  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -207,7 +207,7 @@ def two_nodes() -> Iterator[Cluster]:
 
 def warm_start_override() -> list[str]:
     """``search.warm_start=true`` where this checkout has that key (issue 18), else none."""
-    from search.settings import SEARCH_DEFAULTS
+    from elo.search.settings import SEARCH_DEFAULTS
 
     cma = (REPO / "configs" / "search" / "cma.yaml").read_text()
     has = "warm_start" in SEARCH_DEFAULTS or "\nwarm_start:" in f"\n{cma}"

@@ -22,7 +22,9 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("elo", "tasks", "modalities", "search", "baselines", "configs")
+#: the repository's folders that are sub-packages of ``elo`` (links elo/<name> -> ../<name>)
+MAPPED = ("tasks", "modalities", "search", "baselines", "configs")
+PACKAGES = ("elo", *MAPPED)
 
 
 def _project() -> dict:
@@ -70,7 +72,7 @@ def test_tvl1_without_opencv_contrib_is_one_clear_error(monkeypatch: pytest.Monk
     import cv2
 
     from elo.errors import DataError
-    from modalities import flow
+    from elo.modalities import flow
 
     monkeypatch.setattr(flow, "_ESTIMATORS", {})
     if hasattr(cv2, "optflow"):  # this venv may hold contrib: hide it as core would
@@ -85,8 +87,8 @@ def _copy_source(dest: Path) -> Path:
     for name in ("pyproject.toml", "README.md"):
         shutil.copy2(ROOT / name, dest / name)
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
-    for pkg in PACKAGES:
-        shutil.copytree(ROOT / pkg, dest / pkg, ignore=ignore)
+    for pkg in PACKAGES:  # elo/'s links stay links, as in a git checkout
+        shutil.copytree(ROOT / pkg, dest / pkg, ignore=ignore, symlinks=True)
     return dest
 
 
@@ -107,14 +109,33 @@ def _build_wheel(tmp_path: Path) -> tuple[Path, Path]:
     return wheel, src
 
 
+def _installed_name(rel: Path) -> str:
+    """Where a source file lives in the installed package: ``tasks/x.py`` ->
+    ``elo/tasks/x.py`` (the mapped folders are sub-packages of ``elo``)."""
+    posix = rel.as_posix()
+    return posix if rel.parts[0] == "elo" else f"elo/{posix}"
+
+
+def _source_files(root: Path, suffixes: tuple[str, ...]) -> dict[str, Path]:
+    """Installed name -> source file, for every file of :data:`PACKAGES` with one of
+    ``suffixes`` (found on disk, not listed by hand; elo/'s links are not walked twice)."""
+    out = {}
+    for pkg in PACKAGES:
+        for p in (root / pkg).rglob("*"):
+            rel = p.relative_to(root)
+            if pkg == "elo" and len(rel.parts) > 1 and rel.parts[1] in MAPPED:
+                continue
+            if p.suffix in suffixes and "__pycache__" not in p.parts:
+                out[_installed_name(rel)] = p
+    return out
+
+
 def _subpackages(root: Path) -> set[str]:
-    """Every package of the source tree: a folder with an ``__init__.py`` under one of
-    :data:`PACKAGES` (found on disk, not listed by hand)."""
+    """Every package of the source tree, by its import name (``elo.tasks``, ...)."""
     return {
-        ".".join(init.parent.relative_to(root).parts)
-        for pkg in PACKAGES
-        for init in (root / pkg).rglob("__init__.py")
-        if "__pycache__" not in init.parts
+        name.removesuffix("/__init__.py").replace("/", ".")
+        for name in _source_files(root, (".py",))
+        if name.endswith("/__init__.py")
     }
 
 
@@ -127,20 +148,17 @@ def test_the_tree_has_the_subpackages_the_layout_promises() -> None:
     found = _subpackages(ROOT)
     want = {"elo.data", "elo.model", "elo.train", "elo.evaluation", "elo.commands"}
     assert want <= found, sorted(want - found)
-    assert {"search", "baselines", "tasks", "modalities"} <= found
+    assert {"elo.search", "elo.baselines", "elo.tasks", "elo.modalities"} <= found
 
 
 def test_wheel_ships_every_subpackage_and_config(tmp_path: Path) -> None:
     wheel, src = _build_wheel(tmp_path)
     names = set(zipfile.ZipFile(wheel).namelist())
-    want = {
-        p.relative_to(src).as_posix()
-        for pkg in PACKAGES
-        for p in (src / pkg).rglob("*")
-        if p.suffix in (".py", ".yaml") and "__pycache__" not in p.parts
-    }
-    assert "elo/commands/eval.py" in want and "configs/model/tiny.yaml" in want
+    want = set(_source_files(src, (".py", ".yaml")))
+    assert "elo/commands/eval.py" in want and "elo/configs/model/tiny.yaml" in want
     assert want <= names, f"missing from the wheel: {sorted(want - names)[:10]}"
+    top = {n.split("/")[0] for n in names}
+    assert {t for t in top if not t.endswith(".dist-info")} == {"elo"}, sorted(top)
     meta = next(n for n in names if n.endswith(".dist-info/METADATA"))
     requires = [
         ln.split(":", 1)[1].strip()
@@ -204,7 +222,7 @@ def test_wheel_in_a_fresh_venv_runs_every_console_script(tmp_path: Path) -> None
     outside = tmp_path / "elsewhere"
     outside.mkdir()
     where = subprocess.run(
-        [str(py), "-c", "import elo, baselines, search; print(elo.__file__, baselines.__file__)"],
+        [str(py), "-c", "import elo.baselines, elo.search as s; print(elo.__file__, s.__file__)"],
         cwd=outside, env=env, check=True, capture_output=True, text=True,
     ).stdout  # fmt: skip
     assert all(Path(f).is_relative_to(venv) for f in where.split()), where

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-import tasks as tasks_pkg
+import elo.tasks as tasks_pkg
 from elo.errors import ConfigError
 from elo.model.heads import TASKS
 from elo.registry import Registry
@@ -79,10 +79,10 @@ def test_discovers_a_task_file_dropped_into_tasks(
         TASKS.discover(force=True)
         assert mod in TASKS.list()
         assert TASKS.get(mod).__name__ == "SpeedHead"
-        assert TASKS.origin(mod) == f"tasks.{mod}.SpeedHead"
+        assert TASKS.origin(mod) == f"elo.tasks.{mod}.SpeedHead"
     finally:
         TASKS.remove(mod)
-        sys.modules.pop(f"tasks.{mod}", None)
+        sys.modules.pop(f"elo.tasks.{mod}", None)
 
 
 def test_entry_point_plugin_registers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -142,7 +142,7 @@ def test_baseline_heads_join_through_their_entry_points(tmp_path: Path) -> None:
     repo = Path(__file__).resolve().parents[1]
     table = tomllib.loads((repo / "pyproject.toml").read_text())["project"]["entry-points"]
     eps = table["elo.tasks"]
-    assert eps == {"byol": "baselines.byol", "simsiam": "baselines.simsiam"}
+    assert eps == {"byol": "elo.baselines.byol", "simsiam": "elo.baselines.simsiam"}
     dist = tmp_path / "elo_baselines_check-0.1.dist-info"
     dist.mkdir()
     (dist / "METADATA").write_text(
@@ -155,7 +155,7 @@ def test_baseline_heads_join_through_their_entry_points(tmp_path: Path) -> None:
         """
         import json, sys
         from elo.model.heads import TASKS, VIEWS
-        assert TASKS.packages == ("tasks",) and VIEWS.packages == ()
+        assert TASKS.packages == ("elo.tasks",) and VIEWS.packages == ()
         before = sorted(m for m in sys.modules if m.split(".")[0] == "baselines")
         TASKS.discover()
         print(json.dumps({"before": before, "tasks": TASKS.list(), "views": VIEWS.list(),
@@ -171,4 +171,4 @@ def test_baseline_heads_join_through_their_entry_points(tmp_path: Path) -> None:
     assert got["before"] == []  # importing the core and its registries imports no baseline
     assert {"byol", "simsiam", "reconstruction", "distill"} <= set(got["tasks"])
     assert {"byol1", "byol2", "simsiam1", "simsiam2", "order", "past"} <= set(got["views"])
-    assert got["byol"] == "baselines.byol.BYOLHead"
+    assert got["byol"] == "elo.baselines.byol.BYOLHead"

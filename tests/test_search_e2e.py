@@ -21,9 +21,9 @@ ray = pytest.importorskip("ray")
 from elo.config import load_config  # noqa: E402
 from elo.model.objective import Weights, terms_from_config  # noqa: E402
 from elo.rundir import read_jsonl  # noqa: E402
-from search.run import run_search  # noqa: E402
-from search.rundir import EVALUATIONS, load_run_config, prepare_run_dir  # noqa: E402
-from search.settings import SearchSettings, fitness_section  # noqa: E402
+from elo.search.run import run_search  # noqa: E402
+from elo.search.rundir import EVALUATIONS, load_run_config, prepare_run_dir  # noqa: E402
+from elo.search.settings import SearchSettings, fitness_section  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -133,9 +133,9 @@ def _wait_lines(path: Path, n: int, proc: subprocess.Popen[str], timeout: float 
 
 @pytest.mark.timeout(300)
 def test_kill_9_then_resume_loses_and_repeats_nothing(ray_session: str, tmp_path: Path) -> None:
-    from search.searcher import EvolutionSearcher
-    from search.space import WeightSpace
-    from search.strategies import strategy_for
+    from elo.search.searcher import EvolutionSearcher
+    from elo.search.space import WeightSpace
+    from elo.search.strategies import strategy_for
 
     run_dir = tmp_path / "run"
     common = ["--address", ray_session]
@@ -193,9 +193,9 @@ def test_kill_9_then_resume_of_a_rung_search_is_exact(ray_session: str, tmp_path
     with SIGKILL mid-generation and resumed: every (generation, index) evaluated exactly
     once, stopped-early ones included, each with its per-rung fitness, and the log
     replays to the same strategy state as an uninterrupted search."""
-    from search.searcher import EvolutionSearcher
-    from search.space import WeightSpace
-    from search.strategies import strategy_for
+    from elo.search.searcher import EvolutionSearcher
+    from elo.search.space import WeightSpace
+    from elo.search.strategies import strategy_for
 
     run_dir = tmp_path / "run"
     common = ["--address", ray_session]

@@ -10,9 +10,9 @@ import pytest
 from ray.tune.search import Searcher
 
 from elo.errors import ConfigError
-from search.searcher import EvolutionSearcher
-from search.space import WeightSpace
-from search.strategies import make_strategy
+from elo.search.searcher import EvolutionSearcher
+from elo.search.space import WeightSpace
+from elo.search.strategies import make_strategy
 
 TERMS = ("rgb/a", "rgb/b", "flow/a", "distill/flow->rgb@2")
 TARGET = {"rgb/a": 0.3, "rgb/b": 0.9, "flow/a": 0.0, "distill/flow->rgb@2": 0.6}
@@ -231,8 +231,8 @@ def test_restore_refuses_other_terms(tmp_path: Any) -> None:
 
 @pytest.mark.parametrize("name", ["cma", "ga"])
 def test_config_seed_points_open_the_first_generation(name: str) -> None:
-    from search.settings import SearchSettings
-    from search.strategies import strategy_for
+    from elo.search.settings import SearchSettings
+    from elo.search.strategies import strategy_for
 
     cfg = {"seed": 0, "search": {"strategy": name, "population": 8, "seed_points": True}}
     space = WeightSpace(TERMS, "clip")
@@ -248,8 +248,8 @@ def test_config_seed_points_open_the_first_generation(name: str) -> None:
 
 
 def test_ga_starts_inside_the_sigmoid_box() -> None:
-    from search.settings import SearchSettings
-    from search.strategies import strategy_for
+    from elo.search.settings import SearchSettings
+    from elo.search.strategies import strategy_for
 
     cfg = {"seed": 0, "search": {"strategy": "ga", "population": 16, "mapping": "sigmoid"}}
     space = WeightSpace(TERMS, "sigmoid")
@@ -262,9 +262,9 @@ def test_ga_starts_inside_the_sigmoid_box() -> None:
 NO_RAY_SCRIPT = r"""
 import json, sys
 sys.modules["ray"] = None
-from search.generation import Evolution
-from search.space import WeightSpace
-from search.strategies import make_strategy
+from elo.search.generation import Evolution
+from elo.search.space import WeightSpace
+from elo.search.strategies import make_strategy
 
 TERMS = ("rgb/a", "rgb/b", "flow/a")
 TARGET = {"rgb/a": 0.3, "rgb/b": 0.9, "flow/a": 0.0}
@@ -376,7 +376,7 @@ def test_search_settings_refuse_bad_values_naming_the_key(
 ) -> None:
     import re
 
-    from search.settings import SearchSettings
+    from elo.search.settings import SearchSettings
 
     with pytest.raises(ConfigError, match=re.escape(message)):
         SearchSettings.from_config({"search": {key: value}})
@@ -385,7 +385,7 @@ def test_search_settings_refuse_bad_values_naming_the_key(
 def test_search_settings_are_frozen_with_the_documented_defaults() -> None:
     from dataclasses import FrozenInstanceError, fields
 
-    from search.settings import SEARCH_DEFAULTS, SearchSettings
+    from elo.search.settings import SEARCH_DEFAULTS, SearchSettings
 
     s = SearchSettings.from_config({"search": {"population": 8, "ga": {"tournament": 2}}})
     assert {f.name for f in fields(s)} == set(SEARCH_DEFAULTS)
@@ -410,9 +410,9 @@ def test_cli_parses_the_search_settings_once(
 ) -> None:
     """elo-search validates the settings before creating the run directory and hands the
     same frozen object to the driver: one parse per command."""
-    import search.run
-    from search.cli import main
-    from search.settings import SearchSettings
+    import elo.search.run
+    from elo.search.cli import main
+    from elo.search.settings import SearchSettings
 
     calls: list[int] = []
     parse = SearchSettings.from_config.__func__  # type: ignore[attr-defined]
@@ -428,7 +428,7 @@ def test_cli_parses_the_search_settings_once(
         return {"finished": True}
 
     monkeypatch.setattr(SearchSettings, "from_config", classmethod(counted))
-    monkeypatch.setattr(search.run, "run_search", driver)
+    monkeypatch.setattr(elo.search.run, "run_search", driver)
     out = tmp_path / "run"
     args = ["--fitness", "synthetic", "--population", "3", "--out", str(out), "search.sigma=0.5"]
     assert main(args) == 0

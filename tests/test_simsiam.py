@@ -9,8 +9,8 @@ import pytest
 import torch
 from torch import nn
 
-from baselines.monitor import CollapseMonitor, normalized_std
-from baselines.simsiam import (
+from elo.baselines.monitor import CollapseMonitor, normalized_std
+from elo.baselines.simsiam import (
     Predictor,
     Projector,
     SimSiam,

@@ -7,7 +7,7 @@ import random
 import pytest
 
 from elo.errors import ConfigError
-from search.space import EPS, WeightSpace, to_lambda, to_vector
+from elo.search.space import EPS, WeightSpace, to_lambda, to_vector
 
 TERMS = (
     "rgb/reconstruction",

@@ -9,8 +9,8 @@ import random
 import numpy as np
 import pytest
 
-from search.space import to_lambda
-from search.strategies import CMAES, WORST_FITNESS, Genetic, make_strategy
+from elo.search.space import to_lambda
+from elo.search.strategies import CMAES, WORST_FITNESS, Genetic, make_strategy
 
 TARGET = [0.2, 0.8, 0.0, 0.5, 1.0, 0.3]  # two optima on the box boundary
 

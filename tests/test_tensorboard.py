@@ -60,7 +60,7 @@ def test_resumed_training_does_not_repeat_steps(data: Path, tmp_path: Path) -> N
 
 
 def test_search_events_per_trial_and_generation(tmp_path: Path) -> None:
-    from search.run import RunLog
+    from elo.search.run import RunLog
 
     lines: list[str] = []
     run = RunLog(tmp_path, total=4, done=0, echo=lines.append)
@@ -91,7 +91,7 @@ def test_search_events_per_trial_and_generation(tmp_path: Path) -> None:
 def test_search_progress_line_on_a_terminal(tmp_path: Path, capsys) -> None:
     """On a terminal every finished trial rewrites one line (trials done / total, best so
     far, ETA); the generation line replaces it."""
-    from search.run import RunLog
+    from elo.search.run import RunLog
 
     run = RunLog(tmp_path, total=2, done=0, echo=print)
     run.live = True  # what RunLog sets when stdout is a terminal and echo is print

@@ -32,7 +32,7 @@ def _baseline_batch_before(n: int, bs: int, seed: int, step: int) -> list[int]:
 
 @pytest.mark.parametrize(("n", "bs", "seed"), [(10, 3, 0), (16, 4, 5), (7, 7, 2)])
 def test_batch_plans_keep_each_trainers_order(n: int, bs: int, seed: int) -> None:
-    from baselines.trainer import BatchPlan as BaselinePlan
+    from elo.baselines.trainer import BatchPlan as BaselinePlan
 
     sampler = ResumableBatchSampler(n, bs, seed=seed, start_step=3)
     stream = iter(sampler)
@@ -94,9 +94,9 @@ def test_checkpoint_round_trip_and_a_broken_file(tmp_path: Path) -> None:
 
 
 def test_baseline_embeddings_are_the_one_embed() -> None:
-    from baselines.augment import normalize
-    from baselines.image_encoder import build_image_encoder
-    from baselines.trainer import embed_images
+    from elo.baselines.augment import normalize
+    from elo.baselines.image_encoder import build_image_encoder
+    from elo.baselines.trainer import embed_images
 
     torch.manual_seed(0)
     enc = build_image_encoder(width=8)

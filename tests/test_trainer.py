@@ -169,7 +169,7 @@ def test_non_finite_loss_stops_naming_the_term(data: Path) -> None:
 
 
 def test_cli_list_terms_and_uniform_default(data: Path, tmp_path: Path) -> None:
-    from baselines.cli import main as train_main
+    from elo.baselines.cli import main as train_main
     from elo.config import load_config
 
     out = subprocess.run(train_cmd("--list-terms"), check=True, capture_output=True, text=True)

@@ -15,7 +15,7 @@ import pytest
 import torch
 from test_tasks import check_term, real_batch, single_term_model, tiny_cfg, write_clips
 
-import tasks as tasks_pkg
+import elo.tasks as tasks_pkg
 from elo.config import load_config
 from elo.model.heads import TASKS, VIEWS
 from elo.model.objective import terms_from_config
@@ -45,14 +45,14 @@ def speed_task(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]
     finally:
         TASKS.remove("speed")
         VIEWS.remove("speed")
-        sys.modules.pop(f"tasks.{mod}", None)
+        sys.modules.pop(f"elo.tasks.{mod}", None)
 
 
 def test_dropped_task_joins_the_search_space(speed_task: str) -> None:
     terms = [str(t) for t in terms_from_config(load_config("demo"))]
     assert "rgb/speed" in terms and "flow/speed" in terms
     assert "audio/speed" not in terms  # supports() keeps it to video-like modalities
-    from search.space import WeightSpace
+    from elo.search.space import WeightSpace
 
     space = WeightSpace.from_config(load_config("demo"))
     assert "rgb/speed" in space.terms

@@ -256,7 +256,7 @@ def test_tune_lr_scores_every_lr_and_keeps_the_lowest(batches: list[dict[str, An
 
 
 def test_cli_weighting_and_lr_grid(tmp_path: Path) -> None:
-    from baselines.cli import main as train_main
+    from elo.baselines.cli import main as train_main
 
     data = write_clips(tmp_path / "videos", 4, seed=2)
     cfg = cfg_for(None, steps=3)

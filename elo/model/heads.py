@@ -40,7 +40,7 @@ class NoConfig:
 #: Task heads: every file of ``tasks/`` and the ``elo.tasks`` entry points (plug-ins and
 #: the heads of other packages, e.g. the BYOL / SimSiam baselines: pyproject.toml).
 TASKS: Registry[type[TaskHead]] = Registry(
-    "task", packages=("tasks",), entry_point_group="elo.tasks"
+    "task", packages=("elo.tasks",), entry_point_group="elo.tasks"
 )
 
 #: A view turns a modality batch into a derived input for the encoder:

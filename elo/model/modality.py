@@ -34,7 +34,7 @@ from elo.model.heads import EncoderOutput
 from elo.registry import Registry
 
 MODALITIES: Registry[type[Modality]] = Registry(
-    "modality", packages=("modalities",), entry_point_group="elo.modalities"
+    "modality", packages=("elo.modalities",), entry_point_group="elo.modalities"
 )
 
 

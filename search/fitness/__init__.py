@@ -46,7 +46,7 @@ search turns it into the worst fitness for that trial.
 
 from __future__ import annotations
 
-from search.fitness.base import (
+from elo.search.fitness.base import (
     FITNESSES,
     Fitness,
     FitnessResult,
@@ -55,19 +55,19 @@ from search.fitness.base import (
     build_fitness,
     collapse_reason,
 )
-from search.fitness.combined import CombinedFitness
-from search.fitness.predict import XPredictFitness, ridge_r2
-from search.fitness.references import (
+from elo.search.fitness.combined import CombinedFitness
+from elo.search.fitness.predict import XPredictFitness, ridge_r2
+from elo.search.fitness.references import (
     REFERENCES,
     audio_statistics,
     flow_statistics,
     reference_features,
     signed_geomean,
 )
-from search.fitness.spectral import AlphaReqFitness, RankMeFitness, alpha_decay, rankme
-from search.fitness.weak import WeakFitness
-from search.fitness.xmodal import XModalFitness, kmeans_labels
-from search.fitness.zipf import DIRECTIONS, ZipfFitness, zipf_kl, zipf_pmf
+from elo.search.fitness.spectral import AlphaReqFitness, RankMeFitness, alpha_decay, rankme
+from elo.search.fitness.weak import WeakFitness
+from elo.search.fitness.xmodal import XModalFitness, kmeans_labels
+from elo.search.fitness.zipf import DIRECTIONS, ZipfFitness, zipf_kl, zipf_pmf
 
 __all__ = [
     "DIRECTIONS",

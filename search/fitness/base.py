@@ -23,7 +23,7 @@ from elo.registry import Registry
 #: fitness kinds by name: every module of :mod:`search.fitness` and ``elo.fitness``
 #: plug-ins (elo/registry.py)
 FITNESSES: Registry[type[Any]] = Registry(
-    "fitness", packages=("search.fitness",), entry_point_group="elo.fitness"
+    "fitness", packages=("elo.search.fitness",), entry_point_group="elo.fitness"
 )
 
 

@@ -9,9 +9,9 @@ import time
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from search.fitness.base import FITNESSES, FitnessResult, as_embeddings
-from search.fitness.xmodal import AgreementOptions, XModalFitness
-from search.fitness.zipf import ZipfFitness
+from elo.search.fitness.base import FITNESSES, FitnessResult, as_embeddings
+from elo.search.fitness.xmodal import AgreementOptions, XModalFitness
+from elo.search.fitness.zipf import ZipfFitness
 
 
 @dataclass

@@ -28,7 +28,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from elo.errors import DataError
-from search.settings import BN_MODES, check_heldout_bn, check_heldout_fraction, check_heldout_split
+from elo.search.settings import (
+    BN_MODES,
+    check_heldout_bn,
+    check_heldout_fraction,
+    check_heldout_split,
+)
 
 __all__ = [
     "BN_MODES",

@@ -20,8 +20,8 @@ from typing import Any, ClassVar, cast
 
 import numpy as np
 
-from search.fitness.base import FITNESSES, FitnessResult, as_embeddings, collapse_reason
-from search.fitness.references import (
+from elo.search.fitness.base import FITNESSES, FitnessResult, as_embeddings, collapse_reason
+from elo.search.fitness.references import (
     REFERENCES,
     fixed_references,
     reference_rows,

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from elo.errors import DataError
-from search.fitness.base import as_embeddings
+from elo.search.fitness.base import as_embeddings
 
 #: reference modalities with fixed hand-made statistics (see :func:`reference_features`)
 REFERENCES = ("audio", "flow")

@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from search.fitness.base import FITNESSES, FitnessResult, as_embeddings, collapse_reason
+from elo.search.fitness.base import FITNESSES, FitnessResult, as_embeddings, collapse_reason
 
 
 def _prepare(x: np.ndarray, how: str) -> np.ndarray:

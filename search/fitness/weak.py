@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from elo.errors import DataError
-from search.fitness.base import FITNESSES, FitnessResult, as_embeddings, collapse_reason
+from elo.search.fitness.base import FITNESSES, FitnessResult, as_embeddings, collapse_reason
 
 
 @FITNESSES.register()

@@ -14,7 +14,7 @@ from typing import Any, ClassVar, cast
 import numpy as np
 
 from elo.errors import ConfigError
-from search.fitness.base import FITNESSES, FitnessResult, as_embeddings, collapse_reason
+from elo.search.fitness.base import FITNESSES, FitnessResult, as_embeddings, collapse_reason
 
 DIRECTIONS = ("clusters||zipf", "zipf||clusters")
 
