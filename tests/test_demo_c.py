@@ -13,18 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from elo.data.demo_c import (
-    CLASSES,
-    ClipJob,
-    DemoCSpec,
-    draw_scene,
-    motion,
-    plan_clips,
-    radius_range,
-    render_frames,
-    sound_parameters,
-    zipf_sizes,
-)
+from elo.data.demo_c import render_frames, sound_parameters
+from elo.data.demo_c_scene import draw_scene, motion, radius_range
+from elo.data.demo_c_spec import CLASSES, ClipJob, DemoCSpec, plan_clips, zipf_sizes
 from elo.data.demo_data import make_demo
 from elo.errors import DataError
 
