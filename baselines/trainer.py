@@ -79,7 +79,7 @@ def build_model(cfg: dict[str, Any]) -> nn.Module:
     sec = dict(cfg[obj])
     if obj == "byol":
         return BYOL(encoder, encoder.embed_dim, **sec)
-    sec.pop("fix_predictor_lr", None)
+    del sec["fix_predictor_lr"]
     return SimSiam(encoder, encoder.embed_dim, **sec)
 
 
@@ -89,12 +89,14 @@ def build_optimizer(model: nn.Module, cfg: dict[str, Any]) -> torch.optim.Optimi
     tr = cfg["train"]
     lr = float(tr["lr"]) * int(tr["batch_size"]) / 256
     if cfg["objective"] == "simsiam":
-        fix = bool(cfg["simsiam"].get("fix_predictor_lr", True))
+        fix = bool(cfg["simsiam"]["fix_predictor_lr"])
         groups: list[dict[str, Any]] = model.param_groups(fix)  # type: ignore[operator]
     else:
         params = [p for p in model.parameters() if p.requires_grad]
         groups = [{"params": params, "fix_lr": False}]
-    return optimizer_for(groups, tr, lr)
+    return optimizer_for(
+        groups, str(tr["optimizer"]), lr, float(tr["momentum"]), float(tr["weight_decay"])
+    )
 
 
 class BatchPlan(loop.BatchPlan):
@@ -316,8 +318,8 @@ def train_baseline(
         size=int(d["image_size"]),
         frames_per_video=int(d["frames_per_video"]),
         max_files=int(d["max_files"]),
-        split=d.get("split"),
-        fold=int(d.get("fold", 1) or 1),
+        split=d["split"],
+        fold=int(d["fold"]),
     )
     log.info("%d images from %s (%d classes)", len(frames.images), data, len(frames.classes))
     where = Path(out or f"runs/{objective}")

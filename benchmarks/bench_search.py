@@ -163,6 +163,7 @@ def main() -> None:
     from elo.search.prepare import prepare_data
 
     prepare_data(cfg, str(root), "test")  # extraction is not part of a generation
+    from elo.search.settings import fitness_section
     from elo.search.space import WeightSpace
 
     n_terms = WeightSpace.from_config(cfg).dim
@@ -175,7 +176,7 @@ def main() -> None:
     for w in (1, 2):
         r = one_generation(cfg, w, args.population, steps, tmp / f"w{w}")
         rows.append((f"real, {w} worker{'s' if w > 1 else ''}", w, r))
-    synth = {**cfg, "fitness": {"kind": "synthetic", "seconds": 1.0}}
+    synth = {**cfg, "fitness": {**fitness_section("synthetic"), "seconds": 1.0}}
     for w in (1, 2):
         r = one_generation(synth, w, args.population, steps, tmp / f"s{w}")
         rows.append((f"synthetic 1 s, {w} worker{'s' if w > 1 else ''}", w, r))

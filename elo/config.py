@@ -135,7 +135,7 @@ def _schema_for(root: str) -> dict[str, Any]:
             continue
         section: dict[str, Any] = {}
         for f in sorted(group_dir.glob("*.yaml")):
-            _union(section, _load_yaml(f))
+            _union(section, _part(f, group_dir.name, check=False))
         schema[group_dir.name] = section
     return schema
 
@@ -181,9 +181,42 @@ def _check_level(
             _check_level(v, known[key], (*path, key), file)
 
 
-def compose(path: Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+def _part(path: Path, group: str, *, check: bool, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """A component file of ``configs/<group>/`` over the file of the same group that its
+    ``defaults: {base: NAME}`` names, so a file states only how it differs from its base
+    (configs/search/ga.yaml); with ``check``, every key must be known (:func:`check_keys`)."""
+    if path in _seen:
+        raise ConfigError(f"config cycle: {' -> '.join(map(str, (*_seen, path)))}")
+    raw = _load_yaml(path)
+    defaults = raw.pop("defaults", None)
+    out: dict[str, Any] = {}
+    if defaults is not None:
+        if not isinstance(defaults, Mapping) or set(defaults) != {"base"}:
+            raise ConfigError(
+                f"{path}: the 'defaults' of a {group} file names its base only, "
+                "e.g. defaults: {base: base}"
+            )
+        base = resolve_config_path(str(defaults["base"]), group)
+        out = _part(base, group, check=check, _seen=(*_seen, path))
+    if check:
+        check_keys(raw, path, (group,))
+    return deep_merge(out, raw)
+
+
+def load_part(group: str, name: str | Path) -> dict[str, Any]:
+    """The component ``name`` of ``configs/<group>/`` (a name or a path) over its base,
+    keys checked: what an experiment's ``defaults: {<group>: name}`` places under
+    ``<group>``."""
+    return _part(resolve_config_path(name, group), group, check=True)
+
+
+def compose(
+    path: Path, _seen: tuple[Path, ...] = (), sources: dict[str, Path] | None = None
+) -> dict[str, Any]:
     """Load an experiment file and the component files its ``defaults`` names; in an
-    experiment (a file with ``defaults``), every key must be known (:func:`check_keys`)."""
+    experiment (a file with ``defaults``), every key must be known (:func:`check_keys`).
+    ``sources`` receives, per top-level key, the file that set it last (error messages
+    name it)."""
     if path in _seen:
         raise ConfigError(f"config cycle: {' -> '.join(map(str, (*_seen, path)))}")
     raw = _load_yaml(path)
@@ -193,14 +226,18 @@ def compose(path: Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for group, name in defaults.items():
         if group == "base":  # another experiment file
-            out = deep_merge(out, compose(resolve_config_path(name, "experiment"), (*_seen, path)))
+            base = resolve_config_path(name, "experiment")
+            out = deep_merge(out, compose(base, (*_seen, path), sources))
             continue
         part_path = resolve_config_path(name, group)
-        part = _load_yaml(part_path)
-        check_keys(part, part_path, (group,))
-        out[group] = deep_merge(out.get(group, {}), part)
+        out[group] = deep_merge(out.get(group, {}), _part(part_path, group, check=True))
+        if sources is not None:
+            sources[group] = part_path
     if defaults:
         check_keys(raw, path)
+    if sources is not None:  # a group's own file first: it declares the group's keys
+        for key in raw:
+            sources.setdefault(key, path)
     return deep_merge(out, raw)
 
 
@@ -240,13 +277,25 @@ def apply_overrides(cfg: dict[str, Any], overrides: Iterable[str]) -> dict[str, 
     return cfg
 
 
-def load_config(name: str | Path = "demo", overrides: Iterable[str] = ()) -> dict[str, Any]:
+def load_config(
+    name: str | Path = "demo",
+    overrides: Iterable[str] = (),
+    *,
+    sources: dict[str, Path] | None = None,
+) -> dict[str, Any]:
     """Compose an experiment config (a name in ``configs/experiment`` or a path); every
-    key of every file must be known (:func:`check_keys`)."""
+    key of every file must be known (:func:`check_keys`), every key the code reads
+    present and every number in its range (:func:`elo.config_values.check_config`).
+    ``sources`` receives the file each top-level key came from."""
+    from elo.config_values import check_config
+
     path = resolve_config_path(name)
-    cfg = compose(path)
+    sources = {} if sources is None else sources
+    cfg = compose(path, sources=sources)
     check_keys(cfg, path)
-    return apply_overrides(cfg, overrides)
+    cfg = apply_overrides(cfg, overrides)
+    check_config(cfg, sources)
+    return cfg
 
 
 def require(cfg: Mapping[str, Any], dotted: str, kind: type | tuple[type, ...]) -> Any:

@@ -20,7 +20,7 @@ from elo.rundir import read_jsonl
 from elo.search.failures import error_callback, infrastructure_failure
 from elo.search.rundir import BEST_FILE, ERRORS, EVALUATIONS, STATE_FILE, RunLog
 from elo.search.searcher import EvolutionSearcher
-from elo.search.settings import SearchSettings
+from elo.search.settings import FitnessSettings, SearchSettings
 from elo.search.trainable import TrialContext
 
 log = logging.getLogger(__name__)
@@ -113,12 +113,12 @@ def _open(
     from elo.search.strategies import strategy_for
 
     space = WeightSpace.from_config(cfg, settings.mapping)
-    strategy = strategy_for(settings, space, seed=int(cfg.get("seed", 0)))
+    strategy = strategy_for(settings, space, seed=int(cfg["seed"]))
     records = list(read_jsonl(run_dir / EVALUATIONS))
     listener = RunLog(run_dir, settings.total, len(records), echo)
     from elo.search.fidelity import active_rungs, proxy_steps
 
-    rungs = active_rungs(cfg, settings, proxy_steps(cfg, settings))
+    rungs = active_rungs(FitnessSettings.from_config(cfg), settings, proxy_steps(cfg, settings))
     searcher = EvolutionSearcher(
         strategy, space, settings.generations, listener=None, rungs=len(rungs or [1])
     )
@@ -155,12 +155,11 @@ def _tune(
 
     from elo.search.prepare import absolute_data_paths, prepare_data
 
-    kind = (cfg.get("fitness", {}) or {}).get("kind", "zipf")
     root = absolute_data_paths(cfg)
-    if kind != "synthetic":
-        prepare_data(cfg, root, settings.heldout_split)
     ctx = TrialContext.from_settings(cfg, settings, root, fail_on)
-    if settings.warm_start and kind != "synthetic":  # search/warmstart.py
+    if ctx.fitness.trains:
+        prepare_data(cfg, root, settings.heldout_split)
+    if settings.warm_start and ctx.fitness.trains:  # search/warmstart.py
         from elo.search.warmstart import ensure_trunk, trunk_steps
 
         ctx.trunk = ensure_trunk(ctx, run_dir, trunk_steps(settings, ctx.steps), echo)
@@ -174,7 +173,7 @@ def _tune(
         echo(
             f"search {run_dir}: {settings.strategy} over {searcher.evolution.space.dim} terms, "
             f"population {settings.population} x {settings.generations} generations, "
-            f"{n_workers} workers, {ctx.steps} proxy steps, fitness {kind}"
+            f"{n_workers} workers, {ctx.steps} proxy steps, fitness {ctx.fitness.kind}"
             + (f", rungs at steps {list(ctx.rungs)}" if ctx.rungs else "")
         )
         _tuner(run_dir, settings, searcher, ctx, n_workers, memory).fit()
