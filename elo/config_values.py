@@ -184,7 +184,7 @@ def _kind(value: Any) -> str:
 def shipped_leaves(root: Path | None = None) -> Iterator[tuple[Path, str, Any]]:
     """Every (file, dotted key, value) of the YAML in ``configs/``: a component file's
     keys under its group (``train.lr``), an experiment's and a baseline's as written."""
-    from elo.config import _load_yaml, configs_dir
+    from elo.config_files import _load_yaml, configs_dir
 
     base = root or configs_dir()
     for f in sorted(base.rglob("*.yaml")):
@@ -233,26 +233,24 @@ def check_values(cfg: Mapping[str, Any], prefix: str = "") -> None:
 
 
 def _example(group: str) -> Path:
-    from elo.config import configs_dir
+    from elo.config_files import configs_dir
 
     return sorted((configs_dir() / group).glob("*.yaml"))[0]
 
 
 def check_complete(cfg: Mapping[str, Any], sources: Mapping[str, Path | str] | Path | str) -> None:
-    """Every key of :data:`COMPLETE_GROUPS` present (unless :data:`OPTIONAL`), else one
-    line naming the file the section came from (``sources``: per top-level key, or one
+    """Every key of each :data:`COMPLETE_GROUPS` section the config has present (unless
+    :data:`OPTIONAL`), else one line naming the file the section came from (``sources``: per top-level key, or one
     file for all) and a shipped file that declares the key."""
-    from elo.config import config_schema
+    from elo.config_files import config_schema
 
     schema = config_schema()
     for group in COMPLETE_GROUPS:
         where = sources if isinstance(sources, Path | str) else sources.get(group, "the config")
-        section = cfg.get(group)
-        if not isinstance(section, Mapping):
-            raise ConfigError(
-                f"{where}: missing config section {group!r} (every key with its default: "
-                f"{_example(group)})"
-            )
+        if group not in cfg:
+            continue  # a section no file named: its readers refuse it when they need it
+        if not isinstance(cfg[group], Mapping):
+            raise ConfigError(f"{where}: config key {group!r} must be a mapping of its keys")
         for key, _ in _leaves(schema[group], f"{group}."):
             if any(key == o or key.startswith(f"{o}.") for o in OPTIONAL):
                 continue
@@ -269,11 +267,22 @@ def check_complete(cfg: Mapping[str, Any], sources: Mapping[str, Path | str] | P
 _MISSING = object()
 
 
+def first_missing(cfg: Mapping[str, Any], reference: Mapping[str, Any]) -> str | None:
+    """The first dotted key of ``reference`` (a shipped file) that ``cfg`` lacks."""
+    for key, _ in _leaves(reference):
+        node: Any = cfg
+        for part in key.split("."):
+            node = node.get(part, _MISSING) if isinstance(node, Mapping) else _MISSING
+        if node is _MISSING:
+            return key
+    return None
+
+
 def check_fitness_complete(section: Mapping[str, Any], where: Path | str) -> None:
     """Every key of ``configs/fitness/<kind>.yaml`` (over its base) in a fitness
     ``section`` of that kind, else one line naming ``where``; a kind without a shipped
     file (a plug-in) is checked by its own class."""
-    from elo.config import configs_dir, load_part
+    from elo.config_files import configs_dir, load_part
 
     if "kind" not in section:
         raise ConfigError(f"{where}: missing config key 'fitness.kind' (a configs/fitness/ name)")

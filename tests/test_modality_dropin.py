@@ -132,7 +132,7 @@ def test_it_joins_the_term_space(framediff: str) -> None:
 
 
 def test_list_terms_prints_its_terms(framediff: str, capsys: pytest.CaptureFixture[str]) -> None:
-    from elo.baselines.cli import main as train_main
+    from elo.cli import train_main
 
     assert train_main(["--list-terms"]) == 0
     default = capsys.readouterr().out.split()
