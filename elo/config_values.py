@@ -240,8 +240,9 @@ def _example(group: str) -> Path:
 
 def check_complete(cfg: Mapping[str, Any], sources: Mapping[str, Path | str] | Path | str) -> None:
     """Every key of each :data:`COMPLETE_GROUPS` section the config has present (unless
-    :data:`OPTIONAL`), else one line naming the file the section came from (``sources``: per top-level key, or one
-    file for all) and a shipped file that declares the key."""
+    :data:`OPTIONAL`), else one line naming the file the section came from
+    (``sources``: per top-level key, or one file for all) and a shipped file that
+    declares the key."""
     from elo.config_files import config_schema
 
     schema = config_schema()

@@ -23,6 +23,7 @@ from typing import Any, Generic, TypeVar
 from elo.errors import ConfigError
 
 T = TypeVar("T")
+Names = list[str]  # ``list`` is a method name inside Registry
 log = logging.getLogger(__name__)
 
 
@@ -101,7 +102,7 @@ class Registry(Generic[T]):
         self.discover()
         return sorted(n for n in self._items if fnmatch.fnmatchcase(n, pattern))
 
-    def declared(self) -> list[str]:
+    def declared(self) -> Names:
         """Names registered so far and those of the entry points, sorted, without
         importing a module (for ``--help``, which must stay instant)."""
         names = set(self._items)

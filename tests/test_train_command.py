@@ -99,11 +99,17 @@ def test_objective_is_dispatched_through_the_registry(
     assert rc == 2 and "unknown objective 'nope'; known: byol, simsiam" in err
 
 
-@pytest.mark.parametrize(
-    "flag",
-    [["--weights", "w.json"], ["--weighting", "rlw"], ["--lr-grid", "0.1,0.2"], ["--train", "proxy"],
-     ["--list-terms"], ["--lr-grid-steps", "3"]],
-)  # fmt: skip
+ELO_ONLY = [
+    ["--weights", "w.json"],
+    ["--weighting", "rlw"],
+    ["--lr-grid", "0.1,0.2"],
+    ["--train", "proxy"],
+    ["--list-terms"],
+    ["--lr-grid-steps", "3"],
+]
+
+
+@pytest.mark.parametrize("flag", ELO_ONLY)
 def test_options_of_elo_training_are_refused_with_an_objective(
     flag: list[str], recorder: list[dict[str, Any]], capsys: pytest.CaptureFixture[str]
 ) -> None:

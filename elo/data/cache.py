@@ -104,7 +104,7 @@ def spec_from_config(
     from elo.model.modality import MODALITIES, default_modalities
 
     data = cfg["data"] if "data" in cfg and isinstance(cfg["data"], Mapping) else cfg
-    clip = require(data, "clip", dict)
+    require(data, "clip", dict)  # a mapping, its keys read below
     mod_over = require(data, "modalities", dict)
     mods: dict[str, dict[str, Any]] = {}
     for name in modalities if modalities is not None else default_modalities():
