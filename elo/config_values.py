@@ -92,6 +92,7 @@ RULES: dict[str, Rule] = {
     "data.clip.extra_frames": ZERO_OK,
     "data.clip.extra_pixels": ZERO_OK,
     "data.clip.stride": ZERO_OK,
+    "data.clip.per_video": ZERO_OK,  # sliding: 0 = every window (elo/data/video.py)
     "data.max_seconds": Rule(False, 0, lo_open=True, nullable=True),  # null: whole file
     "data.demo.classes": Rule(True, 2, hi=8),  # elo.data.demo_spec.ACTIONS has 8
     "data.demo.zipf": NON_NEGATIVE,  # 0: classes of equal size

@@ -30,6 +30,7 @@ ZERO_OK = {
     "data.clip.extra_frames": "0: the cache holds exactly the frames the model sees",
     "data.clip.extra_pixels": "0: the cache holds exactly the pixels the model sees",
     "data.clip.stride": "0: sliding windows step by clip.frames",
+    "data.clip.per_video": "0: every sliding window, uncapped",
     "data.demo.zipf": "0: classes of equal size",
     "data.max_files": "baselines: 0 = every file found",
     "objective.norm_momentum": "0: each term's scale is its last |loss|",
