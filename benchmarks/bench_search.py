@@ -161,10 +161,11 @@ def main() -> None:
         return
     steps = args.steps or (4 if args.profile == "tiny" else int(cfg["train"]["steps"]))
     from elo.search.prepare import prepare_data
-
-    prepare_data(cfg, str(root), "test")  # extraction is not part of a generation
-    from elo.search.settings import fitness_section
+    from elo.search.settings import FitnessSettings, fitness_section
     from elo.search.space import WeightSpace
+
+    refs = FitnessSettings.from_config(cfg).references
+    prepare_data(cfg, str(root), "test", refs)  # extraction is not part of a generation
 
     n_terms = WeightSpace.from_config(cfg).dim
     print(

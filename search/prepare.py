@@ -5,7 +5,7 @@ folder) and extract and cache the training and held-out clips once.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,14 +41,13 @@ def absolute_data_paths(cfg: dict[str, Any]) -> str:
     return root
 
 
-def prepare_data(cfg: Mapping[str, Any], root: str, split: str) -> None:
+def prepare_data(cfg: Mapping[str, Any], root: str, split: str, references: Sequence[str]) -> None:
     """Extract and cache the training and held-out clips once, before the trials."""
     from elo.data.datasets import open_dataset
     from elo.model.modality import configured_modalities
-    from elo.search.settings import FitnessSettings
 
     mods = configured_modalities(cfg)
-    refs = FitnessSettings.from_config(cfg).references
+    refs = list(references)  # the fitness's reference modalities (FitnessSettings)
     open_dataset(cfg, root, split="train", modalities=mods, extract_workers=None)
     held = sorted({"rgb", *refs})
     open_dataset(cfg, root, split=split, modalities=held, extract_workers=None)

@@ -76,13 +76,15 @@ class TrialContext:
         settings: SearchSettings,
         data_root: str,
         fail_on: Sequence[tuple[int, int]] = (),
+        *,
+        fitness: FitnessSettings | None = None,
     ) -> TrialContext:
         """The context of every trial of a search with these settings; ``cfg`` is the
         resolved config (its ``train.steps`` when ``search.steps`` is unset, its seed)."""
         from elo.search.fidelity import active_rungs, proxy_steps
         from elo.search.settings import FitnessSettings
 
-        fitness = FitnessSettings.from_config(cfg)
+        fitness = fitness if fitness is not None else FitnessSettings.from_config(cfg)
         steps = proxy_steps(cfg, settings)
         rungs = active_rungs(fitness, settings, steps)
         return cls(
