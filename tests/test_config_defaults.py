@@ -190,3 +190,21 @@ def test_no_python_copy_of_the_yaml_defaults() -> None:
                     fallbacks.append(f"{rel}:{node.lineno} .get({key!r}, ...)")
     assert not mirrors, mirrors
     assert not fallbacks, fallbacks
+
+
+def test_fitness_classes_default_to_their_yaml_values() -> None:
+    """The fitness classes keep keyword defaults for use from Python (tests, notebooks,
+    benchmarks); a search builds them from the YAML with every key given. The two agree
+    value for value, so a class built without arguments scores as the config's would
+    (``seed``: null in the YAML is the experiment's seed, 0 in Python)."""
+    from elo.search.fitness import FITNESSES
+
+    def plain(v: Any) -> Any:
+        return list(v) if isinstance(v, tuple) else v
+
+    for kind in FITNESSES.list():
+        yaml_values = load_part("fitness", kind)
+        for f in dataclasses.fields(FITNESSES.get(kind)):
+            if f.init and f.name != "seed":
+                assert f.default is not dataclasses.MISSING, (kind, f.name)
+                assert plain(f.default) == yaml_values[f.name], (kind, f.name)
