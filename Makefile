@@ -62,7 +62,8 @@ deps-venv:
 		echo "dependencies in $(DEPS_VENV)"'
 
 # VENV over DEPS_VENV: no packages of its own but this checkout (editable, --no-deps);
-# DEPS_VENV's site-packages (and its .pth files) come after VENV's own.
+# DEPS_VENV's site-packages (and its .pth files) come after VENV's own. DEPS_VENV's
+# commands (ray, mypy, ...) run with VENV's python, so what they start sees the checkout.
 overlay: deps-venv
 	@set -e; \
 	rm -rf "$(VENV)"; \
@@ -71,7 +72,14 @@ overlay: deps-venv
 	deps=$$("$(DEPS_PY)" -c "import sysconfig; print(sysconfig.get_path('purelib'))"); \
 	echo "import site; site.addsitedir('$$deps')" > "$$site/elo_deps.pth"; \
 	"$(DEPS_PY)" -m pip --python "$(PY)" install --quiet --no-deps -e .; \
-	for tool in ruff mypy; do ln -sf "$(DEPS_VENV)/bin/$$tool" "$(VENV)/bin/$$tool"; done; \
+	for f in "$(DEPS_VENV)"/bin/*; do \
+		name=$$(basename "$$f"); \
+		case "$$name" in python*|pip*|activate*|Activate*|elo-*) continue;; esac; \
+		if head -n 1 "$$f" | grep -q "^#!$(DEPS_VENV)/bin/python"; then \
+			sed "1s|.*|#!$(abspath $(VENV))/bin/python|" "$$f" > "$(VENV)/bin/$$name"; \
+			chmod +x "$(VENV)/bin/$$name"; \
+		else ln -sf "$$f" "$(VENV)/bin/$$name"; fi; \
+	done; \
 	echo "$(STAMP_VALUE)" > "$(STAMP)"; \
 	echo "venv $(VENV): this checkout over $(DEPS_VENV)"
 

@@ -66,8 +66,9 @@ def test_two_checkouts_over_one_dependency_venv_each_run_their_own_code(
     tmp_path: Path,
 ) -> None:
     """``make overlay`` (what .ci/run does) in a copy of this tree, over a dependency
-    venv that also sees this checkout's install: the copy's console scripts import the
-    copy, and this tree's import this tree. Measured: about 8 s, most of it pip."""
+        venv that also sees this checkout's install: the copy's console scripts import the
+        copy, and this tree's import this tree; a dependency's command (``ray``) runs under
+    the overlay's python. Measured: about 8 s, most of it pip."""
     clone = tmp_path / "clone"
     skip_top = {".git", "data", "runs", "cache", "build", "dist"}  # the tree's outputs
 
@@ -92,6 +93,8 @@ def test_two_checkouts_over_one_dependency_venv_each_run_their_own_code(
     )
     for tool in ("ruff", "mypy"):
         (deps / "bin" / tool).symlink_to(shutil.which(tool) or sys.executable)
+    (deps / "bin" / "zz-tool").write_text(f"#!{deps}/bin/python\nprint('tool')\n")
+    (deps / "bin" / "zz-tool").chmod(0o755)  # a dependency's command, e.g. ray
     pins = subprocess.run(
         "cat pyproject.toml constraints.txt | sha256sum | cut -c1-16",
         shell=True, cwd=clone, capture_output=True, text=True, check=True,
@@ -112,3 +115,9 @@ def test_two_checkouts_over_one_dependency_venv_each_run_their_own_code(
     here = _modules_of(Path(sys.executable).parent / "elo-train", tmp_path)
     assert ROOT / "elo" / "cli.py" in here
     assert (venv / ".elo-install-stamp").read_text().startswith(pins.strip() + ":")
+    # a dependency's command runs with the overlay's python: what it starts (Ray's
+    # workers) imports the checkout too
+    tool = (venv / "bin" / "zz-tool").read_text().splitlines()
+    assert tool == [f"#!{venv}/bin/python", "print('tool')"]
+    ran = subprocess.run([str(venv / "bin" / "zz-tool")], capture_output=True, text=True)
+    assert ran.stdout == "tool\n"
