@@ -1,7 +1,7 @@
 """Standalone image-side training of BYOL / SimSiam: ``elo-train --objective byol
 --data DIR``.
 
-Reads ``configs/baseline/<objective>.yaml`` (or ``--config PATH``), loads the images
+Reads ``configs/baseline/<objective>.yaml`` (or ``--config``: a baseline name or path), loads the images
 or video frames of ``DIR`` (:mod:`baselines.frames`), trains an image encoder
 (:mod:`baselines.image_encoder`) with the two-view pipelines of
 :mod:`baselines.augment`, and writes to ``--out``::
@@ -43,23 +43,53 @@ OBJECTIVES = ("byol", "simsiam")
 def load_baseline_config(
     objective: str, config: str | None = None, overrides: list[str] | tuple[str, ...] = ()
 ) -> dict[str, Any]:
-    """``configs/baseline/<objective>.yaml``, or ``config`` (a path or a name in
-    ``configs/baseline``); ``key=value`` overrides must name existing keys."""
-    from elo.config import apply_overrides, compose, configs_dir, resolve_config_path
+    """``configs/baseline/<objective>.yaml``, or ``config``: a name in
+    ``configs/baseline`` or the path of a baseline config (a file with ``objective:``);
+    an ELo experiment is refused in one line. ``key=value`` overrides must name
+    existing keys; every key of the shipped file must be present and every number in
+    its range (elo/config_values.py)."""
+    from elo.config import apply_overrides, compose, configs_dir
+    from elo.config_values import check_values, first_missing
 
     if objective not in OBJECTIVES:
         raise ConfigError(f"--objective {objective!r}: choose one of {', '.join(OBJECTIVES)}")
-    name = config
-    if not name or not (Path(name).suffix in (".yaml", ".yml") or name in _baseline_names()):
-        name = objective  # e.g. the CLI default "demo" names a video experiment
-    cfg = compose(resolve_config_path(name, "baseline"))
-    cfg = apply_overrides(cfg, list(overrides))
+    path = _baseline_path(objective, config)
+    cfg = apply_overrides(compose(path), list(overrides))
     if cfg.get("objective") != objective:
         raise ConfigError(
-            f"config {name!r} is for objective {cfg.get('objective')!r}, not {objective!r}; "
-            f"see {configs_dir() / 'baseline'}"
+            f"config {str(path)!r} is for objective {cfg.get('objective')!r}, not "
+            f"{objective!r}; see {configs_dir() / 'baseline'}"
         )
+    shipped = configs_dir() / "baseline" / f"{objective}.yaml"
+    missing = first_missing(cfg, compose(shipped))
+    if missing is not None:
+        raise ConfigError(
+            f"{path}: missing config key {missing!r}; {shipped} declares every key of a "
+            f"{objective} config with its default"
+        )
+    check_values(cfg)
     return cfg
+
+
+def _baseline_path(objective: str, config: str | None) -> Path:
+    """The baseline config file ``config`` names (default: the objective's own file)."""
+    from elo.config import _load_yaml, configs_dir, resolve_config_path
+
+    if config is None or config in _baseline_names():
+        return resolve_config_path(config or objective, "baseline")
+    given = Path(config)
+    if given.suffix in (".yaml", ".yml") and given.is_file():
+        if "objective" in _load_yaml(given):
+            return given
+        path = given
+    else:
+        path = resolve_config_path(config, "experiment")  # or: no such config at all
+    raise ConfigError(
+        f"--config {config}: {path} is an ELo experiment, which --objective {objective} "
+        f"cannot use (its data, model and train keys are ELo's); give a baseline config "
+        f"({', '.join(sorted(_baseline_names()))}) or a YAML path with 'objective: "
+        f"{objective}' (every key: {configs_dir() / 'baseline' / objective}.yaml)"
+    )
 
 
 def _baseline_names() -> set[str]:
@@ -79,7 +109,7 @@ def build_model(cfg: dict[str, Any]) -> nn.Module:
     sec = dict(cfg[obj])
     if obj == "byol":
         return BYOL(encoder, encoder.embed_dim, **sec)
-    sec.pop("fix_predictor_lr", None)
+    del sec["fix_predictor_lr"]
     return SimSiam(encoder, encoder.embed_dim, **sec)
 
 
@@ -89,12 +119,14 @@ def build_optimizer(model: nn.Module, cfg: dict[str, Any]) -> torch.optim.Optimi
     tr = cfg["train"]
     lr = float(tr["lr"]) * int(tr["batch_size"]) / 256
     if cfg["objective"] == "simsiam":
-        fix = bool(cfg["simsiam"].get("fix_predictor_lr", True))
+        fix = bool(cfg["simsiam"]["fix_predictor_lr"])
         groups: list[dict[str, Any]] = model.param_groups(fix)  # type: ignore[operator]
     else:
         params = [p for p in model.parameters() if p.requires_grad]
         groups = [{"params": params, "fix_lr": False}]
-    return optimizer_for(groups, tr, lr)
+    return optimizer_for(
+        groups, str(tr["optimizer"]), lr, float(tr["momentum"]), float(tr["weight_decay"])
+    )
 
 
 class BatchPlan(loop.BatchPlan):
@@ -298,8 +330,9 @@ def train_baseline(
     device: str = "cpu",
     resume: bool = False,
 ) -> int:
-    """``elo-train --objective byol|simsiam --data DIR`` (baselines/cli.py): train on the
-    images or video frames of ``data`` and write ``out`` (default ``runs/<objective>``)."""
+    """``elo-train --objective byol|simsiam --data DIR`` (elo/commands/train.py): train
+    on the images or video frames of ``data`` and write ``out`` (default
+    ``runs/<objective>``)."""
     from elo.baselines.frames import load_frames
     from elo.errors import DataError
 
@@ -316,8 +349,8 @@ def train_baseline(
         size=int(d["image_size"]),
         frames_per_video=int(d["frames_per_video"]),
         max_files=int(d["max_files"]),
-        split=d.get("split"),
-        fold=int(d.get("fold", 1) or 1),
+        split=d["split"],
+        fold=int(d["fold"]),
     )
     log.info("%d images from %s (%d classes)", len(frames.images), data, len(frames.classes))
     where = Path(out or f"runs/{objective}")
@@ -328,3 +361,13 @@ def train_baseline(
         f"({summary['collapse_warnings']} warnings){knn}; encoder in {where / 'final'}"
     )
     return 0
+
+
+def train_byol(data: str | Path | None, **options: Any) -> int:
+    """``elo-train --objective byol`` (the ``elo.objectives`` entry point)."""
+    return train_baseline("byol", data, **options)
+
+
+def train_simsiam(data: str | Path | None, **options: Any) -> int:
+    """``elo-train --objective simsiam`` (the ``elo.objectives`` entry point)."""
+    return train_baseline("simsiam", data, **options)

@@ -14,11 +14,11 @@ run() { "$PY" -c "import sys; from $1 import $2 as m; sys.exit(m(sys.argv[1:]))"
 [ -d "$ROOT/data" ] || run elo.cli data_main demo --out "$ROOT/data" --clips 48 --seed 5 --workers 1
 OUT=$ROOT/$TAG
 rm -rf "$OUT" && mkdir -p "$OUT"
-run baselines.cli main --data "$ROOT/data" --steps 6 --seed 3 --out "$OUT/train" --no-progress \
+run elo.cli train_main --data "$ROOT/data" --steps 6 --seed 3 --out "$OUT/train" --no-progress \
     train.batch_size=4 > "$OUT/train.log" 2>&1
-run baselines.cli main --data "$ROOT/data" --objective byol --steps 4 --seed 3 --out "$OUT/byol" \
+run elo.cli train_main --data "$ROOT/data" --objective byol --steps 4 --seed 3 --out "$OUT/byol" \
     --no-progress train.batch_size=4 > "$OUT/byol.log" 2>&1
-run search.cli main --data "$ROOT/data" --fitness synthetic --population 6 --generations 3 \
+run elo.search.cli main --data "$ROOT/data" --fitness synthetic --population 6 --generations 3 \
     --workers 1 --seed 2 --out "$OUT/search" > "$OUT/search.log" 2>&1
 "$PY" benchmarks/behaviour_digest.py "$OUT" > "$OUT/digest.txt"
 echo "$OUT/digest.txt: $(wc -l < "$OUT/digest.txt") lines"

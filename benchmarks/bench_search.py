@@ -161,9 +161,11 @@ def main() -> None:
         return
     steps = args.steps or (4 if args.profile == "tiny" else int(cfg["train"]["steps"]))
     from elo.search.prepare import prepare_data
-
-    prepare_data(cfg, str(root), "test")  # extraction is not part of a generation
+    from elo.search.settings import FitnessSettings, fitness_section
     from elo.search.space import WeightSpace
+
+    refs = FitnessSettings.from_config(cfg).references
+    prepare_data(cfg, str(root), "test", refs)  # extraction is not part of a generation
 
     n_terms = WeightSpace.from_config(cfg).dim
     print(
@@ -175,7 +177,7 @@ def main() -> None:
     for w in (1, 2):
         r = one_generation(cfg, w, args.population, steps, tmp / f"w{w}")
         rows.append((f"real, {w} worker{'s' if w > 1 else ''}", w, r))
-    synth = {**cfg, "fitness": {"kind": "synthetic", "seconds": 1.0}}
+    synth = {**cfg, "fitness": {**fitness_section("synthetic"), "seconds": 1.0}}
     for w in (1, 2):
         r = one_generation(synth, w, args.population, steps, tmp / f"s{w}")
         rows.append((f"synthetic 1 s, {w} worker{'s' if w > 1 else ''}", w, r))

@@ -131,8 +131,8 @@ def speedups(steps: int, warmup: int, threads: int, names: Sequence[str] = VARIA
     cfg = load_config("demo")
     clip = cfg["data"]["clip"]
     cached = {  # what the demo cache holds; the model cuts its own window and square
-        "frames": int(clip["frames"]) + int(clip.get("extra_frames", 0)),
-        "size": int(clip["size"]) + int(clip.get("extra_pixels", 0)),
+        "frames": int(clip["frames"]) + int(clip["extra_frames"]),
+        "size": int(clip["size"]) + int(clip["extra_pixels"]),
         "fps": clip["fps"],
     }
     b = int(cfg["train"]["batch_size"])

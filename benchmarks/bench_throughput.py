@@ -45,7 +45,7 @@ def setup(data: str, overrides: list[str]) -> tuple[Any, dict[str, float]]:
     from elo.config import load_config
     from elo.model.objective import terms_from_config
     from elo.search.prepare import absolute_data_paths, drop_absent_modalities, prepare_data
-    from elo.search.settings import SearchSettings
+    from elo.search.settings import FitnessSettings, SearchSettings
     from elo.search.trainable import TrialContext
 
     cfg = load_config("demo", overrides)
@@ -53,7 +53,7 @@ def setup(data: str, overrides: list[str]) -> tuple[Any, dict[str, float]]:
     drop_absent_modalities(cfg, print)
     root = absolute_data_paths(cfg)
     settings = SearchSettings.from_config(cfg)
-    prepare_data(cfg, root, settings.heldout_split)
+    prepare_data(cfg, root, settings.heldout_split, FitnessSettings.from_config(cfg).references)
     ctx = TrialContext.from_settings(cfg, settings, root)
     return ctx, {str(t): 0.5 for t in terms_from_config(cfg)}
 

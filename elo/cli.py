@@ -1,8 +1,8 @@
 """Console entry points. A command is ``add_arguments(parser)`` and ``run(args) -> int``;
-the core ones (elo-eval, elo-extract, elo-data) live in ``elo/commands/<name>.py``, the
-applications at the edge in their own layer (elo-train: ``baselines/cli.py``,
-elo-search: ``search/cli.py``), all framed by :func:`run_command`. Heavy imports
-(torch, ray, av, cv2) happen inside ``run`` so ``--help`` is instant.
+the core ones (elo-train, elo-eval, elo-extract, elo-data) live in
+``elo/commands/<name>.py``, elo-search with the search layer it drives
+(``search/cli.py``), all framed by :func:`run_command`. Heavy imports (torch, ray, av,
+cv2) happen inside ``run`` so ``--help`` is instant.
 
 User errors (:class:`elo.errors.EloError`) print one line and exit 2.
 """
@@ -101,6 +101,10 @@ def run_command(name: str, command: Command, argv: Sequence[str] | None = None) 
 def _main(name: str, argv: Sequence[str] | None = None) -> int:
     module = importlib.import_module(f"elo.commands.{name}")
     return run_command(name, cast(Command, module), argv)
+
+
+def train_main(argv: Sequence[str] | None = None) -> int:
+    return _main("train", argv)
 
 
 def eval_main(argv: Sequence[str] | None = None) -> int:

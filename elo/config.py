@@ -25,63 +25,41 @@ task and the modality that own them.
 from __future__ import annotations
 
 import copy
-import difflib
-import functools
-import importlib.resources
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from elo.config_files import (  # re-exported: the public names of the config API
+    _load_yaml,
+    _part,
+    _unknown_key_message,
+    check_keys,
+    config_schema,
+    configs_dir,
+    deep_merge,
+    load_part,
+    resolve_config_path,
+)
 from elo.errors import ConfigError
 
-
-def configs_dir() -> Path:
-    """The ``configs/`` folder, from an editable install or an installed wheel."""
-    root = importlib.resources.files("elo.configs")
-    return Path(str(root))
-
-
-def _load_yaml(path: Path) -> dict[str, Any]:
-    try:
-        with open(path, encoding="utf-8") as fh:
-            data = yaml.safe_load(fh)
-    except FileNotFoundError:
-        raise ConfigError(f"config file not found: {path}") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: invalid YAML ({str(exc).splitlines()[0]})") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: top level must be a mapping, got {type(data).__name__}")
-    return data
-
-
-def resolve_config_path(name: str | Path, group: str = "experiment") -> Path:
-    """A path as given, or ``configs/<group>/<name>.yaml``."""
-    p = Path(name)
-    if p.suffix in (".yaml", ".yml") and p.exists():
-        return p
-    cand = configs_dir() / group / f"{name}.yaml"
-    if cand.exists():
-        return cand
-    avail = sorted(q.stem for q in (configs_dir() / group).glob("*.yaml"))
-    raise ConfigError(
-        f"no config {str(name)!r} (looked for {p} and {cand}); "
-        f"available {group} configs: {', '.join(avail) or '(none)'}"
-    )
-
-
-def deep_merge(base: dict[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
-    """``top`` merged into a copy of ``base``; nested mappings merge, others replace."""
-    out = copy.deepcopy(base)
-    for k, v in top.items():
-        if isinstance(v, Mapping) and isinstance(out.get(k), dict):
-            out[k] = deep_merge(out[k], v)
-        else:
-            out[k] = copy.deepcopy(v)
-    return out
+__all__ = [
+    "_load_yaml",
+    "_unknown_key_message",
+    "apply_overrides",
+    "check_keys",
+    "compose",
+    "config_schema",
+    "configs_dir",
+    "deep_merge",
+    "load_config",
+    "load_part",
+    "merge_checked",
+    "parse_override",
+    "require",
+    "resolve_config_path",
+]
 
 
 def merge_checked(base: dict[str, Any], top: Mapping[str, Any], where: str) -> dict[str, Any]:
@@ -96,94 +74,13 @@ def merge_checked(base: dict[str, Any], top: Mapping[str, Any], where: str) -> d
     return base
 
 
-def _unknown_key_message(full: str, key: str, level: Mapping[str, Any]) -> str:
-    close = difflib.get_close_matches(key, list(level), n=1)
-    hint = f" (did you mean {close[0]!r}?)" if close else ""
-    known = ", ".join(sorted(level)) or "(none)"
-    return f"unknown config key {full!r}{hint}; known keys here: {known}"
-
-
-#: groups whose files are whole configs of their own, not sections of an experiment
-_STANDALONE_GROUPS = ("experiment", "baseline")
-#: top-level experiment keys that are not a component group
-_TOP_LEVEL = ("seed", "heads")
-#: levels whose keys are checked by their owner (a task's head, a modality's params);
-#: ``*`` matches any key at that position
-_OWNED_ELSEWHERE = (("heads",), ("data", "modalities", "*"))
-#: builder options that the shipped model files leave at their defaults
-_EXTRA_KEYS = {("model", "*"): ("in_channels", "stem_kernel")}
-
-
-def _union(into: dict[str, Any], top: Mapping[str, Any]) -> None:
-    for k, v in top.items():
-        if isinstance(v, Mapping):
-            sub = into.get(k)
-            if not isinstance(sub, dict):
-                sub = into[k] = {}
-            _union(sub, v)
-        else:
-            into.setdefault(k, None)
-
-
-@functools.cache
-def _schema_for(root: str) -> dict[str, Any]:
-    schema: dict[str, Any] = {k: None for k in _TOP_LEVEL}
-    for group_dir in sorted(Path(root).iterdir()):
-        if not group_dir.is_dir() or group_dir.name in _STANDALONE_GROUPS:
-            continue
-        if group_dir.name.startswith(("_", ".")):
-            continue
-        section: dict[str, Any] = {}
-        for f in sorted(group_dir.glob("*.yaml")):
-            _union(section, _load_yaml(f))
-        schema[group_dir.name] = section
-    return schema
-
-
-def config_schema() -> dict[str, Any]:
-    """Every known experiment key: a nested mapping (``None`` marks a leaf)."""
-    return _schema_for(str(configs_dir()))
-
-
-def _matches(path: tuple[str, ...], pattern: tuple[str, ...]) -> bool:
-    return len(path) == len(pattern) and all(
-        p in ("*", q) for p, q in zip(pattern, path, strict=True)
-    )
-
-
-def check_keys(doc: Mapping[str, Any], file: Path | str, prefix: tuple[str, ...] = ()) -> None:
-    """Every key of ``doc`` (an experiment, or the ``prefix`` section of one) must be
-    known; else one line naming ``file``, the dotted key and the closest known key."""
-    schema: Any = config_schema()
-    for part in prefix:
-        schema = schema.get(part) if isinstance(schema, dict) else None
-    _check_level(doc, schema, prefix, file)
-
-
-def _check_level(
-    doc: Mapping[str, Any], schema: Any, path: tuple[str, ...], file: Path | str
-) -> None:
-    if any(_matches(path, pat) for pat in _OWNED_ELSEWHERE) or not isinstance(schema, dict):
-        return
-    known = dict(schema)
-    for pat, extra in _EXTRA_KEYS.items():
-        if _matches(path, pat):
-            known.update(dict.fromkeys(extra))
-    for k, v in doc.items():
-        if k == "defaults" and not path:
-            continue
-        key = str(k)
-        if key not in known:
-            raise ConfigError(
-                f"{file}: " + _unknown_key_message(".".join((*path, key)), key, known)
-            )
-        if isinstance(v, Mapping):
-            _check_level(v, known[key], (*path, key), file)
-
-
-def compose(path: Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+def compose(
+    path: Path, _seen: tuple[Path, ...] = (), sources: dict[str, Path] | None = None
+) -> dict[str, Any]:
     """Load an experiment file and the component files its ``defaults`` names; in an
-    experiment (a file with ``defaults``), every key must be known (:func:`check_keys`)."""
+    experiment (a file with ``defaults``), every key must be known (:func:`check_keys`).
+    ``sources`` receives, per top-level key, the file that set it last (error messages
+    name it)."""
     if path in _seen:
         raise ConfigError(f"config cycle: {' -> '.join(map(str, (*_seen, path)))}")
     raw = _load_yaml(path)
@@ -193,14 +90,18 @@ def compose(path: Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for group, name in defaults.items():
         if group == "base":  # another experiment file
-            out = deep_merge(out, compose(resolve_config_path(name, "experiment"), (*_seen, path)))
+            base = resolve_config_path(name, "experiment")
+            out = deep_merge(out, compose(base, (*_seen, path), sources))
             continue
         part_path = resolve_config_path(name, group)
-        part = _load_yaml(part_path)
-        check_keys(part, part_path, (group,))
-        out[group] = deep_merge(out.get(group, {}), part)
+        out[group] = deep_merge(out.get(group, {}), _part(part_path, group, check=True))
+        if sources is not None:
+            sources[group] = part_path
     if defaults:
         check_keys(raw, path)
+    if sources is not None:  # a group's own file first: it declares the group's keys
+        for key in raw:
+            sources.setdefault(key, path)
     return deep_merge(out, raw)
 
 
@@ -240,13 +141,25 @@ def apply_overrides(cfg: dict[str, Any], overrides: Iterable[str]) -> dict[str, 
     return cfg
 
 
-def load_config(name: str | Path = "demo", overrides: Iterable[str] = ()) -> dict[str, Any]:
+def load_config(
+    name: str | Path = "demo",
+    overrides: Iterable[str] = (),
+    *,
+    sources: dict[str, Path] | None = None,
+) -> dict[str, Any]:
     """Compose an experiment config (a name in ``configs/experiment`` or a path); every
-    key of every file must be known (:func:`check_keys`)."""
+    key of every file must be known (:func:`check_keys`), every key the code reads
+    present and every number in its range (:func:`elo.config_values.check_config`).
+    ``sources`` receives the file each top-level key came from."""
+    from elo.config_values import check_config
+
     path = resolve_config_path(name)
-    cfg = compose(path)
+    sources = {} if sources is None else sources
+    cfg = compose(path, sources=sources)
     check_keys(cfg, path)
-    return apply_overrides(cfg, overrides)
+    cfg = apply_overrides(cfg, overrides)
+    check_config(cfg, sources)
+    return cfg
 
 
 def require(cfg: Mapping[str, Any], dotted: str, kind: type | tuple[type, ...]) -> Any:

@@ -23,6 +23,7 @@ from typing import Any, Generic, TypeVar
 from elo.errors import ConfigError
 
 T = TypeVar("T")
+Names = list[str]  # ``list`` is a method name inside Registry
 log = logging.getLogger(__name__)
 
 
@@ -100,6 +101,16 @@ class Registry(Generic[T]):
         """Registered names matching a shell-style glob, sorted."""
         self.discover()
         return sorted(n for n in self._items if fnmatch.fnmatchcase(n, pattern))
+
+    def declared(self) -> Names:
+        """Names registered so far and those of the entry points, sorted, without
+        importing a module (for ``--help``, which must stay instant)."""
+        names = set(self._items)
+        if self.entry_point_group is not None:
+            names |= {
+                ep.name for ep in importlib.metadata.entry_points(group=self.entry_point_group)
+            }
+        return sorted(names)
 
     def build(self, name: str, /, *args: Any, **kwargs: Any) -> Any:
         obj: Any = self.get(name)

@@ -2,7 +2,7 @@
 
 The command lives with the search layer it drives; :func:`main` runs it in the frame
 every console script shares (``elo.cli.run_command``: logging, one-line errors).
-Options left unset come from the config (``configs/search/cma.yaml``); with
+Options left unset come from the config (``configs/search/base.yaml``); with
 ``--resume RUN_DIR`` the run's own ``config.yaml`` is used and only ``--address``
 and ``--workers`` (which do not change results) apply.
 """
@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, cast
 
 from elo.cli import Command, run_command
@@ -26,14 +27,13 @@ def config_defaults(config: str = "demo") -> dict[str, Any]:
     except Exception:
         return {}
     s = cfg["search"]
-    train_steps = (cfg.get("train") or {}).get("steps", 40)
     return {
         "population": s["population"],
         "generations": s["generations"],
         "strategy": s["strategy"],
-        "fitness": (cfg.get("fitness") or {}).get("kind", "zipf"),
-        "steps": s["steps"] if s["steps"] is not None else train_steps,
-        "seed": cfg.get("seed", 0),
+        "fitness": cfg["fitness"]["kind"],
+        "steps": s["steps"] if s["steps"] is not None else cfg["train"]["steps"],
+        "seed": cfg["seed"],
     }
 
 
@@ -82,14 +82,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def resolve_config(args: argparse.Namespace) -> dict[str, Any]:
-    """The experiment config with the command-line flags and overrides applied (its
-    ``search`` section over the defaults; validated later, once, by
-    :meth:`search.settings.SearchSettings.from_config`)."""
-    from elo.config import apply_overrides, load_config
-    from elo.search.settings import fitness_section, with_defaults
+    """The experiment config with the command-line flags and overrides applied, checked
+    (every key present, every number in range) before anything is created; the
+    ``search`` section is parsed once, later, by
+    :meth:`search.settings.SearchSettings.from_config`."""
+    from elo.config import apply_overrides, load_config, resolve_config_path
+    from elo.config_values import check_config
+    from elo.search.settings import fitness_section
 
-    cfg = load_config(args.config)
-    cfg["search"] = with_defaults(cfg.get("search"))
+    sources: dict[str, Path] = {}
+    cfg = load_config(args.config, sources=sources)
     flags = {
         "population": args.population,
         "generations": args.generations,
@@ -103,10 +105,13 @@ def resolve_config(args: argparse.Namespace) -> dict[str, Any]:
     if args.seed is not None:
         cfg["seed"] = args.seed
     if args.data:
-        cfg.setdefault("data", {})["root"] = args.data
-    if args.fitness and args.fitness != (cfg.get("fitness", {}) or {}).get("kind"):
+        cfg["data"]["root"] = args.data
+    if args.fitness and args.fitness != cfg["fitness"]["kind"]:
         cfg["fitness"] = fitness_section(args.fitness)
-    return apply_overrides(cfg, args.overrides)
+        sources["fitness"] = resolve_config_path(args.fitness, "fitness")
+    cfg = apply_overrides(cfg, args.overrides)
+    check_config(cfg, sources)
+    return cfg
 
 
 def _echo(line: str) -> None:

@@ -128,20 +128,15 @@ def synthetic_rungs(
     return [value + noise * (1.0 - float(f)) * rng.gauss(0.0, 1.0) for f in fractions]
 
 
-def trains(cfg: Mapping[str, Any]) -> bool:
-    """Whether the fitness of ``cfg`` trains candidates (all but ``synthetic``)."""
-    return (cfg.get("fitness", {}) or {}).get("kind") != "synthetic"
-
-
-def active_rungs(cfg: Mapping[str, Any], settings: Any, steps: int) -> list[int] | None:
+def active_rungs(fitness: Any, settings: Any, steps: int) -> list[int] | None:
     """The step counts scored by each candidate, or ``None`` for one score after all
     ``steps`` (the paper): ``search.rungs`` with more than one rung, for a fitness that
     trains, or for the synthetic stand-in when ``fitness.rung_noise`` is set (it has no
-    training to score part-way, so it models lower rungs as noisier scores)."""
+    training to score part-way, so it models lower rungs as noisier scores).
+    ``fitness``: :class:`search.settings.FitnessSettings`."""
     if settings.rungs is None:
         return None
-    section = cfg.get("fitness", {}) or {}
-    if not trains(cfg) and section.get("rung_noise") is None:
+    if not fitness.trains and fitness.options["rung_noise"] is None:
         return None
     steps_at = rung_steps(settings.rungs, steps)
     return steps_at if len(steps_at) > 1 else None
@@ -171,10 +166,12 @@ def outranks(rung: int, fitness: float, best: Mapping[str, Any] | None, top: int
 
 
 def proxy_steps(cfg: Mapping[str, Any], settings: Any) -> int:
-    """Proxy steps per candidate: ``search.steps``, else ``train.steps`` (40)."""
+    """Proxy steps per candidate: ``search.steps``, else ``train.steps``."""
+    from elo.config import require
+
     if settings.steps is not None:
         return int(settings.steps)
-    return int((cfg.get("train", {}) or {}).get("steps", 40))
+    return int(require(cfg, "train.steps", int))
 
 
 def rung_summary(fitness: Sequence[float | None], rungs: Sequence[int], top: int) -> dict[str, Any]:

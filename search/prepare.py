@@ -5,7 +5,7 @@ folder) and extract and cache the training and held-out clips once.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +16,10 @@ def drop_absent_modalities(cfg: dict[str, Any], echo: Callable[[str], None]) -> 
     from elo.data.datasets import drop_absent_modalities as drop
     from elo.model.objective import terms_from_config
 
-    if (cfg.get("fitness") or {}).get("kind") == "synthetic":
+    if cfg["fitness"]["kind"] == "synthetic":
         return  # the stand-in fitness trains nothing and reads no data
     before = len(terms_from_config(cfg))
-    root = cfg.get("data", {}).get("root")
+    root = cfg["data"]["root"]
     absent = drop(cfg, root)
     if absent:
         n = before - len(terms_from_config(cfg))
@@ -30,25 +30,24 @@ def drop_absent_modalities(cfg: dict[str, Any], echo: Callable[[str], None]) -> 
 
 
 def absolute_data_paths(cfg: dict[str, Any]) -> str:
-    """Make ``data.root`` (default ``data/demo``) and ``data.cache`` absolute in ``cfg``:
+    """Make ``data.root`` and ``data.cache`` absolute in ``cfg``:
     Ray Tune runs each trial in its own working folder, where relative paths break.
     Returns the root."""
-    data = cfg.setdefault("data", {})
-    root = str(Path(str(data.get("root", "data/demo"))).resolve())
+    data = cfg["data"]
+    root = str(Path(str(data["root"])).resolve())
     data["root"] = root
-    if data.get("cache"):
+    if data["cache"]:
         data["cache"] = str(Path(str(data["cache"])).resolve())
     return root
 
 
-def prepare_data(cfg: Mapping[str, Any], root: str, split: str) -> None:
+def prepare_data(cfg: Mapping[str, Any], root: str, split: str, references: Sequence[str]) -> None:
     """Extract and cache the training and held-out clips once, before the trials."""
     from elo.data.datasets import open_dataset
     from elo.model.modality import configured_modalities
-    from elo.search.trainable import reference_modalities
 
     mods = configured_modalities(cfg)
-    refs = reference_modalities(cfg.get("fitness", {}) or {})
+    refs = list(references)  # the fitness's reference modalities (FitnessSettings)
     open_dataset(cfg, root, split="train", modalities=mods, extract_workers=None)
     held = sorted({"rgb", *refs})
     open_dataset(cfg, root, split=split, modalities=held, extract_workers=None)

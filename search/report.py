@@ -23,8 +23,6 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from elo.rundir import atomic_write_bytes, atomic_write_text, read_jsonl
 from elo.search.report_rungs import has_rungs, rung_section
 
@@ -137,16 +135,17 @@ def write_report(run_dir: str | Path) -> Path:
     run_dir = Path(run_dir)
     records = list(read_jsonl(run_dir / "evaluations.jsonl"))
     errors = {e["trial_id"]: e.get("error", "") for e in read_jsonl(run_dir / "errors.jsonl")}
-    cfg_path = run_dir / "config.yaml"
-    cfg = yaml.safe_load(cfg_path.read_text(encoding="utf-8")) if cfg_path.exists() else {}
+    from elo.search.rundir import load_run_config
+
+    cfg = load_run_config(run_dir)
     terms = _terms(run_dir, records)
-    search = cfg.get("search", {}) or {}
+    search = cfg["search"]
     lines = [
         f"# Search report: {run_dir.name}",
         "",
-        f"- strategy **{search.get('strategy', '?')}**, population {search.get('population', '?')},"
-        f" generations {search.get('generations', '?')}, mapping {search.get('mapping', 'clip')},"
-        f" fitness **{(cfg.get('fitness', {}) or {}).get('kind', '?')}**, seed {cfg.get('seed', 0)}",
+        f"- strategy **{search['strategy']}**, population {search['population']},"
+        f" generations {search['generations']}, mapping {search['mapping']},"
+        f" fitness **{cfg['fitness']['kind']}**, seed {cfg['seed']}",
         f"- evaluations: {len(records)} ({sum(r.get('status') != 'ok' for r in records)} failed),"
         f" {len(terms)} loss terms",
         "",

@@ -20,7 +20,7 @@ from elo.rundir import read_jsonl
 from elo.search.failures import error_callback, infrastructure_failure
 from elo.search.rundir import BEST_FILE, ERRORS, EVALUATIONS, STATE_FILE, RunLog
 from elo.search.searcher import EvolutionSearcher
-from elo.search.settings import SearchSettings
+from elo.search.settings import FitnessSettings, SearchSettings
 from elo.search.trainable import TrialContext
 
 log = logging.getLogger(__name__)
@@ -44,12 +44,13 @@ def run_search(
     from elo.rundir import DirLock
 
     settings = settings if settings is not None else SearchSettings.from_config(cfg)
+    fitness = FitnessSettings.from_config(cfg)  # parsed once for the whole search
     retries = settings.max_retries
     with DirLock(Path(run_dir).resolve(), "elo-search"):
         for attempt in range(retries + 1):
             try:
                 return _run_search(
-                    cfg, run_dir, settings, resume=resume or attempt > 0, address=address,
+                    cfg, run_dir, settings, fitness, resume=resume or attempt > 0, address=address,
                     workers=workers, fail_on=fail_on, echo=echo, report=report,
                 )  # fmt: skip
             except Exception as exc:
@@ -71,6 +72,7 @@ def _run_search(
     cfg: dict[str, Any],
     run_dir: str | Path,
     settings: SearchSettings,
+    fitness: FitnessSettings,
     *,
     resume: bool,
     address: str | None,
@@ -80,13 +82,13 @@ def _run_search(
     report: bool,
 ) -> dict[str, Any]:
     run_dir = Path(run_dir).resolve()
-    searcher, listener = _open(cfg, run_dir, settings, resume=resume, echo=echo)
+    searcher, listener = _open(cfg, run_dir, settings, fitness, resume=resume, echo=echo)
     if report:
         from elo.search.report import write_report
 
         listener.on_generation = lambda: _safe_report(write_report, run_dir)
     if not searcher.finished:
-        _tune(cfg, run_dir, settings, searcher, address, workers, fail_on, echo)
+        _tune(cfg, run_dir, settings, fitness, searcher, address, workers, fail_on, echo)
     if report:
         _safe_report(write_report, run_dir)
     listener.board.close()
@@ -103,6 +105,7 @@ def _open(
     cfg: dict[str, Any],
     run_dir: Path,
     settings: SearchSettings,
+    fitness: FitnessSettings,
     *,
     resume: bool,
     echo: Callable[[str], None],
@@ -113,12 +116,12 @@ def _open(
     from elo.search.strategies import strategy_for
 
     space = WeightSpace.from_config(cfg, settings.mapping)
-    strategy = strategy_for(settings, space, seed=int(cfg.get("seed", 0)))
+    strategy = strategy_for(settings, space, seed=int(cfg["seed"]))
     records = list(read_jsonl(run_dir / EVALUATIONS))
     listener = RunLog(run_dir, settings.total, len(records), echo)
     from elo.search.fidelity import active_rungs, proxy_steps
 
-    rungs = active_rungs(cfg, settings, proxy_steps(cfg, settings))
+    rungs = active_rungs(fitness, settings, proxy_steps(cfg, settings))
     searcher = EvolutionSearcher(
         strategy, space, settings.generations, listener=None, rungs=len(rungs or [1])
     )
@@ -143,6 +146,7 @@ def _tune(
     cfg: dict[str, Any],
     run_dir: Path,
     settings: SearchSettings,
+    fitness: FitnessSettings,
     searcher: EvolutionSearcher,
     address: str | None,
     workers: int | None,
@@ -155,12 +159,11 @@ def _tune(
 
     from elo.search.prepare import absolute_data_paths, prepare_data
 
-    kind = (cfg.get("fitness", {}) or {}).get("kind", "zipf")
     root = absolute_data_paths(cfg)
-    if kind != "synthetic":
-        prepare_data(cfg, root, settings.heldout_split)
-    ctx = TrialContext.from_settings(cfg, settings, root, fail_on)
-    if settings.warm_start and kind != "synthetic":  # search/warmstart.py
+    ctx = TrialContext.from_settings(cfg, settings, root, fail_on, fitness=fitness)
+    if fitness.trains:
+        prepare_data(cfg, root, settings.heldout_split, fitness.references)
+    if settings.warm_start and ctx.fitness.trains:  # search/warmstart.py
         from elo.search.warmstart import ensure_trunk, trunk_steps
 
         ctx.trunk = ensure_trunk(ctx, run_dir, trunk_steps(settings, ctx.steps), echo)
@@ -174,7 +177,7 @@ def _tune(
         echo(
             f"search {run_dir}: {settings.strategy} over {searcher.evolution.space.dim} terms, "
             f"population {settings.population} x {settings.generations} generations, "
-            f"{n_workers} workers, {ctx.steps} proxy steps, fitness {kind}"
+            f"{n_workers} workers, {ctx.steps} proxy steps, fitness {ctx.fitness.kind}"
             + (f", rungs at steps {list(ctx.rungs)}" if ctx.rungs else "")
         )
         _tuner(run_dir, settings, searcher, ctx, n_workers, memory).fit()

@@ -168,4 +168,7 @@ def load_run_config(run_dir: str | Path) -> dict[str, Any]:
         cfg = yaml.safe_load(fh)
     if not isinstance(cfg, dict):
         raise ConfigError(f"{path}: not a config mapping")
+    from elo.config_values import check_config
+
+    check_config(cfg, path)
     return cfg

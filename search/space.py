@@ -85,8 +85,9 @@ class WeightSpace:
         from elo.model.objective import terms_from_config
 
         if mapping is None:
-            search = cfg.get("search", {}) or {}
-            mapping = str(search.get("mapping", "clip")) if isinstance(search, Mapping) else "clip"
+            from elo.config import require
+
+            mapping = str(require(cfg, "search.mapping", str))
         return cls(tuple(str(t) for t in terms_from_config(cfg)), mapping)
 
     @property

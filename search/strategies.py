@@ -27,7 +27,7 @@ from __future__ import annotations
 import functools
 import math
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -182,7 +182,7 @@ class CMAES(Strategy):
         dim: int,
         population: int,
         *,
-        sigma: float = 0.3,
+        sigma: float,
         centroid: Sequence[float] | None = None,
         bounds: tuple[float, float] | None = None,
         seed: int = 0,
@@ -268,10 +268,10 @@ class Genetic(Strategy):
         *,
         low: float = 0.0,
         high: float = 1.0,
-        tournament: int = 3,
-        crossover: float = 0.5,
-        mutation_sigma: float = 0.15,
-        mutation_indpb: float | None = None,
+        tournament: int,
+        crossover: float,
+        mutation_sigma: float,
+        mutation_indpb: float | None,
         seed: int = 0,
         seed_points: Sequence[Sequence[float]] = (),
     ) -> None:
@@ -328,39 +328,48 @@ class Genetic(Strategy):
         self.parents = [([float(v) for v in x], float(f)) for x, f in state["parents"]]
 
 
+def packaged_search() -> dict[str, Any]:
+    """The ``search`` defaults of configs/search/base.yaml (where they are kept)."""
+    from elo.config import load_part
+
+    return load_part("search", "base")
+
+
 def make_strategy(
     name: str,
     *,
     dim: int,
     population: int,
     seed: int = 0,
-    sigma: float = 0.3,
+    sigma: float | None = None,
     centroid: Sequence[float] | None = None,
     seed_points: Sequence[Sequence[float]] = (),
     bounds: tuple[float, float] | None = None,
-    ga: dict[str, Any] | None = None,
+    ga: Mapping[str, Any] | None = None,
 ) -> Strategy:
-    """Build a strategy by name (``cma`` | ``ga``) from the ``search`` config values."""
+    """Build a strategy by name (``cma`` | ``ga``) from the ``search`` config values;
+    ``sigma`` and the ``ga`` options not given are those of configs/search/base.yaml."""
+    if name not in ("cma", "ga"):
+        raise ConfigError(f"unknown search strategy {name!r}; use cma or ga")
+    base = packaged_search() if sigma is None or name == "ga" else {}
     if name == "cma":
         return CMAES(
             dim,
             population,
-            sigma=sigma,
+            sigma=float(base["sigma"] if sigma is None else sigma),
             centroid=centroid,
             bounds=bounds,
             seed=seed,
             seed_points=seed_points,
         )
-    if name == "ga":
-        opts = dict(ga or {})
-        known = {"tournament", "crossover", "mutation_sigma", "mutation_indpb", "low", "high"}
-        for key in opts:
-            if key not in known:
-                raise ConfigError(
-                    f"unknown config key 'search.ga.{key}'; known: {', '.join(sorted(known))}"
-                )
-        return Genetic(dim, population, seed=seed, seed_points=seed_points, **opts)
-    raise ConfigError(f"unknown search strategy {name!r}; use cma or ga")
+    opts = dict(ga or {})
+    known = {*base["ga"], "low", "high"}
+    for key in opts:
+        if key not in known:
+            raise ConfigError(
+                f"unknown config key 'search.ga.{key}'; known: {', '.join(sorted(known))}"
+            )
+    return Genetic(dim, population, seed=seed, seed_points=seed_points, **{**base["ga"], **opts})
 
 
 def strategy_for(settings: SearchSettings, space: WeightSpace, *, seed: int = 0) -> Strategy:

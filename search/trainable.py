@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from elo.search.settings import SearchSettings
+    from elo.search.settings import FitnessSettings, SearchSettings
 
 #: held-out clips cached per worker process: (root, split, modalities) -> tensors
 _HELDOUT: dict[tuple[str, str, tuple[str, ...]], dict[str, Any]] = {}
@@ -36,26 +36,30 @@ _HELDOUT: dict[tuple[str, str, tuple[str, ...]], dict[str, Any]] = {}
 
 @dataclass
 class TrialContext:
-    """What every trial of one search shares (sent once to the Ray workers)."""
+    """What every trial of one search shares (sent once to the Ray workers); built from
+    the search's settings by :meth:`from_settings`."""
 
     cfg: dict[str, Any]
     data_root: str | None
     steps: int
-    seed: int = 0
-    device: str = "cpu"
-    threads: int = 1
-    heldout_split: str = "train"
+    #: the experiment seed, where the trials run and with how many torch threads
+    seed: int
+    device: str
+    threads: int
+    #: the parsed ``fitness`` section (search/settings.py)
+    fitness: FitnessSettings
+    #: held-out clips of the fitness: split, fraction of the train videos (split
+    #: "train"), and their BatchNorm statistics (recalibrate | train | eval)
+    heldout_split: str
+    heldout_fraction: float
+    heldout_bn: str
+    #: step counts scored (search.rungs; None: one score after ``steps``, the paper)
+    rungs: tuple[int, ...] | None
+    #: ASHA's halving rate (search.reduction_factor) and the collapse threshold
+    reduction_factor: int
+    collapse_std: float
     #: (generation, index) pairs that raise on purpose (fault-injection for tests).
     fail_on: list[tuple[int, int]] = field(default_factory=list)
-    #: fraction of the train videos held out for the fitness (heldout_split "train")
-    heldout_fraction: float = 0.2
-    #: BatchNorm statistics of the fitness embeddings: recalibrate | train | eval
-    heldout_bn: str = "recalibrate"
-    #: step counts scored (search.rungs; None: one score after ``steps``, the paper)
-    rungs: tuple[int, ...] | None = None
-    #: ASHA's halving rate (search.reduction_factor) and the collapse threshold
-    reduction_factor: int = 2
-    collapse_std: float = 1e-4
     #: the warm-start trunk's state dict (search/warmstart.py), None: cold start
     trunk: dict[str, Any] | None = None
 
@@ -72,37 +76,33 @@ class TrialContext:
         settings: SearchSettings,
         data_root: str,
         fail_on: Sequence[tuple[int, int]] = (),
+        *,
+        fitness: FitnessSettings | None = None,
     ) -> TrialContext:
         """The context of every trial of a search with these settings; ``cfg`` is the
         resolved config (its ``train.steps`` when ``search.steps`` is unset, its seed)."""
         from elo.search.fidelity import active_rungs, proxy_steps
+        from elo.search.settings import FitnessSettings
 
-        gpus = settings.gpus_per_trial
+        fitness = fitness if fitness is not None else FitnessSettings.from_config(cfg)
         steps = proxy_steps(cfg, settings)
-        rungs = active_rungs(cfg, settings, steps)
+        rungs = active_rungs(fitness, settings, steps)
         return cls(
             cfg=cfg,
             data_root=data_root,
             steps=steps,
-            rungs=None if rungs is None else tuple(rungs),
-            reduction_factor=settings.reduction_factor,
-            collapse_std=settings.collapse_std,
-            seed=int(cfg.get("seed", 0)),
-            device="cuda" if gpus > 0 else "cpu",
+            seed=int(cfg["seed"]),
+            device="cuda" if settings.gpus_per_trial > 0 else "cpu",
             threads=settings.cpus_per_trial,
+            fitness=fitness,
             heldout_split=settings.heldout_split,
             heldout_fraction=settings.heldout_fraction,
             heldout_bn=settings.heldout_bn,
+            rungs=None if rungs is None else tuple(rungs),
+            reduction_factor=settings.reduction_factor,
+            collapse_std=settings.collapse_std,
             fail_on=[(int(g), int(i)) for g, i in fail_on],
         )
-
-
-def reference_modalities(section: Mapping[str, Any]) -> list[str]:
-    """Modalities besides RGB a fitness reads from the held-out clips (xmodal, combined
-    and xpredict compare with ``fitness.references``, e.g. audio and flow)."""
-    if section.get("kind") in ("xmodal", "combined", "xpredict"):
-        return [str(m) for m in section.get("references", ("audio", "flow"))]
-    return []
 
 
 def _heldout(ctx: TrialContext, extra: Sequence[str] = ()) -> dict[str, Any]:
@@ -112,7 +112,7 @@ def _heldout(ctx: TrialContext, extra: Sequence[str] = ()) -> dict[str, Any]:
     from elo.search.fitness.data import heldout_clips
 
     mods = ("rgb", *sorted(set(extra) - {"rgb"}))
-    where = f"{ctx.heldout_split}:{ctx.heldout_fraction}:{ctx.cfg.get('data', {}).get('clip')}"
+    where = f"{ctx.heldout_split}:{ctx.heldout_fraction}:{ctx.cfg['data']['clip']}"
     key = (str(ctx.data_root), where, mods)
     if key not in _HELDOUT:
         _HELDOUT[key] = heldout_clips(
@@ -139,11 +139,10 @@ def evaluate(
     t0 = time.perf_counter()
     if (generation, index) in {tuple(p) for p in ctx.fail_on}:
         raise RuntimeError(f"injected failure for generation {generation}, index {index}")
-    section = dict(ctx.cfg.get("fitness", {}) or {})
-    if section.get("kind") == "synthetic":
+    if not ctx.fitness.trains:
         from elo.search.fitness.synthetic import synthetic_fitness
 
-        time.sleep(float(section.get("seconds", 0.0)))
+        time.sleep(float(ctx.fitness.options["seconds"]))
         value = synthetic_fitness(weights)
         return {"fitness": value, "seconds": time.perf_counter() - t0, "metrics": {}}
 
@@ -165,7 +164,7 @@ def evaluate(
         loader=_training_loader(ctx, w),
     )
     t_train = time.perf_counter() - t0
-    scored, n_clips, _ = _score(ctx, section, result.model)
+    scored, n_clips, _ = _score(ctx, result.model)
     last = result.history[-1] if result.history else {}
     metrics: dict[str, Any] = {
         "train_seconds": t_train,
@@ -210,15 +209,15 @@ def _rung_scores(
     ctx: TrialContext, weights: Mapping[str, float], generation: int, index: int
 ) -> Iterator[tuple[int, dict[str, Any]]]:
     assert ctx.rungs is not None
-    section = dict(ctx.cfg.get("fitness", {}) or {})
-    if section.get("kind") == "synthetic":
+    if not ctx.fitness.trains:
         from elo.search.fidelity import synthetic_rungs
 
         fracs = [s / ctx.rungs[-1] for s in ctx.rungs]
-        noise = float(section.get("rung_noise") or 0.0)
+        wait = float(ctx.fitness.options["seconds"])
+        noise = float(ctx.fitness.options["rung_noise"] or 0.0)
         values = synthetic_rungs(weights, fracs, noise, (ctx.seed, generation, index))
         for i, (steps, value) in enumerate(zip(ctx.rungs, values, strict=True)):
-            time.sleep(float(section.get("seconds", 0.0)) * (fracs[i] - (fracs[i - 1] if i else 0)))
+            time.sleep(wait * (fracs[i] - (fracs[i - 1] if i else 0)))
             yield steps, {"fitness": value, "metrics": {}}
         return
     import torch
@@ -236,7 +235,7 @@ def _rung_scores(
     try:
         for steps, model, history in stages:
             rng = rng_state()  # scoring reseeds; training goes on as if it had not
-            scored, n_clips, std = _score(ctx, section, model)
+            scored, n_clips, std = _score(ctx, model)
             set_rng_state(rng)
             value = float(scored.value)
             why = rejection(value, std, ctx.collapse_std)
@@ -255,15 +254,14 @@ def _finite(metrics: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in metrics.items() if not _nonfinite(v)}
 
 
-def _score(ctx: TrialContext, section: Mapping[str, Any], model: Any) -> tuple[Any, int, float]:
+def _score(ctx: TrialContext, model: Any) -> tuple[Any, int, float]:
     """The fitness of a trained candidate on the held-out clips (with the labels and the
     reference modalities its kind reads as context), how many clips it scored and the
     mean std of their embeddings (search/fidelity.py: collapse)."""
     from elo.rundir import seed_everything
-    from elo.search.fitness import build_fitness
     from elo.search.fitness.data import fitness_embed
 
-    refs = reference_modalities(section)
+    refs = ctx.fitness.references
     held = _heldout(ctx, refs)
     x = held["rgb"]
     seed_everything(ctx.seed)
@@ -275,7 +273,7 @@ def _score(ctx: TrialContext, section: Mapping[str, Any], model: Any) -> tuple[A
             context[f"{m}_embeddings"] = fitness_embed(
                 model.encoders[m], held[m], bn=ctx.heldout_bn
             )
-    fitness = build_fitness(section, seed=ctx.seed)
+    fitness = ctx.fitness.build(ctx.seed)
     from elo.search.fidelity import embedding_std
 
     return fitness.score(emb, **context), len(x), embedding_std(emb)

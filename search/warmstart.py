@@ -43,18 +43,18 @@ def training_loader(ctx: TrialContext, weights: Any) -> Any:
     if ctx.heldout_split != "train":
         return None
     from elo.search.fitness.data import training_loader
-    from elo.train.trainer import train_settings
+    from elo.train.settings import TrainSettings
 
-    t = train_settings(ctx.cfg)
+    t = TrainSettings.from_config(ctx.cfg)
     mods = sorted({"rgb", *(m for term in weights.active for m in term.modalities)})
     return training_loader(
         ctx.cfg,
         str(ctx.data_root),
         fraction=ctx.heldout_fraction,
         modalities=mods,
-        batch_size=int(t["batch_size"]),
+        batch_size=t.batch_size,
         seed=ctx.seed,
-        workers=int(t["num_workers"]),
+        workers=t.num_workers,
     )
 
 

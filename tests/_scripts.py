@@ -1,6 +1,6 @@
 """The console scripts as pyproject.toml declares them (``elo-<command>`` ->
 ``module:function``), so tests call each command through its real entry point
-wherever the command lives (elo/cli.py, baselines/cli.py, search/cli.py)."""
+wherever the command lives (elo/cli.py, search/cli.py)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ COMMANDS = ["search", "train", "eval", "extract", "data"]
 
 
 def scripts() -> dict[str, str]:
-    """``{"elo-train": "baselines.cli:main", ...}`` from ``[project.scripts]``."""
+    """``{"elo-train": "elo.cli:train_main", ...}`` from ``[project.scripts]``."""
     text = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
     return dict(tomllib.loads(text)["project"]["scripts"])
 

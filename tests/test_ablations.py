@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 import torch
+from _configs import bare_experiment
 from torch import nn
 
 from elo.baselines.byol import BYOL, BYOLHead, byol_loss, cosine_tau, tau_at
@@ -354,13 +355,13 @@ def test_batch_size_switch_scales_batch_and_lr(tmp_path: Path, objective: str) -
 
 
 def _elo_cfg(heads: dict[str, Any], **train: Any) -> dict[str, Any]:
-    return {
-        "data": {"clip": {"frames": 2, "fps": 8.0, "size": 8}},
-        "model": {"rgb": {"width": 4, "depth": 3, "embed_dim": 8}},
-        "heads": heads,
-        "objective": {"modalities": ["rgb"], "tasks": "all"},
-        "train": {"optimizer": "sgd", "lr": 0.5, "warmup_steps": 0, "min_lr_ratio": 0.0, **train},
-    }
+    return bare_experiment(
+        data={"clip": {"frames": 2, "fps": 8.0, "size": 8}},
+        model={"rgb": {"width": 4, "depth": 3, "embed_dim": 8}},
+        heads=heads,
+        objective={"modalities": ["rgb"], "tasks": "all"},
+        train={"optimizer": "sgd", "lr": 0.5, "warmup_steps": 0, "min_lr_ratio": 0.0, **train},
+    )
 
 
 def _clip_batches(n: int, b: int = 4) -> list[dict[str, Any]]:
@@ -407,7 +408,11 @@ def test_elo_heads_take_the_switches_from_the_objective_config() -> None:
 
 def test_elo_optimizer_keeps_the_simsiam_predictor_lr_fixed() -> None:
     model = _elo_model("rgb/simsiam", {"simsiam": {"proj_dim": 16}})
-    t = {"optimizer": "sgd", "lr": 0.2, "momentum": 0.9, "weight_decay": 0.0}
+    from elo.train.settings import TrainSettings
+
+    t = TrainSettings.from_config(
+        _elo_cfg({}, optimizer="sgd", lr=0.2, momentum=0.9, weight_decay=0.0)
+    )
     opt = make_optimizer(model, t)
     assert [g["fix_lr"] for g in opt.param_groups] == [False, True]
     head = model.heads["rgb/simsiam"]

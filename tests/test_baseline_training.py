@@ -152,7 +152,7 @@ def test_cli_path_on_an_image_folder(tmp_path: Path) -> None:
         write_png(img, str(tmp_path / "data" / f"d{int(lab)}" / f"{i}.png"))
     (tmp_path / "data" / "d0" / "broken.png").write_bytes(b"not a png")
     opts = dict(
-        config="demo",
+        config=None,
         steps=2,
         out=str(tmp_path / "run"),
         resume=False,

@@ -65,8 +65,8 @@ def test_experiment_selects_it_and_the_export_reloads(tmp_path: Path) -> None:
     data = write_clips(tmp_path / "videos", 4, seed=3)
     run = tiny_cfg()
     run["model"]["rgb"] = {"arch": "r2plus1d_18", "embed_dim": 64}
-    run["objective"] = {"modalities": ["rgb"], "tasks": ["temporal_order"]}
-    run["train"] = {"steps": 1, "batch_size": 2, "checkpoint_every": 0}
+    run["objective"].update({"modalities": ["rgb"], "tasks": ["temporal_order"]})
+    run["train"].update({"steps": 1, "batch_size": 2, "checkpoint_every": 0})
     terms = terms_from_config(run)
     w = Weights(terms, {str(t): 1.0 for t in terms})
     res = train_model(run, w, data_root=data, steps=1, out_dir=tmp_path / "out", progress=False)

@@ -23,7 +23,7 @@ from elo.search.fidelity import (
     selection_values,
 )
 from elo.search.searcher import EvolutionSearcher
-from elo.search.settings import SearchSettings
+from elo.search.settings import FitnessSettings, SearchSettings, fitness_section
 from elo.search.space import WeightSpace
 from elo.search.strategies import WORST_FITNESS, make_strategy
 
@@ -186,17 +186,29 @@ def test_rejected_candidates_get_their_status_and_the_worst_value() -> None:
 )
 def test_fidelity_settings_refuse_bad_values(key: str, value: Any, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
-        SearchSettings.from_config({"search": {key: value}})
+        SearchSettings.from_config({"search": _search(**{key: value})})
+
+
+def _search(**over: Any) -> dict[str, Any]:
+    """The search section of configs/search/base.yaml with ``over`` replacing keys."""
+    from elo.config import load_part
+
+    return {**load_part("search", "base"), **over}
+
+
+def _fitness(name: str, **over: Any) -> FitnessSettings:
+    """configs/fitness/<name>.yaml, parsed, with ``over`` replacing keys."""
+    return FitnessSettings.from_config({"fitness": {**fitness_section(name), **over}})
 
 
 def test_rungs_apply_to_training_fitness_and_opt_in_synthetic() -> None:
-    s = SearchSettings.from_config({"search": {"rungs": [0.25, 0.5, 1.0]}})
-    assert active_rungs({"fitness": {"kind": "zipf"}}, s, 20) == [5, 10, 20]
-    assert active_rungs({"fitness": {"kind": "synthetic", "rung_noise": None}}, s, 20) is None
-    assert active_rungs({"fitness": {"kind": "synthetic", "rung_noise": 0.1}}, s, 20) == [5, 10, 20]
-    one = SearchSettings.from_config({"search": {"rungs": [1.0]}})
-    assert active_rungs({"fitness": {"kind": "zipf"}}, one, 20) is None
-    off = SearchSettings.from_config({})
+    s = SearchSettings.from_config({"search": _search(rungs=[0.25, 0.5, 1.0])})
+    assert active_rungs(_fitness("zipf"), s, 20) == [5, 10, 20]
+    assert active_rungs(_fitness("synthetic"), s, 20) is None  # rung_noise null
+    assert active_rungs(_fitness("synthetic", rung_noise=0.1), s, 20) == [5, 10, 20]
+    one = SearchSettings.from_config({"search": _search(rungs=[1.0])})
+    assert active_rungs(_fitness("zipf"), one, 20) is None
+    off = SearchSettings.from_config({"search": _search()})
     assert (off.rungs, off.warm_start) == (None, False)
 
 
@@ -209,6 +221,16 @@ def demo_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     return make_demo(tmp_path_factory.mktemp("fid") / "demo", clips=16, classes=4, seed=0,
                      workers=1)  # fmt: skip
+
+
+def _context(cfg: dict[str, Any], root: Path, **over: Any) -> Any:
+    """The trials' context of a search with ``cfg``'s settings, ``over`` replaced."""
+    import dataclasses
+
+    from elo.search.trainable import TrialContext
+
+    ctx = TrialContext.from_settings(cfg, SearchSettings.from_config(cfg), str(root))
+    return dataclasses.replace(ctx, **over)
 
 
 def tiny_cfg(root: Path) -> dict[str, Any]:
@@ -239,7 +261,7 @@ def test_collapse_threshold_sits_far_below_healthy_embeddings(seed: int) -> None
     x = torch.rand(12, 3, 8, 32, 32)
     healthy = embedding_std(fitness_embed(model.encoders["rgb"], x))
     same = embedding_std(fitness_embed(model.encoders["rgb"], x[:1].repeat(12, 1, 1, 1, 1)))
-    threshold = SearchSettings.from_config({}).collapse_std
+    threshold = SearchSettings.from_config({"search": _search()}).collapse_std
     assert healthy > 100 * threshold
     assert same < threshold / 100
 
@@ -248,7 +270,6 @@ def test_staged_training_without_trunk_equals_train_model(demo_root: Path) -> No
     import torch
 
     from elo.model.objective import Weights, terms_from_config
-    from elo.search.trainable import TrialContext
     from elo.search.warmstart import staged_training
     from elo.train.trainer import train_model
 
@@ -256,7 +277,7 @@ def test_staged_training_without_trunk_equals_train_model(demo_root: Path) -> No
     terms = terms_from_config(cfg)
     w = Weights(terms, {str(t): 0.5 for t in terms})
     ref = train_model(cfg, w, data_root=str(demo_root), steps=3, seed=1, progress=False)
-    ctx = TrialContext(cfg=cfg, data_root=str(demo_root), steps=3, seed=1)
+    ctx = _context(cfg, demo_root, steps=3, seed=1)
     stages = list(staged_training(ctx, w, [1, 3]))
     assert [s for s, _, _ in stages] == [1, 3]
     model = stages[-1][1]
@@ -270,11 +291,10 @@ def test_trunk_is_trained_once_stored_and_reused(demo_root: Path, tmp_path: Path
 
     import elo.train.trainer as trainer
     from elo.model.objective import Weights, terms_from_config
-    from elo.search.trainable import TrialContext
     from elo.search.warmstart import TRUNK_FILE, ensure_trunk, init_from_trunk, staged_training
 
     cfg = tiny_cfg(demo_root)
-    ctx = TrialContext(cfg=cfg, data_root=str(demo_root), steps=2, seed=0)
+    ctx = _context(cfg, demo_root, steps=2, seed=0)
     lines: list[str] = []
     calls = []
     real = trainer.train_model

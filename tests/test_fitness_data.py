@@ -139,18 +139,19 @@ def test_a_trial_trains_without_the_slice_and_scores_on_it(demo: Path) -> None:
     """One search trial (no Ray): the candidate's loader skips the held-out videos, the
     fitness embeds exactly them; the test split is refused as fitness clips."""
     import csv
+    from dataclasses import replace
 
     from elo.model.objective import Weights, terms_from_config
-    from elo.search.settings import SearchSettings
+    from elo.search.settings import SearchSettings, fitness_section
     from elo.search.trainable import TrialContext, _training_loader, evaluate
 
     cfg = load_config("demo", ["objective.modalities=[rgb]", "train.batch_size=4"])
-    cfg["fitness"] = {"kind": "rankme"}
+    cfg["fitness"] = fitness_section("rankme")
     s = SearchSettings.from_config(cfg)
     assert (s.heldout_split, s.heldout_fraction, s.heldout_bn) == (
         "train", 0.2, "recalibrate",
     )  # fmt: skip
-    ctx = TrialContext(cfg=cfg, data_root=str(demo), steps=2, heldout_fraction=0.25)
+    ctx = replace(TrialContext.from_settings(cfg, s, str(demo)), steps=2, heldout_fraction=0.25)
     terms = terms_from_config(cfg)
     lam = {str(t): float(str(t) == "rgb/reconstruction") for t in terms}
     with open(demo / "labels.csv", encoding="utf-8") as fh:
@@ -161,6 +162,6 @@ def test_a_trial_trains_without_the_slice_and_scores_on_it(demo: Path) -> None:
     assert report["metrics"]["heldout_clips"] == round(0.25 * n_train)
     assert 0 < report["fitness"] <= 1  # relative RankMe of a live encoder
     with pytest.raises(ConfigError, match="search.heldout_split"):
-        TrialContext(cfg=cfg, data_root=str(demo), steps=2, heldout_split="test")
+        replace(ctx, heldout_split="test")
     with pytest.raises(ConfigError, match="search.heldout_bn"):
-        TrialContext(cfg=cfg, data_root=str(demo), steps=2, heldout_bn="stale")
+        replace(ctx, heldout_bn="stale")

@@ -26,8 +26,7 @@ def _spec(*over: str, mods: tuple[str, ...] = ("rgb", "audio")) -> ExtractSpec:
     cfg = load_config(
         "demo", ["data.clip.size=32", "data.clip.sampling=uniform", "data.clip.frames=8", *over]
     )
-    cfg["data"]["clip"].pop("extra_frames", None)  # the clip is exactly 8 frames here
-    cfg["data"]["clip"].pop("extra_pixels", None)
+    cfg["data"]["clip"].update(extra_frames=0, extra_pixels=0)  # exactly 8 frames here
     return spec_from_config(cfg, mods)
 
 

@@ -21,13 +21,14 @@ from elo.rundir import DirLock, read_jsonl  # noqa: E402
 from elo.search.failures import INJECT_WORKER_DEATH, init_local_ray  # noqa: E402
 from elo.search.run import run_search  # noqa: E402
 from elo.search.rundir import EVALUATIONS, prepare_run_dir  # noqa: E402
+from elo.search.settings import fitness_section  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
 
 def synthetic_cfg(seconds: float, **search: Any) -> dict[str, Any]:
     cfg = load_config("demo", [f"search.{k}={v}" for k, v in search.items()])
-    cfg["fitness"] = {"kind": "synthetic", "seconds": seconds}
+    cfg["fitness"] = {**fitness_section("synthetic"), "seconds": seconds}
     return cfg
 
 

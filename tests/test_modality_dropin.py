@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from _configs import bare_experiment
 from _media import moving_square, write_video
 
 import elo.modalities as modalities_pkg
@@ -126,11 +127,12 @@ def test_it_joins_the_term_space(framediff: str) -> None:
     ]:
         assert key in keys, key
     assert "framediff->rgb/transfer" not in keys  # rgb is no transfer target
-    assert input_shapes({"data": {"clip": {"frames": 8, "size": 32}}})[framediff] == (1, 7, 32, 32)
+    cfg = bare_experiment(data={"clip": {"frames": 8, "size": 32}})
+    assert input_shapes(cfg)[framediff] == (1, 7, 32, 32)
 
 
 def test_list_terms_prints_its_terms(framediff: str, capsys: pytest.CaptureFixture[str]) -> None:
-    from elo.baselines.cli import main as train_main
+    from elo.cli import train_main
 
     assert train_main(["--list-terms"]) == 0
     default = capsys.readouterr().out.split()

@@ -245,7 +245,7 @@ def test_terms_whose_scales_differ_1000x_get_gradients_of_one_order(
     mean of its own |loss|: the same loss at 1000x the scale reaches the RGB encoder
     with the same gradient norm (ratio 1 up to float error); raw sums keep the 1000x."""
     cfg = tiny_cfg()
-    cfg["objective"] = {"modalities": MODS, "tasks": "all", "normalize": mode}
+    cfg["objective"].update({"modalities": MODS, "tasks": "all", "normalize": mode})
     terms = [TermKey.parse("rgb/zz_big"), TermKey.parse("rgb/zz_small")]
     torch.manual_seed(0)
     model = ELoModel(cfg, Weights(terms, {str(t): 1.0 for t in terms}))
@@ -277,7 +277,7 @@ def test_grad_mode_equalises_gradient_norms_that_value_scaling_cannot(
     terms = [TermKey.parse("rgb/zz_small"), TermKey.parse("rgb/zz_offset")]
     ratios = {}
     for mode in ("grad", "ema"):
-        cfg["objective"] = {"modalities": MODS, "tasks": "all", "normalize": mode}
+        cfg["objective"].update({"modalities": MODS, "tasks": "all", "normalize": mode})
         torch.manual_seed(0)
         model = ELoModel(cfg, Weights(terms, {str(t): 1.0 for t in terms}))
         model.heads["rgb/zz_offset"].load_state_dict(model.heads["rgb/zz_small"].state_dict())
@@ -293,7 +293,7 @@ def test_loss_scale_is_a_running_mean_kept_in_the_state_dict(
     scaled_tasks: dict[str, float], batch: dict[str, Any]
 ) -> None:
     cfg = tiny_cfg()
-    cfg["objective"] = {"modalities": MODS, "tasks": "all", "norm_momentum": 0.5}
+    cfg["objective"].update({"modalities": MODS, "tasks": "all", "norm_momentum": 0.5})
     term = TermKey.parse("rgb/zz_small")
     model = ELoModel(cfg, Weights([term], {str(term): 1.0}))
     model.train()
@@ -311,7 +311,7 @@ def test_bad_normalize_option_names_the_key() -> None:
     from elo.errors import ConfigError
 
     cfg = tiny_cfg()
-    cfg["objective"] = {"modalities": MODS, "tasks": "all", "normalize": "gradnorm"}
+    cfg["objective"].update({"modalities": MODS, "tasks": "all", "normalize": "gradnorm"})
     term = TermKey.parse("rgb/reconstruction")
     with pytest.raises(ConfigError, match="objective.normalize"):
         ELoModel(cfg, Weights([term], {str(term): 1.0}))

@@ -206,12 +206,10 @@ def two_nodes() -> Iterator[Cluster]:
 
 
 def warm_start_override() -> list[str]:
-    """``search.warm_start=true`` where this checkout has that key (issue 18), else none."""
-    from elo.search.settings import SEARCH_DEFAULTS
+    """``search.warm_start=true`` where this checkout has that key, else none."""
+    from elo.config import load_part
 
-    cma = (REPO / "configs" / "search" / "cma.yaml").read_text()
-    has = "warm_start" in SEARCH_DEFAULTS or "\nwarm_start:" in f"\n{cma}"
-    return ["search.warm_start=true"] if has else []
+    return ["search.warm_start=true"] if "warm_start" in load_part("search", "cma") else []
 
 
 @pytest.fixture(scope="module")

@@ -84,7 +84,7 @@ def test_tvl1_without_opencv_contrib_is_one_clear_error(monkeypatch: pytest.Monk
 
 def _copy_source(dest: Path) -> Path:
     dest.mkdir()
-    for name in ("pyproject.toml", "README.md"):
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
         shutil.copy2(ROOT / name, dest / name)
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
     for pkg in PACKAGES:  # elo/'s links stay links, as in a git checkout
@@ -168,6 +168,13 @@ def test_wheel_ships_every_subpackage_and_config(tmp_path: Path) -> None:
     assert {canonicalize_name(Requirement(r).name) for r in requires} == {
         canonicalize_name(r.name) for r in (Requirement(d) for d in _project()["dependencies"])
     }
+    text = zipfile.ZipFile(wheel).read(meta).decode()
+    import elo
+
+    assert f"\nVersion: {elo.__version__}\n" in text  # the version's one source
+    assert "\nLicense-Expression: Apache-2.0\n" in text
+    (lic,) = [n for n in names if n.endswith(".dist-info/licenses/LICENSE")]
+    assert zipfile.ZipFile(wheel).read(lic) == (ROOT / "LICENSE").read_bytes()
     missing = {p for p in _subpackages(src) if f"{p.replace('.', '/')}/__init__.py" not in names}
     assert not missing, f"sub-packages missing from the wheel: {sorted(missing)}"
     entry = zipfile.ZipFile(wheel).read(meta.replace("METADATA", "entry_points.txt")).decode()
@@ -236,3 +243,30 @@ def test_wheel_in_a_fresh_venv_runs_every_console_script(tmp_path: Path) -> None
         assert proc.stdout.startswith(f"usage: {name}"), proc.stdout[:200]
         assert "show this help message and exit" in proc.stdout
     print(f"fresh venv + wheel + five --help: {time.perf_counter() - t0:.1f} s")
+
+
+def test_one_version_and_the_apache_license() -> None:
+    """The version is written once, in elo/__init__.py: pyproject.toml reads it
+    (dynamic) and the installed metadata agrees; LICENSE is the Apache-2.0 text that
+    pyproject.toml declares."""
+    import importlib.metadata
+    import re
+
+    import elo
+
+    project = _project()
+    assert "version" not in project and project["dynamic"] == ["version"]
+    setuptools = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    assert setuptools["dynamic"]["version"] == {"attr": "elo.__version__"}
+    assert re.fullmatch(r"\d+\.\d+\.\d+", elo.__version__)
+    assert importlib.metadata.version("elo-search") == elo.__version__
+    written = [
+        p
+        for p in ROOT.rglob("*.py")
+        if ".venv" not in p.parts and re.search(r"^__version__\s*=", p.read_text("utf-8"), re.M)
+    ]
+    assert [p.relative_to(ROOT).as_posix() for p in written] == ["elo/__init__.py"]
+    text = (ROOT / "LICENSE").read_text(encoding="utf-8")
+    assert project["license"] == "Apache-2.0"
+    assert "Apache License\n                           Version 2.0, January 2004" in text
+    assert "END OF TERMS AND CONDITIONS" in text and len(text.splitlines()) == 202

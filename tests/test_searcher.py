@@ -229,12 +229,19 @@ def test_restore_refuses_other_terms(tmp_path: Any) -> None:
         other.restore(str(tmp_path / "s.json"))
 
 
+def _search(**over: Any) -> dict[str, Any]:
+    """The search section of configs/search/base.yaml with ``over`` replacing keys."""
+    from elo.config import load_part
+
+    return {**load_part("search", "base"), **over}
+
+
 @pytest.mark.parametrize("name", ["cma", "ga"])
 def test_config_seed_points_open_the_first_generation(name: str) -> None:
     from elo.search.settings import SearchSettings
     from elo.search.strategies import strategy_for
 
-    cfg = {"seed": 0, "search": {"strategy": name, "population": 8, "seed_points": True}}
+    cfg = {"seed": 0, "search": _search(strategy=name, population=8, seed_points=True)}
     space = WeightSpace(TERMS, "clip")
     se = EvolutionSearcher(strategy_for(SearchSettings.from_config(cfg), space), space, 2)
     first = [se.suggest(f"t{i}") for i in range(8)]
@@ -251,7 +258,7 @@ def test_ga_starts_inside_the_sigmoid_box() -> None:
     from elo.search.settings import SearchSettings
     from elo.search.strategies import strategy_for
 
-    cfg = {"seed": 0, "search": {"strategy": "ga", "population": 16, "mapping": "sigmoid"}}
+    cfg = {"seed": 0, "search": _search(strategy="ga", population=16, mapping="sigmoid")}
     space = WeightSpace(TERMS, "sigmoid")
     settings = SearchSettings.from_config(cfg)
     lam = [v for x in strategy_for(settings, space).ask() for v in space.weights(x).values()]
@@ -355,17 +362,21 @@ def test_generation_bookkeeping_runs_without_ray(tmp_path: Any) -> None:
 @pytest.mark.parametrize(
     ("key", "value", "message"),
     [
-        ("population", 0, "config key 'search.population' must be an integer >= 1, got 0"),
+        ("population", 1, "config key 'search.population' must be an integer >= 2, got 1"),
         ("generations", True, "config key 'search.generations' must be an integer >= 1, got True"),
         ("cpus_per_trial", 1.5, "config key 'search.cpus_per_trial' must be an integer >= 1"),
-        ("trial_timeout_s", -1, "config key 'search.trial_timeout_s' must be > 0 or null, got -1"),
+        (
+            "trial_timeout_s",
+            -1,
+            "config key 'search.trial_timeout_s' must be a number > 0 or null, got -1",
+        ),
         ("max_retries", -1, "config key 'search.max_retries' must be an integer >= 0, got -1"),
-        ("workers", 0, "config key 'search.workers' must be >= 1, got 0"),
+        ("workers", 0, "config key 'search.workers' must be an integer >= 1 or null, got 0"),
         ("heldout_split", "test", "config key 'search.heldout_split' is 'test'"),
         (
             "heldout_fraction",
             1.0,
-            "config key 'search.heldout_fraction' must be in (0, 1), got 1.0",
+            "config key 'search.heldout_fraction' must be a number in (0, 1), got 1.0",
         ),
         ("heldout_bn", "stale", "config key 'search.heldout_bn' must be one of"),
         ("populaton", 4, "unknown config key 'search.populaton' (did you mean 'population'?)"),
@@ -379,16 +390,20 @@ def test_search_settings_refuse_bad_values_naming_the_key(
     from elo.search.settings import SearchSettings
 
     with pytest.raises(ConfigError, match=re.escape(message)):
-        SearchSettings.from_config({"search": {key: value}})
+        SearchSettings.from_config({"search": _search(**{key: value})})
 
 
-def test_search_settings_are_frozen_with_the_documented_defaults() -> None:
+def test_search_settings_are_frozen_with_the_defaults_of_the_base_file() -> None:
+    """Every field of SearchSettings is a key of configs/search/base.yaml and the other
+    way round; the values parsed are those of the file."""
     from dataclasses import FrozenInstanceError, fields
 
-    from elo.search.settings import SEARCH_DEFAULTS, SearchSettings
+    from elo.config import load_part
+    from elo.search.settings import SearchSettings
 
-    s = SearchSettings.from_config({"search": {"population": 8, "ga": {"tournament": 2}}})
-    assert {f.name for f in fields(s)} == set(SEARCH_DEFAULTS)
+    base = load_part("search", "base")
+    s = SearchSettings.from_config({"search": _search(population=8, ga={"tournament": 2})})
+    assert {f.name for f in fields(s)} == set(base)
     assert (s.strategy, s.population, s.generations, s.total) == ("cma", 8, 4, 32)
     assert (s.sigma, s.mapping, s.steps, s.workers, s.trial_timeout_s) == (
         0.3,
@@ -403,6 +418,8 @@ def test_search_settings_are_frozen_with_the_documented_defaults() -> None:
         s.population = 3  # type: ignore[misc]
     with pytest.raises(TypeError):
         s.ga["tournament"] = 5  # type: ignore[index]
+    with pytest.raises(ConfigError, match=r"missing config key 'search.rungs'"):
+        SearchSettings.from_config({"search": {k: v for k, v in base.items() if k != "rungs"}})
 
 
 def test_cli_parses_the_search_settings_once(

@@ -90,7 +90,8 @@ def test_from_config_uses_the_objective_terms() -> None:
             "objective": {
                 "modalities": ["rgb", "flow"],
                 "tasks": ["zz_space_standin"],
-                "distill": {"teachers": ["flow"], "levels": [3]},
+                "exclude": [],
+                "distill": {"student": "rgb", "teachers": ["flow"], "levels": [3]},
             },
             "search": {"mapping": "sigmoid"},
         }

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from _configs import bare_experiment
 from _media import moving_square, write_video
 
 from elo.model.heads import TASKS
@@ -23,15 +24,12 @@ TINY = {"width": 8, "depth": 3, "embed_dim": 32}
 
 def tiny_cfg(**heads: Any) -> dict[str, Any]:
     """An experiment config with CPU-tiny clips (8 frames, 32x32, 1 s) and encoders."""
-    return {
-        "data": {
-            "clip": {"frames": 8, "fps": 8.0, "size": 32},
-            "audio": {"sample_rate": 16000},
-        },
-        "model": {m: dict(TINY) for m in MODS},
-        "heads": dict(heads),
-        "objective": {"modalities": MODS, "tasks": "all"},
-    }
+    return bare_experiment(
+        data={"clip": {"frames": 8, "fps": 8.0, "size": 32}, "audio": {"sample_rate": 16000}},
+        model={m: dict(TINY) for m in MODS},
+        heads=dict(heads),
+        objective={"modalities": MODS, "tasks": "all"},
+    )
 
 
 def write_clips(

@@ -148,7 +148,9 @@ def test_weights_file_shape_errors(tmp_path: Path) -> None:
 def test_config_all_tasks_minus_excluded(fake_tasks: list[str]) -> None:
     from elo.model.objective import terms_from_config
 
-    cfg = {"objective": {"modalities": ["rgb", "flow"], "tasks": "all", "exclude": ["zz_pair"]}}
+    no_distill = {"student": "rgb", "teachers": [], "levels": []}
+    obj = {"modalities": ["rgb", "flow"], "tasks": "all", "exclude": ["zz_pair"]}
+    cfg = {"objective": {**obj, "distill": no_distill}}
     keys = [str(t) for t in terms_from_config(cfg)]
     assert "rgb/zz_one" in keys and "rgb->flow/zz_ordered" in keys
     assert not any("zz_pair" in k for k in keys)

@@ -34,18 +34,22 @@ ACTIVE = [
 
 def run_cfg(steps: int = 6, every: int = 2) -> dict[str, Any]:
     cfg = tiny_cfg(byol={"hidden_dim": 32, "proj_dim": 16})
-    cfg["objective"] = {
-        "modalities": ["rgb", "flow"],
-        "tasks": ["reconstruction", "temporal_order", "contrastive", "byol"],
-        "distill": {"student": "rgb", "teachers": ["flow"], "levels": [2]},
-    }
-    cfg["train"] = {
-        "steps": steps,
-        "batch_size": 2,
-        "lr": 0.003,
-        "checkpoint_every": every,
-        "warmup_steps": 2,
-    }
+    cfg["objective"].update(
+        {
+            "modalities": ["rgb", "flow"],
+            "tasks": ["reconstruction", "temporal_order", "contrastive", "byol"],
+            "distill": {"student": "rgb", "teachers": ["flow"], "levels": [2]},
+        }
+    )
+    cfg["train"].update(
+        {
+            "steps": steps,
+            "batch_size": 2,
+            "lr": 0.003,
+            "checkpoint_every": every,
+            "warmup_steps": 2,
+        }
+    )
     cfg["seed"] = 0
     return cfg
 
@@ -64,7 +68,7 @@ def train_cmd(*args: str) -> list[str]:
     return [
         sys.executable,
         "-c",
-        "from baselines.cli import main; raise SystemExit(main())",
+        "from elo.cli import train_main; raise SystemExit(train_main())",
         *args,
     ]
 
@@ -169,13 +173,13 @@ def test_non_finite_loss_stops_naming_the_term(data: Path) -> None:
 
 
 def test_cli_list_terms_and_uniform_default(data: Path, tmp_path: Path) -> None:
-    from elo.baselines.cli import main as train_main
+    from elo.cli import train_main
     from elo.config import load_config
 
     out = subprocess.run(train_cmd("--list-terms"), check=True, capture_output=True, text=True)
     assert out.stdout.split() == [str(t) for t in terms_from_config(load_config("demo"))]
     cfg = run_cfg(steps=1, every=0)
-    cfg["objective"] = {"modalities": ["rgb"], "tasks": ["reconstruction", "temporal_order"]}
+    cfg["objective"].update({"modalities": ["rgb"], "tasks": ["reconstruction", "temporal_order"]})
     (tmp_path / "exp.yaml").write_text(yaml.safe_dump(cfg))
     rc = train_main(["--config", str(tmp_path / "exp.yaml"), "--data", str(data), "--out",
                      str(tmp_path / "run"), "--no-progress"])  # fmt: skip

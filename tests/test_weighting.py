@@ -30,10 +30,10 @@ ON = ["rgb/reconstruction", "rgb/temporal_order"]  # the terms of cfg_for
 
 def cfg_for(weighting: str | None, steps: int = 4) -> dict[str, Any]:
     cfg = tiny_cfg()
-    cfg["objective"] = {"modalities": ["rgb"], "tasks": ["reconstruction", "temporal_order"]}
+    cfg["objective"].update({"modalities": ["rgb"], "tasks": ["reconstruction", "temporal_order"]})
     if weighting is not None:
         cfg["objective"]["weighting"] = weighting
-    cfg["train"] = {"steps": steps, "batch_size": 2, "lr": 0.003, "checkpoint_every": 2}
+    cfg["train"].update({"steps": steps, "batch_size": 2, "lr": 0.003, "checkpoint_every": 2})
     return cfg
 
 
@@ -256,7 +256,7 @@ def test_tune_lr_scores_every_lr_and_keeps_the_lowest(batches: list[dict[str, An
 
 
 def test_cli_weighting_and_lr_grid(tmp_path: Path) -> None:
-    from elo.baselines.cli import main as train_main
+    from elo.cli import train_main
 
     data = write_clips(tmp_path / "videos", 4, seed=2)
     cfg = cfg_for(None, steps=3)

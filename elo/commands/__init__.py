@@ -1,4 +1,3 @@
-"""One module per core console command (elo-eval, elo-extract, elo-data):
-``add_arguments(parser)`` and ``run(args)``, framed by ``elo.cli.run_command``. The
-applications live in their own layer: elo-train in ``baselines/cli.py``, elo-search in
-``search/cli.py``."""
+"""One module per core console command (elo-train, elo-eval, elo-extract, elo-data):
+``add_arguments(parser)`` and ``run(args)``, framed by ``elo.cli.run_command``.
+elo-search lives with the search layer it drives, in ``search/cli.py``."""

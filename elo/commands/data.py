@@ -7,14 +7,21 @@ from typing import Any
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from elo.config import load_part
+
+    d = load_part("data", "demo")["demo"]  # the defaults: configs/data/demo.yaml
     sub = p.add_subparsers(dest="what", required=True)
     demo = sub.add_parser("demo", help="write the built-in audio-visual demo dataset")
     demo.add_argument("--out", required=True, help="output folder")
-    demo.add_argument("--clips", type=int, default=1200)
+    demo.add_argument("--clips", type=int, default=d["clips"])
     demo.add_argument("--seed", type=int, default=0)
-    demo.add_argument("--classes", type=int, default=8, help="number of actions (2..8)")
-    demo.add_argument("--zipf", type=float, default=1.0, help="class-size exponent (train pool)")
-    demo.add_argument("--test-fraction", type=float, default=0.25, help="balanced test split")
+    demo.add_argument("--classes", type=int, default=d["classes"], help="number of actions (2..8)")
+    demo.add_argument(
+        "--zipf", type=float, default=d["zipf"], help="class-size exponent (train pool)"
+    )
+    demo.add_argument(
+        "--test-fraction", type=float, default=d["test_fraction"], help="balanced test split"
+    )
     demo.add_argument("--workers", type=int, help="processes (default: all CPUs)")
     demo.add_argument(
         "--style",

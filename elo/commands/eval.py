@@ -111,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
         raise DataError("--crops must be >= 1 and --crop-fraction in (0, 1]")
     encoder = load_encoder(args.encoder, device=args.device)
     cfg = data_config(load_config(args.config, args.overrides), encoder.export_info)
-    root = args.data or cfg["data"].get("root")
+    root = args.data or cfg["data"]["root"]
     if not root:
         raise DataError("no dataset given: pass --data DIR or set data.root in the config")
     clip = cfg["data"]["clip"]
@@ -119,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
     # Several crops: from the larger cached clip when the cache holds more than the
     # model's input (data.clip.extra_pixels), each of the model's size, as the field's
     # 3-crop test does; else smaller crops (--crop-fraction) of the model's clip.
-    wide = args.crops > 1 and int(clip.get("extra_pixels", 0) or 0) > 0
+    wide = args.crops > 1 and int(clip["extra_pixels"]) > 0
     if wide:
         crop_size: int | None = size
     else:

@@ -100,38 +100,35 @@ def spec_from_config(
     """The extraction spec of an experiment config (its ``data`` section) or of a bare
     data section. Modality parameters: ``data.modalities.<name>.<key>`` overrides."""
     from elo.config import require
+    from elo.config_values import check_values
     from elo.model.modality import MODALITIES, default_modalities
 
     data = cfg["data"] if "data" in cfg and isinstance(cfg["data"], Mapping) else cfg
-    clip = data.get("clip", {})
-    mod_over = data.get("modalities", {}) or {}
+    require(data, "clip", dict)  # a mapping, its keys read below
+    mod_over = require(data, "modalities", dict)
     mods: dict[str, dict[str, Any]] = {}
     for name in modalities if modalities is not None else default_modalities():
         cls = MODALITIES.get(name)
         mods[name] = cls.params(mod_over.get(name) or {})
-    sampling = str(clip.get("sampling", "uniform"))
+    sampling = str(require(data, "clip.sampling", str))
     if sampling not in ("uniform", "random", "sliding"):
         raise ConfigError(f"data.clip.sampling {sampling!r}: use uniform, random or sliding")
-    short = str(clip.get("short", "pad"))
+    short = str(require(data, "clip.short", str))
     if short not in ("pad", "skip"):
         raise ConfigError(f"data.clip.short {short!r}: use pad or skip")
-    max_seconds = data.get("max_seconds", 300.0)
-    if max_seconds is not None and (
-        isinstance(max_seconds, bool)
-        or not isinstance(max_seconds, int | float)
-        or max_seconds <= 0
-    ):
-        raise ConfigError(f"data.max_seconds must be a number > 0 or null, got {max_seconds!r}")
+    check_values(data, "data.")  # every number in range (elo/config_values.py)
+    max_seconds = require(data, "max_seconds", (int, float, type(None)))
     spec = ExtractSpec(
         # extra_*: cached beyond what the model sees, for train-time random windows
-        frames=int(require(data, "clip.frames", int)) + int(clip.get("extra_frames", 0) or 0),
+        frames=int(require(data, "clip.frames", int))
+        + int(require(data, "clip.extra_frames", int)),
         fps=float(require(data, "clip.fps", float)),
-        size=int(require(data, "clip.size", int)) + int(clip.get("extra_pixels", 0) or 0),
+        size=int(require(data, "clip.size", int)) + int(require(data, "clip.extra_pixels", int)),
         sample_rate=int(require(data, "audio.sample_rate", int)),
-        per_video=int(clip.get("per_video", 1)),
+        per_video=int(require(data, "clip.per_video", int)),
         sampling=sampling,
-        stride=int(clip.get("stride", 0)),
-        seed=int(clip.get("seed", cfg.get("seed", 0) if "data" in cfg else 0)),
+        stride=int(require(data, "clip.stride", int)),
+        seed=int(require(data, "clip.seed", int)),
         max_seconds=None if max_seconds is None else float(max_seconds),
         short=short,
         modalities=mods,

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from elo.config import require
 from elo.data.cache import ClipCache, ExtractSpec, read_npy_row, spec_from_config
 from elo.data.layouts import VideoIndex, VideoRecord, read_manifest, scan, select_split
 from elo.data.video import VIDEO_SUFFIXES
@@ -232,7 +233,7 @@ def _root_and_cache(
         if not data.get("root"):
             raise DataError("no dataset given: pass --data DIR or set data.root in the config")
         root = Path(str(data["root"]))
-        if cache_dir is None and data.get("cache"):
+        if cache_dir is None and data["cache"]:
             cache_dir = Path(str(data["cache"]))
     root = Path(root)
     return root, Path(cache_dir) if cache_dir is not None else default_cache_dir(root)
@@ -265,7 +266,7 @@ def open_dataset(
     mods = list(modalities) if modalities is not None else list(default_modalities())
     spec = spec_from_config(cfg, mods)
     index = scan(root)
-    fold = int(cfg.get("data", cfg).get("fold", 1) or 1)
+    fold = int(require(cfg.get("data", cfg), "fold", int))
     # the split ignores the loader seed
     records = select_split(index, split, fold=fold, seed=spec.seed)
     if not records:
@@ -296,8 +297,8 @@ def open_dataset(
 
 def clip_crop(cfg: Mapping[str, Any]) -> tuple[int, int] | None:
     """(frames, size) the model sees when the cache holds more (``data.clip.extra_*``)."""
-    clip = cfg.get("data", cfg).get("clip", {}) or {}
-    if not (int(clip.get("extra_frames", 0) or 0) or int(clip.get("extra_pixels", 0) or 0)):
+    clip = require(cfg.get("data", cfg), "clip", dict)
+    if not (int(clip["extra_frames"]) or int(clip["extra_pixels"])):
         return None
     return int(clip["frames"]), int(clip["size"])
 

@@ -125,15 +125,15 @@ def input_shapes(cfg: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
     """One sample's input shape per registered modality, from the data config
     (``data.clip``, ``data.audio.sample_rate``, ``data.modalities.<name>``): each
     modality's :meth:`Modality.output_shape` at the clip the model sees."""
-    data = cfg.get("data", {}) or {}
-    clip = data.get("clip", {}) or {}
+    from elo.config import require
+
     t, size, fps = (
-        int(clip.get("frames", 8)),
-        int(clip.get("size", 64)),
-        float(clip.get("fps", 8.0)),
+        int(require(cfg, "data.clip.frames", int)),
+        int(require(cfg, "data.clip.size", int)),
+        float(require(cfg, "data.clip.fps", float)),
     )
-    sr = int((data.get("audio", {}) or {}).get("sample_rate", 16000))
-    over = data.get("modalities", {}) or {}
+    sr = int(require(cfg, "data.audio.sample_rate", int))
+    over = require(cfg, "data.modalities", dict)
     out: dict[str, tuple[int, ...]] = {}
     for name in MODALITIES.list():
         cls = MODALITIES.get(name)
@@ -148,14 +148,14 @@ def default_modalities() -> tuple[str, ...]:
     from elo.config import compose, configs_dir
 
     doc = compose(configs_dir() / "objective" / "default.yaml")
-    return tuple(str(m) for m in doc.get("modalities", []))
+    return tuple(str(m) for m in doc["modalities"])
 
 
 def configured_modalities(cfg: Mapping[str, Any]) -> list[str]:
-    """``objective.modalities`` of ``cfg``, else :func:`default_modalities`."""
-    obj = cfg.get("objective", {}) or {}
-    mods = obj.get("modalities")
-    return [str(m) for m in mods] if mods is not None else list(default_modalities())
+    """``objective.modalities`` of ``cfg``."""
+    from elo.config import require
+
+    return [str(m) for m in require(cfg, "objective.modalities", list)]
 
 
 def ordered(names: Sequence[str]) -> list[str]:

@@ -24,6 +24,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from elo.config import require
 from elo.errors import ConfigError, DataError
 from elo.model.heads import TASKS, VIEWS, EncoderOutput, FeatureSpec, HeadInputs, TaskHead
 from elo.model.modality import MODALITIES, input_shapes
@@ -66,7 +67,7 @@ def build_encoders(
     """One encoder per modality of ``plan`` (its ``Modality.build_encoder`` from
     ``model.<modality>``), each one's (builder id, kwargs) for export, and the
     :class:`FeatureSpec` of every modality a term reads (0-dim for one read raw only)."""
-    model_cfg = cfg.get("model", {}) or {}
+    model_cfg = require(cfg, "model", dict)
     encoders: dict[str, nn.Module] = {}
     builds: dict[str, tuple[str, dict[str, Any]]] = {}
     specs: dict[str, FeatureSpec] = {}
@@ -86,10 +87,9 @@ NORMALIZE_MODES = ("grad", "ema", "none")
 
 
 def loss_normalization(cfg: Mapping[str, Any]) -> tuple[str, float]:
-    """``(mode, momentum)`` from the ``objective`` section (default: ``grad``, 0.9)."""
-    obj = cfg.get("objective", {}) or {}
-    mode = str(obj.get("normalize", "grad"))
-    momentum = float(obj.get("norm_momentum", 0.9))
+    """``(mode, momentum)`` from the ``objective`` section."""
+    mode = str(require(cfg, "objective.normalize", str))
+    momentum = float(require(cfg, "objective.norm_momentum", float))
     if mode not in NORMALIZE_MODES:
         raise ConfigError(f"objective.normalize {mode!r}: use {' or '.join(NORMALIZE_MODES)}")
     if not 0.0 <= momentum < 1.0:
@@ -158,7 +158,7 @@ class ELoModel(nn.Module):
         #: modality -> (builder id, kwargs) of its encoder, for export
         self.encoder_builders = {m: b for m, (b, _) in builds.items()}
         self.encoder_kwargs = {m: kw for m, (_, kw) in builds.items()}
-        heads_cfg = cfg.get("heads", {}) or {}
+        heads_cfg = require(cfg, "heads", dict)
         self.heads = nn.ModuleDict(
             {
                 str(t): plan.head_classes[str(t)].build(t, self.specs, heads_cfg.get(t.task))

@@ -75,25 +75,24 @@ def task_names() -> list[str]:
 
 
 def terms_from_config(cfg: Mapping[str, Any]) -> list[TermKey]:
-    """Term keys from the ``objective`` section of a composed config (modalities: its
-    ``objective.modalities``, else those of the packaged default objective)."""
+    """Term keys from the ``objective`` section of a composed config."""
+    from elo.config import require
     from elo.model.modality import configured_modalities
 
-    obj = cfg.get("objective", {}) or {}
     mods = configured_modalities(cfg)
-    tasks = obj.get("tasks", "all")
-    exclude = set(obj.get("exclude", []) or [])
+    tasks = require(cfg, "objective.tasks", (str, list, type(None)))
+    exclude = set(require(cfg, "objective.exclude", (list, type(None))) or [])
     if tasks in ("all", None):
         tasks = task_names()
     for name in exclude:
         _check_task(name)
-    distill = obj.get("distill", {}) or {}
+    distill = require(cfg, "objective.distill", dict)
     return enumerate_terms(
         mods,
         [t for t in tasks if t not in exclude],
-        distill_teachers=[m for m in distill.get("teachers", []) if m in mods],
-        distill_student=distill.get("student", "rgb"),
-        distill_levels=distill.get("levels", []),
+        distill_teachers=[m for m in require(distill, "teachers", list) if m in mods],
+        distill_student=require(distill, "student", str),
+        distill_levels=require(distill, "levels", list),
     )
 
 

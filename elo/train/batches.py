@@ -5,12 +5,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from elo.errors import ConfigError
 from elo.train.loop import ResumableBatchSampler
+
+if TYPE_CHECKING:
+    from elo.train.settings import TrainSettings
 
 
 def to_device(batch: Any, device: str) -> Any:
@@ -26,7 +29,7 @@ def batch_stream(
     cfg: Mapping[str, Any],
     data_root: str | Path | None,
     modalities: list[str],
-    t: Mapping[str, Any],
+    t: TrainSettings,
     seed: int,
     start: int,
     loader: Any = None,
@@ -47,10 +50,10 @@ def batch_stream(
             data_root,
             split="train",
             modalities=modalities,
-            batch_size=int(t["batch_size"]),
+            batch_size=t.batch_size,
             shuffle=True,
             seed=seed,
-            workers=int(t["num_workers"]),
+            workers=t.num_workers,
             uncropped=True,  # the model cuts random windows (data.clip.extra_*)
         )
     dataset = getattr(loader, "dataset", None)
@@ -58,7 +61,7 @@ def batch_stream(
         n = len(dataset)
         if n == 0:
             raise ConfigError(f"no training clips found under {data_root}")
-        bs = min(int(loader.batch_size or t["batch_size"]), n)
+        bs = min(int(loader.batch_size or t.batch_size), n)
         sampler = ResumableBatchSampler(n, bs, seed=seed, start_step=start)
         yield from DataLoader(
             dataset,

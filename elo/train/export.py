@@ -190,7 +190,7 @@ def export_student(out: Path, model: Any, cfg: Mapping[str, Any], weights: Any, 
     try:
         from elo.model.modality import MODALITIES
 
-        mods = (cfg.get("data", {}) or {}).get("modalities", {}) or {}
+        mods = cfg["data"]["modalities"] or {}
         params = MODALITIES.get(STUDENT).params(mods.get(STUDENT))
         norm = {k: params[k] for k in ("mean", "std", "center_time") if k in params}
     except EloError:

@@ -80,16 +80,15 @@ def lr_at(step: int, total: int, warmup: int, *, base: float = 1.0, floor: float
 
 
 def optimizer_for(
-    groups: list[dict[str, Any]], train: Mapping[str, Any], lr: float
+    groups: list[dict[str, Any]], name: str, lr: float, momentum: float, weight_decay: float
 ) -> torch.optim.Optimizer:
-    """``train.optimizer`` (sgd with ``train.momentum``, or adamw) over parameter
-    ``groups`` at ``lr`` with ``train.weight_decay``."""
-    wd = float(train["weight_decay"])
-    if train["optimizer"] == "sgd":
-        return torch.optim.SGD(groups, lr=lr, momentum=float(train["momentum"]), weight_decay=wd)
-    if train["optimizer"] == "adamw":
-        return torch.optim.AdamW(groups, lr=lr, weight_decay=wd)
-    raise ConfigError(f"train.optimizer {train['optimizer']!r}: choose sgd or adamw")
+    """``train.optimizer`` ``name`` (sgd with ``momentum``, or adamw) over parameter
+    ``groups`` at ``lr`` with ``weight_decay``."""
+    if name == "sgd":
+        return torch.optim.SGD(groups, lr=lr, momentum=momentum, weight_decay=weight_decay)
+    if name == "adamw":
+        return torch.optim.AdamW(groups, lr=lr, weight_decay=weight_decay)
+    raise ConfigError(f"train.optimizer {name!r}: choose sgd or adamw")
 
 
 # -- checkpoints --------------------------------------------------------------------------

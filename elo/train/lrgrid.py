@@ -63,11 +63,11 @@ def parse_grid(text: str) -> list[float]:
 def grid_config(cfg: Mapping[str, Any], lr: float, steps: int, full_steps: int) -> dict[str, Any]:
     """``cfg`` with ``train.lr = lr``, no checkpoints, and the warm-up scaled to
     ``steps`` (``round(warmup_steps · steps / full_steps)``)."""
-    from elo.train.trainer import train_settings
+    from elo.train.settings import TrainSettings
 
     out = copy.deepcopy(dict(cfg))
-    t = dict(out.get("train", {}) or {})
-    warmup = int(train_settings(cfg)["warmup_steps"])
+    t = dict(out["train"])
+    warmup = TrainSettings.from_config(cfg).warmup_steps
     t["lr"] = float(lr)
     t["warmup_steps"] = round(warmup * steps / max(1, full_steps))
     t["checkpoint_every"] = 0

@@ -22,7 +22,6 @@ from typing import Any
 
 import torch
 
-from elo.config import merge_checked
 from elo.errors import ConfigError, EloError
 from elo.model.network import ELoModel
 from elo.model.objective import Weights
@@ -39,6 +38,7 @@ from elo.train.loop import (
     save_state,
     set_rng_state,
 )
+from elo.train.settings import TrainSettings
 from elo.train.tblog import TrainingBoard
 from elo.train.weighting import LossWeighting, effective_weights, weighting_mode
 
@@ -46,20 +46,6 @@ log = logging.getLogger(__name__)
 
 CHECKPOINT_FILE = "checkpoint.pt"
 LOG_FILE = "train_log.jsonl"
-
-TRAIN_DEFAULTS: dict[str, Any] = {
-    "steps": 40,
-    "batch_size": 16,
-    "optimizer": "adamw",  # adamw | sgd
-    "lr": 0.002,
-    "momentum": 0.9,  # sgd only
-    "weight_decay": 0.0001,
-    "grad_clip": 1.0,  # max gradient norm; 0 = off
-    "warmup_steps": 0,
-    "min_lr_ratio": 0.0,  # cosine floor, fraction of lr
-    "checkpoint_every": 0,  # steps; 0 = only at the end
-    "num_workers": 0,
-}
 
 
 class TrainingStopped(EloError):
@@ -82,18 +68,12 @@ class TrainResult:
     seconds: float = 0.0
 
 
-def train_settings(cfg: Mapping[str, Any]) -> dict[str, Any]:
-    """The ``train`` section over :data:`TRAIN_DEFAULTS`; unknown keys are errors."""
-    t = merge_checked(dict(TRAIN_DEFAULTS), dict(cfg.get("train", {}) or {}), "train")
-    if t["optimizer"] not in ("adamw", "sgd"):
-        raise ConfigError(f"train.optimizer must be adamw or sgd, got {t['optimizer']!r}")
-    for key in ("lr", "batch_size"):
-        if not float(t[key]) > 0:
-            raise ConfigError(f"train.{key} must be > 0, got {t[key]!r}")
-    return t
+def train_settings(cfg: Mapping[str, Any]) -> TrainSettings:
+    """The parsed ``train`` section (:class:`elo.train.settings.TrainSettings`)."""
+    return TrainSettings.from_config(cfg)
 
 
-def make_optimizer(model: torch.nn.Module, t: Mapping[str, Any]) -> torch.optim.Optimizer:
+def make_optimizer(model: torch.nn.Module, t: TrainSettings) -> torch.optim.Optimizer:
     """SGD or AdamW over the trainable parameters. Parameters that a head lists in
     ``fixed_lr_parameters()`` (SimSiam's predictor, ``heads.simsiam.fix_predictor_lr``)
     form a second group flagged ``fix_lr`` that :func:`make_scheduler` keeps at the
@@ -108,7 +88,7 @@ def make_optimizer(model: torch.nn.Module, t: Mapping[str, Any]) -> torch.optim.
     ]
     if fixed:
         groups.append({"params": [p for p in params if id(p) in fixed], "fix_lr": True})
-    return optimizer_for(groups, t, float(t["lr"]))
+    return optimizer_for(groups, t.optimizer, t.lr, t.momentum, t.weight_decay)
 
 
 def make_scheduler(
@@ -167,7 +147,7 @@ class _Run:
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LambdaLR
     weights: Weights
-    t: dict[str, Any]
+    t: TrainSettings
     steps: int
     out: Path | None
     weighting: LossWeighting
@@ -211,11 +191,11 @@ def _train_model(
     )
     bar = progress_bar(progress, run.start, steps, "elo-train")
     out = run.out
-    board = None if out is None else TrainingBoard(out, weights.values, start=run.start, batch_size=int(run.t["batch_size"]))  # fmt: skip
+    board = None if out is None else TrainingBoard(out, weights.values, start=run.start, batch_size=run.t.batch_size)  # fmt: skip
     run.model.train()
     params = [p for p in run.model.parameters() if p.requires_grad]
     stop = StopOnSigterm()
-    every = int(run.t["checkpoint_every"])
+    every = run.t.checkpoint_every
     for step in range(run.start, steps):
         if stop.requested and out is not None and step > run.start:
             run.checkpoint(step)
@@ -271,7 +251,7 @@ def start_run(
     group = weighting.parameter_group()  # uncertainty's log-variances
     if group is not None:
         optimizer.add_param_group(group)
-    warmup, floor = int(t["warmup_steps"]), float(t["min_lr_ratio"])
+    warmup, floor = t.warmup_steps, t.min_lr_ratio
     scheduler = make_scheduler(optimizer, steps, warmup, floor)
     out = Path(out_dir) if out_dir is not None else None
     run = _Run(model, optimizer, scheduler, weights, t, steps, out, weighting)
@@ -304,7 +284,7 @@ def train_step(
         )
     optimizer.zero_grad(set_to_none=True)
     result.total.backward()
-    grad_norm = torch.nn.utils.clip_grad_norm_(params, float(run.t["grad_clip"]) or float("inf"))
+    grad_norm = torch.nn.utils.clip_grad_norm_(params, run.t.grad_clip or float("inf"))
     if not torch.isfinite(grad_norm):
         raise NonFiniteLossError(
             f"non-finite gradient at step {step + 1} (loss {float(result.total):.4g}); "

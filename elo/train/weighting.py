@@ -42,8 +42,10 @@ RLW_SALT = 5_318_008  # keeps the RLW draws apart from the views' generators (ne
 
 
 def weighting_mode(cfg: Mapping[str, Any]) -> str:
-    """``objective.weighting`` of a composed config (default ``fixed``), checked."""
-    mode = str((cfg.get("objective", {}) or {}).get("weighting", "fixed"))
+    """``objective.weighting`` of a composed config, checked."""
+    from elo.config import require
+
+    mode = str(require(cfg, "objective.weighting", str))
     if mode not in WEIGHTINGS:
         raise ConfigError(f"objective.weighting {mode!r}: use {' | '.join(WEIGHTINGS)}")
     return mode

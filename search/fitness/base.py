@@ -95,15 +95,17 @@ def _check_config(cls: type[Any], section: Mapping[str, Any], where: str) -> dic
 
 
 def build_fitness(section: Mapping[str, Any] | None, *, seed: int | None = None) -> Any:
-    """The fitness a config section describes (``kind`` selects it; default ``zipf``).
+    """The fitness a config section describes (``kind`` selects it).
 
-    ``seed`` (the experiment seed) is used when the section does not set its own.
-    Unknown keys raise :class:`ConfigError` naming ``fitness.<key>``.
+    ``seed`` (the experiment seed) is used when the section's own ``seed`` is null or
+    absent. Unknown keys raise :class:`ConfigError` naming ``fitness.<key>``.
     """
     section = dict(section or {})
-    kind = section.get("kind", "zipf")
+    if "kind" not in section:
+        raise ConfigError("missing config key 'fitness.kind' (a configs/fitness/ name)")
+    kind = section["kind"]
     cls = FITNESSES.get(kind)
-    if seed is not None and "seed" not in section:
+    if seed is not None and section.get("seed") is None:
         section["seed"] = seed
     kwargs = _check_config(cls, section, "fitness")
     try:

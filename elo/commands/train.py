@@ -3,42 +3,77 @@
     elo-train --weights W.json --data D --steps N --out DIR [--resume] [key=value ...]
     elo-train --weighting uniform|rlw|uncertainty [--lr-grid 0.001,0.002,0.004] ...
     elo-train --list-terms
-    elo-train --objective byol|simsiam ...      (baselines, see baselines/trainer.py)
+    elo-train --objective byol|simsiam --data D [--config NAME|PATH] [key=value ...]
 
 Writes ``DIR/train_log.jsonl`` (every raw and weighted term, each step),
 ``DIR/checkpoint.pt`` and ``DIR/rgb_encoder.safetensors`` + ``DIR/encoder.yaml``
 (``elo.load_encoder(DIR)``).
 
-The command lives here, at the top of the layers it drives (the ELo trainer of
-``elo/train/trainer.py`` and the baseline trainer of ``baselines/trainer.py``), so the
-core ``elo/`` imports no baseline; its frame is ``elo.cli.run_command``.
+``--objective NAME`` runs a standalone trainer of :data:`OBJECTIVES` instead of the ELo
+trainer: the ``elo.objectives`` entry points of pyproject.toml (BYOL and SimSiam, in
+baselines/trainer.py), so the core imports no baseline. Such a trainer reads its own
+config (``configs/baseline/<name>.yaml``, or ``--config``) with the overrides; the
+options of ELo training (``--weights``, ``--weighting``, ``--lr-grid``, ``--train``,
+``--list-terms``) are refused with it in one line, as is an ELo experiment for
+``--config``.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Protocol
+
+from elo.errors import ConfigError
+from elo.registry import Registry
+
+
+class ObjectiveTrainer(Protocol):
+    """A standalone trainer (``elo-train --objective NAME``): trains on the images or
+    videos of ``data`` and writes ``out``; returns the exit code."""
+
+    def __call__(
+        self,
+        data: str | None,
+        *,
+        config: str | None,
+        overrides: list[str],
+        steps: int | None,
+        seed: int | None,
+        out: str | None,
+        device: str,
+        resume: bool,
+    ) -> int: ...
+
+
+#: ``--objective`` trainers by name: the ``elo.objectives`` entry points (pyproject.toml)
+OBJECTIVES: Registry[ObjectiveTrainer] = Registry("objective", entry_point_group="elo.objectives")
+#: options of ELo training that a standalone objective cannot use
+_ELO_ONLY = ("weights", "weighting", "lr_grid", "lr_grid_steps", "train", "list_terms")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", default="demo", help="experiment config name or YAML path")
+    p.add_argument(
+        "--config",
+        help="experiment config name or YAML path (default: demo); with --objective a "
+        "configs/baseline name or path (default: configs/baseline/<objective>.yaml)",
+    )
     p.add_argument("--weights", help='JSON {"weights": {term: λ}} (default: uniform)')
-    p.add_argument("--objective", help="baseline objective instead of ELo terms: byol | simsiam")
+    p.add_argument(
+        "--objective",
+        help="a standalone objective instead of ELo's terms: " + " | ".join(OBJECTIVES.declared()),
+    )
     p.add_argument("--data", help="folder of videos / images to train on")
     p.add_argument("--steps", type=int)
     p.add_argument("--out", help="output folder for checkpoints, logs and the export")
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
     p.add_argument("--list-terms", action="store_true", help="print the term keys and exit")
     p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, help="seed (default: 0; --objective: its config's)")
     p.add_argument(
         "--train",
-        default="final",
         help="train settings from configs/train/<name>.yaml, under the experiment's own "
-        "train keys (proxy = the search's short runs)",
+        "train keys (default: final; proxy = the search's short runs)",
     )
     p.add_argument(
         "--weighting",
@@ -79,42 +114,60 @@ def explicit_section(path: Path, key: str) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     if args.objective:
-        from elo.baselines.trainer import train_baseline
-
-        return train_baseline(
-            args.objective,
-            args.data,
-            config=args.config,
-            overrides=list(args.overrides or []),
-            steps=args.steps,
-            seed=args.seed,
-            out=args.out,
-            device=args.device,
-            resume=args.resume,
-        )
+        return _run_objective(args)
     return _run_elo(args)
 
 
-def _elo_config(config: str, train: str | None, overrides: list[str]) -> dict[str, Any]:
+def _run_objective(args: argparse.Namespace) -> int:
+    """``--objective NAME``: the trainer :data:`OBJECTIVES` holds under that name."""
+    trainer = OBJECTIVES.get(args.objective)
+    for name in _ELO_ONLY:
+        if getattr(args, name) not in (None, False):
+            flag = "--" + name.replace("_", "-")
+            raise ConfigError(
+                f"{flag} is an option of ELo training; --objective {args.objective} cannot "
+                "use it (leave it out, or drop --objective)"
+            )
+    return trainer(
+        args.data,
+        config=args.config,
+        overrides=list(args.overrides or []),
+        steps=args.steps,
+        seed=args.seed,
+        out=args.out,
+        device=args.device,
+        resume=args.resume,
+    )
+
+
+def _seed(args: argparse.Namespace) -> int:
+    return 0 if args.seed is None else int(args.seed)
+
+
+def _elo_config(config: str, train: str, overrides: list[str]) -> dict[str, Any]:
     """The experiment ``config``, its train section over ``configs/train/<train>.yaml``,
-    then the ``key=value`` overrides."""
-    from elo.config import apply_overrides, compose, deep_merge, resolve_config_path
+    then the ``key=value`` overrides; checked (every key present, every number in its
+    range) before anything is read or written."""
+    from elo.config import apply_overrides, compose, deep_merge, load_part, resolve_config_path
+    from elo.config_values import check_config
 
     path = resolve_config_path(config)
-    cfg = compose(path)
-    if train:  # the train file, then the experiment's own train keys, then overrides
-        chosen = compose(resolve_config_path(train, "train"))
-        cfg["train"] = deep_merge(chosen, explicit_section(path, "train"))
-    return apply_overrides(cfg, overrides)
+    sources: dict[str, Path] = {}
+    cfg = compose(path, sources=sources)
+    # the train file, then the experiment's own train keys, then overrides
+    cfg["train"] = deep_merge(load_part("train", train), explicit_section(path, "train"))
+    sources["train"] = resolve_config_path(train, "train")
+    cfg = apply_overrides(cfg, overrides)
+    check_config(cfg, sources)
+    return cfg
 
 
 def _run_elo(args: argparse.Namespace) -> int:
-    from elo.errors import ConfigError
     from elo.model.objective import Weights, terms_from_config
 
-    cfg = _elo_config(args.config, args.train, args.overrides)
+    cfg = _elo_config(args.config or "demo", args.train or "final", args.overrides)
     if args.weighting:  # objective.weighting (elo/train/weighting.py)
-        cfg["objective"] = {**(cfg.get("objective") or {}), "weighting": args.weighting}
+        cfg["objective"]["weighting"] = args.weighting
     terms = terms_from_config(cfg)
     if args.list_terms:
         for term in terms:
@@ -123,10 +176,10 @@ def _run_elo(args: argparse.Namespace) -> int:
     weights = Weights.load(args.weights, terms) if args.weights else Weights.uniform(terms)
     if not args.out:
         raise ConfigError("--out is required: the folder for logs, checkpoints and the export")
-    data = args.data or (cfg.get("data", {}) or {}).get("root")
+    data = args.data or cfg["data"]["root"]
     if not data:
         raise ConfigError("--data is required (or set data.root in the config)")
-    steps = args.steps if args.steps is not None else int(cfg.get("train", {}).get("steps", 0))
+    steps = args.steps if args.steps is not None else int(cfg["train"]["steps"])
 
     import yaml
 
@@ -143,7 +196,7 @@ def _run_elo(args: argparse.Namespace) -> int:
         data_root=data,
         steps=steps,
         out_dir=out,
-        seed=args.seed,
+        seed=_seed(args),
         device=args.device,
         resume=args.resume,
         progress=not args.no_progress,
@@ -176,15 +229,8 @@ def _tune_lr(
     else:
         choice = tune_lr(
             cfg, weights, lrs, steps=grid_steps, full_steps=steps, data_root=data,
-            seed=args.seed, device=args.device,
+            seed=_seed(args), device=args.device,
         )  # fmt: skip
         atomic_write_json(path, {**choice, "grid": lrs})
     print(f"elo-train: lr grid {lrs} at {grid_steps} steps each -> lr {choice['chosen']}")
-    return {**cfg, "train": {**cfg.get("train", {}), "lr": float(choice["chosen"])}}
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """The ``elo-train`` console script."""
-    from elo.cli import Command, run_command
-
-    return run_command("train", cast(Command, sys.modules[__name__]), argv)
+    return {**cfg, "train": {**cfg["train"], "lr": float(choice["chosen"])}}
