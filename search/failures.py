@@ -46,7 +46,6 @@ def guarded_trial(config: dict[str, Any], ctx: Any) -> None:
     from elo.search.trainable import trial
 
     t0 = time.perf_counter()
-    _inject_worker_death()
     try:
         trial(config, ctx)
     except MemoryError:
@@ -121,23 +120,6 @@ def error_callback(errors_file: Path) -> Any:
             )
 
     return ErrorLog()
-
-
-#: fault injection (tests, benchmarks/fault_inject.py): a path; the first trial to
-#: start creates it and kills its worker process, as an OOM kill would
-INJECT_WORKER_DEATH = "ELO_INJECT_WORKER_DEATH"
-
-
-def _inject_worker_death() -> None:
-    marker = os.environ.get(INJECT_WORKER_DEATH)
-    if not marker:
-        return
-    try:
-        fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-    except FileExistsError:
-        return
-    os.close(fd)
-    os._exit(137)
 
 
 class TrialTimeouts(FIFOScheduler):

@@ -129,8 +129,11 @@ def synthetic_rungs(
 
 
 def trains(cfg: Mapping[str, Any]) -> bool:
-    """Whether the fitness of ``cfg`` trains candidates (all but ``synthetic``)."""
-    return (cfg.get("fitness", {}) or {}).get("kind") != "synthetic"
+    """Whether the fitness of ``cfg`` trains candidates (all but those that score λ
+    itself, such as ``synthetic``: search/fitness/base.py)."""
+    from elo.search.fitness.base import scores_weights
+
+    return not scores_weights(cfg.get("fitness"))
 
 
 def active_rungs(cfg: Mapping[str, Any], settings: Any, steps: int) -> list[int] | None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,6 @@ def run_search(
     resume: bool = False,
     address: str | None = None,
     workers: int | None = None,
-    fail_on: Sequence[tuple[int, int]] = (),
     echo: Callable[[str], None] = print,
     report: bool = True,
     settings: SearchSettings | None = None,
@@ -50,7 +49,7 @@ def run_search(
             try:
                 return _run_search(
                     cfg, run_dir, settings, resume=resume or attempt > 0, address=address,
-                    workers=workers, fail_on=fail_on, echo=echo, report=report,
+                    workers=workers, echo=echo, report=report,
                 )  # fmt: skip
             except Exception as exc:
                 if attempt >= retries or not infrastructure_failure(exc):
@@ -75,7 +74,6 @@ def _run_search(
     resume: bool,
     address: str | None,
     workers: int | None,
-    fail_on: Sequence[tuple[int, int]],
     echo: Callable[[str], None],
     report: bool,
 ) -> dict[str, Any]:
@@ -86,7 +84,7 @@ def _run_search(
 
         listener.on_generation = lambda: _safe_report(write_report, run_dir)
     if not searcher.finished:
-        _tune(cfg, run_dir, settings, searcher, address, workers, fail_on, echo)
+        _tune(cfg, run_dir, settings, searcher, address, workers, echo)
     if report:
         _safe_report(write_report, run_dir)
     listener.board.close()
@@ -146,21 +144,21 @@ def _tune(
     searcher: EvolutionSearcher,
     address: str | None,
     workers: int | None,
-    fail_on: Sequence[tuple[int, int]],
     echo: Callable[[str], None],
 ) -> None:
     """Prepare the data, start (or join) Ray and run the Tuner until the search
     finishes, halts or is interrupted."""
     import ray
 
+    from elo.search.fidelity import trains
     from elo.search.prepare import absolute_data_paths, prepare_data
 
     kind = (cfg.get("fitness", {}) or {}).get("kind", "zipf")
     root = absolute_data_paths(cfg)
-    if kind != "synthetic":
+    if trains(cfg):
         prepare_data(cfg, root, settings.heldout_split)
-    ctx = TrialContext.from_settings(cfg, settings, root, fail_on)
-    if settings.warm_start and kind != "synthetic":  # search/warmstart.py
+    ctx = TrialContext.from_settings(cfg, settings, root)
+    if settings.warm_start and trains(cfg):  # search/warmstart.py
         from elo.search.warmstart import ensure_trunk, trunk_steps
 
         ctx.trunk = ensure_trunk(ctx, run_dir, trunk_steps(settings, ctx.steps), echo)

@@ -205,7 +205,7 @@ def fitness_section(name: str) -> dict[str, Any]:
     built-in ``synthetic`` stand-in needs no file."""
     if name == "synthetic":
         # search/fitness/synthetic.py; rung_noise (search/fidelity.py): null = one rung
-        return {"kind": "synthetic", "seconds": 0.0, "rung_noise": None}
+        return {"kind": "synthetic", "rung_noise": None}
     from elo.config import _load_yaml, resolve_config_path
 
     return _load_yaml(resolve_config_path(name, "fitness"))

@@ -14,9 +14,10 @@ The held-out clips are a slice of the *train* split that no candidate trains on
 and the RGB encoder embeds them with BatchNorm statistics recalibrated on them
 (``search.heldout_bn``); see :mod:`search.fitness.data`.
 
-``synthetic`` is a stand-in with a known optimum and no training (for tests and for
-measuring the scheduler's own overhead): fitness = −‖λ − λ*‖² with λ* from
-:func:`search.fitness.synthetic.synthetic_target`, after sleeping ``fitness.seconds``.
+A fitness kind that scores λ itself (``scores_weights``, search/fitness/base.py) trains
+nothing: ``synthetic`` is such a stand-in with a known optimum, for measuring the
+scheduler's own overhead (fitness = −‖λ − λ*‖² with λ* from
+:func:`search.fitness.synthetic.synthetic_target`).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -45,8 +46,6 @@ class TrialContext:
     device: str = "cpu"
     threads: int = 1
     heldout_split: str = "train"
-    #: (generation, index) pairs that raise on purpose (fault-injection for tests).
-    fail_on: list[tuple[int, int]] = field(default_factory=list)
     #: fraction of the train videos held out for the fitness (heldout_split "train")
     heldout_fraction: float = 0.2
     #: BatchNorm statistics of the fitness embeddings: recalibrate | train | eval
@@ -71,7 +70,6 @@ class TrialContext:
         cfg: dict[str, Any],
         settings: SearchSettings,
         data_root: str,
-        fail_on: Sequence[tuple[int, int]] = (),
     ) -> TrialContext:
         """The context of every trial of a search with these settings; ``cfg`` is the
         resolved config (its ``train.steps`` when ``search.steps`` is unset, its seed)."""
@@ -93,7 +91,6 @@ class TrialContext:
             heldout_split=settings.heldout_split,
             heldout_fraction=settings.heldout_fraction,
             heldout_bn=settings.heldout_bn,
-            fail_on=[(int(g), int(i)) for g, i in fail_on],
         )
 
 
@@ -137,14 +134,10 @@ def evaluate(
 ) -> dict[str, Any]:
     """Train ``weights`` for ``ctx.steps`` and score it; returns the trial's report."""
     t0 = time.perf_counter()
-    if (generation, index) in {tuple(p) for p in ctx.fail_on}:
-        raise RuntimeError(f"injected failure for generation {generation}, index {index}")
     section = dict(ctx.cfg.get("fitness", {}) or {})
-    if section.get("kind") == "synthetic":
-        from elo.search.fitness.synthetic import synthetic_fitness
-
-        time.sleep(float(section.get("seconds", 0.0)))
-        value = synthetic_fitness(weights)
+    stand_in = _weight_scorer(ctx, section)
+    if stand_in is not None:
+        value = stand_in.score_weights(weights, key=(ctx.seed, generation, index))[-1]
         return {"fitness": value, "seconds": time.perf_counter() - t0, "metrics": {}}
 
     import torch
@@ -194,8 +187,6 @@ def evaluate_rungs(
 
     assert ctx.rungs is not None
     t0 = time.perf_counter()
-    if (generation, index) in {tuple(p) for p in ctx.fail_on}:
-        raise RuntimeError(f"injected failure for generation {generation}, index {index}")
     rf = ctx.reduction_factor
     for k, (steps, rep) in enumerate(_rung_scores(ctx, weights, generation, index), start=1):
         rep.update({RUNG: k, RUNG_TIME: rung_time(k, rf), "steps": steps})
@@ -211,14 +202,11 @@ def _rung_scores(
 ) -> Iterator[tuple[int, dict[str, Any]]]:
     assert ctx.rungs is not None
     section = dict(ctx.cfg.get("fitness", {}) or {})
-    if section.get("kind") == "synthetic":
-        from elo.search.fidelity import synthetic_rungs
-
+    stand_in = _weight_scorer(ctx, section)
+    if stand_in is not None:
         fracs = [s / ctx.rungs[-1] for s in ctx.rungs]
-        noise = float(section.get("rung_noise") or 0.0)
-        values = synthetic_rungs(weights, fracs, noise, (ctx.seed, generation, index))
-        for i, (steps, value) in enumerate(zip(ctx.rungs, values, strict=True)):
-            time.sleep(float(section.get("seconds", 0.0)) * (fracs[i] - (fracs[i - 1] if i else 0)))
+        values = stand_in.score_weights(weights, fractions=fracs, key=(ctx.seed, generation, index))
+        for steps, value in zip(ctx.rungs, values, strict=True):
             yield steps, {"fitness": value, "metrics": {}}
         return
     import torch
@@ -249,6 +237,13 @@ def _rung_scores(
             yield steps, rep
     except NonFiniteLossError as exc:
         yield steps, {"fitness": math.nan, "rejected": "nonfinite", "error_msg": str(exc)}
+
+
+def _weight_scorer(ctx: TrialContext, section: Mapping[str, Any]) -> Any:
+    """The fitness of ``section`` when it scores λ itself (``synthetic``), else None."""
+    from elo.search.fitness.base import build_fitness, scores_weights
+
+    return build_fitness(section, seed=ctx.seed) if scores_weights(section) else None
 
 
 def _finite(metrics: Mapping[str, Any]) -> dict[str, Any]:
