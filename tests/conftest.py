@@ -9,6 +9,9 @@ from pathlib import Path
 
 import pytest
 
+#: every test fails if it writes inside the repository (tests/_source_guard.py)
+from _source_guard import source_tree_guard  # noqa: F401
+
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
 #: Test-only plug-ins (tests/plugins/elo_test_faults.py: fitness kinds that make trials
