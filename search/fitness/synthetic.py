@@ -7,6 +7,7 @@ instead of training a candidate (search/trainable.py).
 
 from __future__ import annotations
 
+import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import ClassVar
@@ -28,12 +29,26 @@ def synthetic_fitness(weights: Mapping[str, float]) -> float:
     return -sum((weights[k] - v) ** 2 for k, v in target.items())
 
 
+def synthetic_rungs(
+    weights: Mapping[str, float],
+    fractions: Sequence[float],
+    noise: float,
+    seed: Sequence[int],
+) -> list[float]:
+    """The synthetic stand-in's score at each rung: its fitness plus Gaussian noise of
+    std ``noise · (1 − fraction)`` (exact at the top rung), seeded by ``seed`` (the
+    search seed, generation and index), so lower rungs are noisier estimates."""
+    value = synthetic_fitness(weights)
+    rng = random.Random("-".join(str(int(s)) for s in seed))
+    return [value + noise * (1.0 - float(f)) * rng.gauss(0.0, 1.0) for f in fractions]
+
+
 @FITNESSES.register()
 @dataclass
 class SyntheticFitness:
     """:func:`synthetic_fitness` of λ. With ``rung_noise`` set, a search with rungs
     scores each candidate at every rung as that value plus Gaussian noise of std
-    ``rung_noise · (1 − fraction)`` (search/fidelity.py, :func:`synthetic_rungs`):
+    ``rung_noise · (1 − fraction)`` (:func:`synthetic_rungs`):
     lower rungs are noisier estimates, the top rung is exact."""
 
     name: ClassVar[str] = "synthetic"
@@ -52,6 +67,4 @@ class SyntheticFitness:
     ) -> list[float]:
         """The score at each rung ``fractions`` (of the top rung's steps); ``key`` (the
         search seed, generation and index) seeds the rung noise."""
-        from elo.search.fidelity import synthetic_rungs
-
         return synthetic_rungs(weights, fractions, float(self.rung_noise or 0.0), key)
