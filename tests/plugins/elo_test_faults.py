@@ -8,10 +8,9 @@ test process, an ``elo-search`` the test starts, and the Ray workers they start 
 inherit the environment). The library itself carries no hook for tests.
 
 * ``faulty_synthetic``: the ``synthetic`` stand-in (no training) whose trials take
-  ``seconds`` (so that kills land mid-trial and timeouts fire), raise for the
-  ``[generation, index]`` pairs of ``fail_on``, and kill their worker process with exit
-  status 137 (as the kernel's OOM killer would) once: the first trial that creates the
-  file ``die_once`` does it.
+  ``seconds`` (so that kills land mid-trial and timeouts fire) and kill their worker
+  process with exit status 137 (as the kernel's OOM killer would) once: the first trial
+  that creates the file ``die_once`` does it.
 * ``faulty_zipf``: the Zipf fitness (real training before it) whose first score in the
   run, the one that creates the file ``fail_once``, raises.
 """
@@ -46,7 +45,6 @@ class FaultySynthetic(SyntheticFitness):
     name: ClassVar[str] = "faulty_synthetic"
 
     seconds: float = 0.0
-    fail_on: Sequence[Sequence[int]] = ()
     die_once: str | None = None
 
     def score_weights(
@@ -56,11 +54,8 @@ class FaultySynthetic(SyntheticFitness):
         fractions: Sequence[float] = (1.0,),
         key: Sequence[int] = (),
     ) -> list[float]:
-        generation, index = (list(key) + [0, 0, 0])[1:3]
         if _first_to_create(self.die_once):
             os._exit(137)
-        if [generation, index] in [list(p) for p in self.fail_on]:
-            raise RuntimeError(f"injected failure for generation {generation}, index {index}")
         time.sleep(self.seconds)
         return super().score_weights(weights, fractions=fractions, key=key)
 
