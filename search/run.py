@@ -150,6 +150,7 @@ def _tune(
     finishes, halts or is interrupted."""
     import ray
 
+    from elo.search.failures import RuntimeLost, RuntimeLostInterrupt, runtime_watch
     from elo.search.fidelity import trains
     from elo.search.prepare import absolute_data_paths, prepare_data
 
@@ -175,7 +176,11 @@ def _tune(
             f"{n_workers} workers, {ctx.steps} proxy steps, fitness {kind}"
             + (f", rungs at steps {list(ctx.rungs)}" if ctx.rungs else "")
         )
-        _tuner(run_dir, settings, searcher, ctx, n_workers, memory).fit()
+        watch = runtime_watch() if started_ray and not address else None
+        try:
+            _tuner(run_dir, settings, searcher, ctx, n_workers, memory, watch).fit()
+        except RuntimeLostInterrupt as exc:
+            raise RuntimeLost(str(exc)) from None
     finally:
         if started_ray:
             ray.shutdown()
@@ -228,8 +233,10 @@ def _tuner(
     ctx: TrialContext,
     n_workers: int,
     memory: float,
+    watch: Any = None,
 ) -> Any:
-    """The Ray Tune ``Tuner`` of one session of the search (``ray/session-<n>``)."""
+    """The Ray Tune ``Tuner`` of one session of the search (``ray/session-<n>``);
+    ``watch`` ends it when the local Ray runtime dies (search/failures.py)."""
     from ray import tune
 
     from elo.search.failures import TrialTimeouts, guarded_trial, rung_timeouts
@@ -260,6 +267,7 @@ def _tuner(
             storage_path=str(ray_dir),
             verbose=0,
             callbacks=[error_callback(run_dir / ERRORS)],
+            stop=watch,
             failure_config=tune.FailureConfig(max_failures=settings.max_retries),
         ),
     )
