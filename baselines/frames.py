@@ -72,18 +72,18 @@ def _files(root: Path, max_files: int, split: str | None, fold: int) -> list[Pat
         from elo.data.datasets import scan, select_split
 
         files = sorted(r.path for r in select_split(scan(root), split, fold=fold))
-    else:
-        files = sorted(
-            p
-            for p in root.rglob("*")
-            if p.is_file() and p.suffix.lower() in IMAGE_EXTS | VIDEO_EXTS
-        )
+    else:  # through symlinked folders, loops skipped (elo/data/discover.py)
+        from elo.data.discover import walk_media
+
+        found = walk_media(root, IMAGE_EXTS | VIDEO_EXTS)
+        files = [p for p in found.files if p.is_file()]
     if max_files > 0:
         files = files[:max_files]
     if not files:
+        seen = f": {found.summary('images or videos')}" if split is None else ""
         raise DataError(
             f"--data {root}: no images ({', '.join(sorted(IMAGE_EXTS))}) or videos "
-            f"({', '.join(sorted(VIDEO_EXTS))}) found"
+            f"({', '.join(sorted(VIDEO_EXTS))}) found{seen}"
         )
     return files
 

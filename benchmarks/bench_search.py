@@ -19,7 +19,8 @@ Every row is measured in this run on the same data. ``overhead`` is the wall tim
 workers spend on a trial beyond the trial's own (training + fitness) seconds, as a
 fraction of those seconds: ``(wall × workers − Σ trial s) / Σ trial s``; it includes
 starting Ray's worker processes (importing torch once per worker) and scheduling.
-The synthetic row (a trial that sleeps 1 s, no training) isolates Ray Tune's own cost.
+The synthetic row (a trial that sleeps 1 s, no training: the ``faulty_synthetic``
+plug-in of tests/plugins/elo_test_faults.py) isolates Ray Tune's own cost.
 """
 
 from __future__ import annotations
@@ -38,6 +39,21 @@ TINY = [
     "train.batch_size=4",
     "fitness.ks=[4]",
 ]
+
+
+def use_test_plugins() -> None:
+    """Register the test-only fitness plug-ins (tests/plugins/elo_test_faults.py) here
+    and in the Ray workers started after this call (they inherit PYTHONPATH)."""
+    import sys
+
+    from elo.search.fitness.base import FITNESSES
+
+    plugins = str(Path(__file__).resolve().parents[1] / "tests" / "plugins")
+    sys.path.insert(0, plugins)
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        p for p in (plugins, os.environ.get("PYTHONPATH", "")) if p
+    )
+    FITNESSES.discover(force=True)
 
 
 def one_generation(
@@ -177,7 +193,11 @@ def main() -> None:
     for w in (1, 2):
         r = one_generation(cfg, w, args.population, steps, tmp / f"w{w}")
         rows.append((f"real, {w} worker{'s' if w > 1 else ''}", w, r))
-    synth = {**cfg, "fitness": {**fitness_section("synthetic"), "seconds": 1.0}}
+    use_test_plugins()
+    synth = {
+        **cfg,
+        "fitness": {**fitness_section("synthetic"), "kind": "faulty_synthetic", "seconds": 1.0},
+    }
     for w in (1, 2):
         r = one_generation(synth, w, args.population, steps, tmp / f"s{w}")
         rows.append((f"synthetic 1 s, {w} worker{'s' if w > 1 else ''}", w, r))

@@ -168,9 +168,17 @@ def _part(path: Path, group: str, *, check: bool, _seen: tuple[Path, ...] = ()) 
             )
         base = resolve_config_path(str(defaults["base"]), group)
         out = _part(base, group, check=check, _seen=(*_seen, path))
-    if check:
+    if check and not plugin_fitness(group, {**out, **raw}):
         check_keys(raw, path, (group,))
     return deep_merge(out, raw)
+
+
+def plugin_fitness(group: str, section: Mapping[str, Any]) -> bool:
+    """Whether ``section`` is a fitness of a kind without a file in configs/fitness/ (a
+    plug-in's, docs/configuration.md): its class checks its keys when it is built
+    (search/fitness/base.py), not the shipped files."""
+    kind = section.get("kind") if group == "fitness" else None
+    return isinstance(kind, str) and not (configs_dir() / "fitness" / f"{kind}.yaml").is_file()
 
 
 def load_part(group: str, name: str | Path) -> dict[str, Any]:

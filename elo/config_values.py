@@ -133,7 +133,6 @@ RULES: dict[str, Rule] = {
     "fitness.fit_range": Rule(False, 0, False, 1, False, many=True),
     "fitness.smoothing": OPEN_FRACTION,
     "fitness.folds": Rule(True, 2),  # cross-validation needs two folds
-    "fitness.seconds": NON_NEGATIVE,  # synthetic stand-in: 0 = no wait
     "fitness.rung_noise": Rule(False, 0, nullable=True),  # null: one rung
     # baselines (configs/baseline): probabilities, jitter strengths, EMA
     "augment.crop_scale": Rule(False, 0, True, 1, False, many=True),

@@ -17,6 +17,12 @@ Three kinds of trouble, three answers (README: Reliability):
 * **A hung or slow trial**: :class:`TrialTimeouts` gives a trial that ran longer than
   ``search.trial_timeout_s`` the worst fitness (status ``timeout``) and stops it, so
   its generation completes.
+* **The whole local Ray runtime dies** (its GCS or raylet process is killed): Ray's own
+  client would end the driver process after a minute without its GCS (Ray Tune's own
+  clean-up waits for the GCS until then). ``RuntimeWatch`` interrupts the Tuner as soon
+  as the runtime's GCS or raylet process is gone, skipping that clean-up, and the driver
+  (search/run.py) raises :class:`RuntimeLost`, an infrastructure failure: it shuts that
+  runtime down, starts a new one and resumes from the run directory.
 
 :func:`init_local_ray` starts the private Ray runtime of a search on the loopback
 interface only (``127.0.0.1``), never on the machine's network address.
@@ -46,7 +52,6 @@ def guarded_trial(config: dict[str, Any], ctx: Any) -> None:
     from elo.search.trainable import trial
 
     t0 = time.perf_counter()
-    _inject_worker_death()
     try:
         trial(config, ctx)
     except MemoryError:
@@ -67,6 +72,7 @@ def guarded_trial(config: dict[str, Any], ctx: Any) -> None:
 #: Ray's memory monitor while its actor started, a dead node or actor. Trial-level
 #: failures are retried inside Tune (FailureConfig); these end tuner.fit() itself.
 _INFRA_MARKERS = (
+    "RuntimeLost",
     "OutOfMemoryError",
     "running low on memory",
     "RayActorError",
@@ -75,6 +81,56 @@ _INFRA_MARKERS = (
     "NodeDiedError",
     "WorkerCrashedError",
 )
+
+
+class RuntimeLost(RuntimeError):
+    """The private local Ray runtime of the search died (:class:`RuntimeWatch`)."""
+
+
+class RuntimeLostInterrupt(BaseException):
+    """Raised inside Ray Tune's loop when the runtime died. A ``BaseException``, so
+    that Tune's ``except Exception`` clean-up, which asks the dead GCS to free the
+    trials' placement groups and blocks until Ray's client ends the process, is skipped;
+    search/run.py turns it into :class:`RuntimeLost`."""
+
+
+#: the processes of a local Ray node without which no trial can run
+_ESSENTIAL = ("gcs_server", "raylet")
+
+
+def dead_runtime_process() -> str | None:
+    """``gcs_server`` or ``raylet`` when that process of this driver's local Ray node has
+    exited, None while both run (or without a local node)."""
+    import ray._private.worker as ray_worker
+
+    node = getattr(ray_worker, "_global_node", None)
+    if node is None:
+        return None
+    dead = [str(kind) for kind, _ in node.dead_processes()]
+    return next((k for k in _ESSENTIAL if k in dead), None)
+
+
+def runtime_watch() -> Any:
+    """A Ray Tune stopper (:class:`RuntimeWatch`) for a search on a private local runtime."""
+    from ray.tune.stopper import Stopper
+
+    class RuntimeWatch(Stopper):
+        """Ends the experiment when the GCS or the raylet of the local Ray node has
+        exited (:class:`RuntimeLostInterrupt`); ``lost`` names it (checked on every step of Tune's loop: one ``poll`` per process)."""
+
+        def __init__(self) -> None:
+            self.lost: str | None = None
+
+        def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
+            return False
+
+        def stop_all(self) -> bool:
+            self.lost = self.lost or dead_runtime_process()
+            if self.lost is not None:
+                raise RuntimeLostInterrupt(f"the local Ray runtime died ({self.lost} exited)")
+            return False
+
+    return RuntimeWatch()
 
 
 def infrastructure_failure(exc: BaseException) -> bool:
@@ -121,23 +177,6 @@ def error_callback(errors_file: Path) -> Any:
             )
 
     return ErrorLog()
-
-
-#: fault injection (tests, benchmarks/fault_inject.py): a path; the first trial to
-#: start creates it and kills its worker process, as an OOM kill would
-INJECT_WORKER_DEATH = "ELO_INJECT_WORKER_DEATH"
-
-
-def _inject_worker_death() -> None:
-    marker = os.environ.get(INJECT_WORKER_DEATH)
-    if not marker:
-        return
-    try:
-        fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-    except FileExistsError:
-        return
-    os.close(fd)
-    os._exit(137)
 
 
 class TrialTimeouts(FIFOScheduler):

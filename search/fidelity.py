@@ -15,7 +15,6 @@ paper's one score per candidate after all its proxy steps.
 from __future__ import annotations
 
 import math
-import random
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -110,22 +109,6 @@ def rejection(fitness: float, std: float | None, collapse_std: float) -> str | N
     if std is not None and std < collapse_std:
         return "collapsed"
     return None
-
-
-def synthetic_rungs(
-    weights: Mapping[str, float],
-    fractions: Sequence[float],
-    noise: float,
-    seed: Sequence[int],
-) -> list[float]:
-    """The synthetic stand-in's score at each rung: its fitness plus Gaussian noise of
-    std ``noise · (1 − fraction)`` (exact at the top rung), seeded by ``seed`` (the
-    search seed, generation and index), so lower rungs are noisier estimates."""
-    from elo.search.fitness.synthetic import synthetic_fitness
-
-    value = synthetic_fitness(weights)
-    rng = random.Random("-".join(str(int(s)) for s in seed))
-    return [value + noise * (1.0 - float(f)) * rng.gauss(0.0, 1.0) for f in fractions]
 
 
 def active_rungs(fitness: Any, settings: Any, steps: int) -> list[int] | None:

@@ -12,11 +12,13 @@ from typing import Any
 
 def drop_absent_modalities(cfg: dict[str, Any], echo: Callable[[str], None]) -> None:
     """Remove from ``cfg`` the modalities no clip of ``data.root`` has (and their terms),
-    saying so (elo/data/datasets.py); the ``synthetic`` fitness reads no data."""
+    saying so (elo/data/datasets.py); a fitness that scores λ itself (``synthetic``)
+    reads no data."""
     from elo.data.datasets import drop_absent_modalities as drop
     from elo.model.objective import terms_from_config
+    from elo.search.fitness.base import scores_weights
 
-    if cfg["fitness"]["kind"] == "synthetic":
+    if scores_weights(cfg["fitness"]):
         return  # the stand-in fitness trains nothing and reads no data
     before = len(terms_from_config(cfg))
     root = cfg["data"]["root"]

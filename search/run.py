@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,6 @@ def run_search(
     resume: bool = False,
     address: str | None = None,
     workers: int | None = None,
-    fail_on: Sequence[tuple[int, int]] = (),
     echo: Callable[[str], None] = print,
     report: bool = True,
     settings: SearchSettings | None = None,
@@ -51,7 +50,7 @@ def run_search(
             try:
                 return _run_search(
                     cfg, run_dir, settings, fitness, resume=resume or attempt > 0, address=address,
-                    workers=workers, fail_on=fail_on, echo=echo, report=report,
+                    workers=workers, echo=echo, report=report,
                 )  # fmt: skip
             except Exception as exc:
                 if attempt >= retries or not infrastructure_failure(exc):
@@ -77,7 +76,6 @@ def _run_search(
     resume: bool,
     address: str | None,
     workers: int | None,
-    fail_on: Sequence[tuple[int, int]],
     echo: Callable[[str], None],
     report: bool,
 ) -> dict[str, Any]:
@@ -88,7 +86,7 @@ def _run_search(
 
         listener.on_generation = lambda: _safe_report(write_report, run_dir)
     if not searcher.finished:
-        _tune(cfg, run_dir, settings, fitness, searcher, address, workers, fail_on, echo)
+        _tune(cfg, run_dir, settings, fitness, searcher, address, workers, echo)
     if report:
         _safe_report(write_report, run_dir)
     listener.board.close()
@@ -150,17 +148,17 @@ def _tune(
     searcher: EvolutionSearcher,
     address: str | None,
     workers: int | None,
-    fail_on: Sequence[tuple[int, int]],
     echo: Callable[[str], None],
 ) -> None:
     """Prepare the data, start (or join) Ray and run the Tuner until the search
     finishes, halts or is interrupted."""
     import ray
 
+    from elo.search.failures import RuntimeLost, RuntimeLostInterrupt, runtime_watch
     from elo.search.prepare import absolute_data_paths, prepare_data
 
     root = absolute_data_paths(cfg)
-    ctx = TrialContext.from_settings(cfg, settings, root, fail_on, fitness=fitness)
+    ctx = TrialContext.from_settings(cfg, settings, root, fitness=fitness)
     if fitness.trains:
         prepare_data(cfg, root, settings.heldout_split, fitness.references)
     if settings.warm_start and ctx.fitness.trains:  # search/warmstart.py
@@ -180,7 +178,11 @@ def _tune(
             f"{n_workers} workers, {ctx.steps} proxy steps, fitness {ctx.fitness.kind}"
             + (f", rungs at steps {list(ctx.rungs)}" if ctx.rungs else "")
         )
-        _tuner(run_dir, settings, searcher, ctx, n_workers, memory).fit()
+        watch = runtime_watch() if started_ray and not address else None
+        try:
+            _tuner(run_dir, settings, searcher, ctx, n_workers, memory, watch).fit()
+        except RuntimeLostInterrupt as exc:
+            raise RuntimeLost(str(exc)) from None
     finally:
         if started_ray:
             ray.shutdown()
@@ -233,8 +235,10 @@ def _tuner(
     ctx: TrialContext,
     n_workers: int,
     memory: float,
+    watch: Any = None,
 ) -> Any:
-    """The Ray Tune ``Tuner`` of one session of the search (``ray/session-<n>``)."""
+    """The Ray Tune ``Tuner`` of one session of the search (``ray/session-<n>``);
+    ``watch`` ends it when the local Ray runtime dies (search/failures.py)."""
     from ray import tune
 
     from elo.search.failures import TrialTimeouts, guarded_trial, rung_timeouts
@@ -265,6 +269,7 @@ def _tuner(
             storage_path=str(ray_dir),
             verbose=0,
             callbacks=[error_callback(run_dir / ERRORS)],
+            stop=watch,
             failure_config=tune.FailureConfig(max_failures=settings.max_retries),
         ),
     )

@@ -180,12 +180,16 @@ class FitnessSettings:
         check_fitness_complete(section, "the fitness section")
         check_values(section, "fitness.")
         options = {str(k): copy.deepcopy(v) for k, v in section.items() if k != "kind"}
-        return cls(str(section["kind"]), MappingProxyType(options))
+        kind = str(section["kind"])
+        return cls(kind, MappingProxyType({**_plugin_defaults(kind), **options}))
 
     @property
     def trains(self) -> bool:
-        """Whether candidates are trained and embedded (all but ``synthetic``)."""
-        return self.kind != "synthetic"
+        """Whether candidates are trained and embedded (all but the kinds that score λ
+        themselves, such as ``synthetic``: search/fitness/base.py)."""
+        from elo.search.fitness.base import scores_weights
+
+        return not scores_weights({"kind": self.kind})
 
     @property
     def references(self) -> list[str]:
@@ -200,6 +204,18 @@ class FitnessSettings:
         from elo.search.fitness import build_fitness
 
         return build_fitness({"kind": self.kind, **self.options}, seed=seed)
+
+
+def _plugin_defaults(kind: str) -> dict[str, Any]:
+    """The constructor defaults of a plug-in fitness kind (one without a file in
+    configs/fitness/, whose keys its class declares); nothing for a shipped kind."""
+    from elo.config_files import plugin_fitness
+    from elo.search.fitness import FITNESSES
+
+    if not plugin_fitness("fitness", {"kind": kind}):
+        return {}
+    fields = dataclasses.fields(FITNESSES.get(kind))
+    return {f.name: f.default for f in fields if f.init and f.default is not dataclasses.MISSING}
 
 
 def fitness_section(name: str) -> dict[str, Any]:

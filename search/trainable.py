@@ -14,9 +14,10 @@ The held-out clips are a slice of the *train* split that no candidate trains on
 and the RGB encoder embeds them with BatchNorm statistics recalibrated on them
 (``search.heldout_bn``); see :mod:`search.fitness.data`.
 
-``synthetic`` is a stand-in with a known optimum and no training (for tests and for
-measuring the scheduler's own overhead): fitness = −‖λ − λ*‖² with λ* from
-:func:`search.fitness.synthetic.synthetic_target`, after sleeping ``fitness.seconds``.
+A fitness kind that scores λ itself (``scores_weights``, search/fitness/base.py) trains
+nothing: ``synthetic`` is such a stand-in with a known optimum, for measuring the
+scheduler's own overhead (fitness = −‖λ − λ*‖² with λ* from
+:func:`search.fitness.synthetic.synthetic_target`).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -58,8 +59,6 @@ class TrialContext:
     #: ASHA's halving rate (search.reduction_factor) and the collapse threshold
     reduction_factor: int
     collapse_std: float
-    #: (generation, index) pairs that raise on purpose (fault-injection for tests).
-    fail_on: list[tuple[int, int]] = field(default_factory=list)
     #: the warm-start trunk's state dict (search/warmstart.py), None: cold start
     trunk: dict[str, Any] | None = None
 
@@ -75,7 +74,6 @@ class TrialContext:
         cfg: dict[str, Any],
         settings: SearchSettings,
         data_root: str,
-        fail_on: Sequence[tuple[int, int]] = (),
         *,
         fitness: FitnessSettings | None = None,
     ) -> TrialContext:
@@ -101,7 +99,6 @@ class TrialContext:
             rungs=None if rungs is None else tuple(rungs),
             reduction_factor=settings.reduction_factor,
             collapse_std=settings.collapse_std,
-            fail_on=[(int(g), int(i)) for g, i in fail_on],
         )
 
 
@@ -137,13 +134,9 @@ def evaluate(
 ) -> dict[str, Any]:
     """Train ``weights`` for ``ctx.steps`` and score it; returns the trial's report."""
     t0 = time.perf_counter()
-    if (generation, index) in {tuple(p) for p in ctx.fail_on}:
-        raise RuntimeError(f"injected failure for generation {generation}, index {index}")
     if not ctx.fitness.trains:
-        from elo.search.fitness.synthetic import synthetic_fitness
-
-        time.sleep(float(ctx.fitness.options["seconds"]))
-        value = synthetic_fitness(weights)
+        stand_in = _weight_scorer(ctx)
+        value = stand_in.score_weights(weights, key=(ctx.seed, generation, index))[-1]
         return {"fitness": value, "seconds": time.perf_counter() - t0, "metrics": {}}
 
     import torch
@@ -193,8 +186,6 @@ def evaluate_rungs(
 
     assert ctx.rungs is not None
     t0 = time.perf_counter()
-    if (generation, index) in {tuple(p) for p in ctx.fail_on}:
-        raise RuntimeError(f"injected failure for generation {generation}, index {index}")
     rf = ctx.reduction_factor
     for k, (steps, rep) in enumerate(_rung_scores(ctx, weights, generation, index), start=1):
         rep.update({RUNG: k, RUNG_TIME: rung_time(k, rf), "steps": steps})
@@ -210,14 +201,10 @@ def _rung_scores(
 ) -> Iterator[tuple[int, dict[str, Any]]]:
     assert ctx.rungs is not None
     if not ctx.fitness.trains:
-        from elo.search.fidelity import synthetic_rungs
-
+        stand_in = _weight_scorer(ctx)
         fracs = [s / ctx.rungs[-1] for s in ctx.rungs]
-        wait = float(ctx.fitness.options["seconds"])
-        noise = float(ctx.fitness.options["rung_noise"] or 0.0)
-        values = synthetic_rungs(weights, fracs, noise, (ctx.seed, generation, index))
-        for i, (steps, value) in enumerate(zip(ctx.rungs, values, strict=True)):
-            time.sleep(wait * (fracs[i] - (fracs[i - 1] if i else 0)))
+        values = stand_in.score_weights(weights, fractions=fracs, key=(ctx.seed, generation, index))
+        for steps, value in zip(ctx.rungs, values, strict=True):
             yield steps, {"fitness": value, "metrics": {}}
         return
     import torch
@@ -248,6 +235,12 @@ def _rung_scores(
             yield steps, rep
     except NonFiniteLossError as exc:
         yield steps, {"fitness": math.nan, "rejected": "nonfinite", "error_msg": str(exc)}
+
+
+def _weight_scorer(ctx: TrialContext) -> Any:
+    """The trial's fitness that scores λ itself (``synthetic``; ``ctx.fitness.trains``
+    is false): search/fitness/base.py."""
+    return ctx.fitness.build(ctx.seed)
 
 
 def _finite(metrics: Mapping[str, Any]) -> dict[str, Any]:

@@ -52,7 +52,6 @@ ZERO_OK = {
     "fitness.zipf_weight": "0: no Zipf penalty",
     "fitness.agreement_weight": "0: the Zipf penalty alone",
     "fitness.fit_range": "0: the fit starts at the first eigenvalue",
-    "fitness.seconds": "0: the synthetic stand-in does not wait",
     "fitness.rung_noise": "0: exact scores at every rung",
     "augment.flip_p": "a probability; 0 switches the augmentation off",
     "augment.jitter_p": "a probability; 0 switches the augmentation off",

@@ -78,6 +78,16 @@ class _Tuned(torch.nn.Module):
         return self.proj(self.stats(x).embedding * 10)  # B,6
 
 
+#: top-1 floors of the three protocols on 12 test clips (4 directions), from 10 seeds
+#: (``python benchmarks/seed_spreads.py --only eval``: seed s draws train / test clips
+#: with seeds 1 + 10s / 2 + 10s and torch seed s; seed 0 is this test's). kNN reads a
+#: fixed encoder (nothing learned): 1.000 on 10 of 10 seeds, asserted exactly. The
+#: linear probe: 0.967 ± 0.081, min 0.750 (one seed; another 0.917, the rest 1.000):
+#: floor 0.70 (3 sd below the mean; chance 0.25). Fine-tuning: 1.000 on 10 of 10: floor
+#: 0.9 (one clip of 12 may go).
+PROTOCOL_FLOOR = {"linear": 0.70, "knn": 1.0, "finetune": 0.9}
+
+
 @pytest.mark.parametrize("protocol", ["linear", "knn", "finetune"])
 def test_protocols_known_answer(protocol):
     torch.manual_seed(0)
@@ -85,8 +95,14 @@ def test_protocols_known_answer(protocol):
     enc = build_pixel_stats_encoder(grid=1) if protocol != "finetune" else _Tuned()
     before = [p.detach().clone() for p in enc.parameters()]
     res = evaluate(enc, train, test, protocol=protocol, num_classes=4, epochs=30, lr=0.05, k=5)
-    assert res.top1 == 1.0 and res.balanced_accuracy == 1.0
-    assert res.top5 is None and res.confusion.tolist() == (np.eye(4, dtype=int) * 3).tolist()
+    assert res.top1 >= PROTOCOL_FLOOR[protocol], res.top1
+    assert res.top5 is None and res.confusion.shape == (4, 4)
+    assert res.confusion.sum() == 12 and res.confusion.sum(axis=1).tolist() == [3] * 4
+    recall = np.diag(res.confusion) / res.confusion.sum(axis=1)
+    assert res.balanced_accuracy == pytest.approx(recall.mean())
+    assert res.top1 == pytest.approx(np.trace(res.confusion) / 12)
+    if protocol == "knn":
+        assert res.confusion.tolist() == (np.eye(4, dtype=int) * 3).tolist()
     if protocol == "finetune":
         losses = res.extra["train_loss"]
         assert losses[-1] < 0.5 * losses[0]
@@ -97,10 +113,14 @@ def test_protocols_known_answer(protocol):
 
 
 def test_nuisance_label_is_at_chance():
+    """The background seed's parity is not in the motion statistics: a linear probe
+    reads it at chance. 10 seeds (benchmarks/seed_spreads.py, 24 test clips, 2 classes):
+    0.458 ± 0.158, 0.208-0.667. Asserted: < 0.9 (2.8 sd above the mean): a probe that
+    could read the nuisance (a leak of the background into the features) scores ~1."""
     train, test = _batches(6, seed=1), _batches(6, seed=3)
     enc = build_pixel_stats_encoder(grid=1)
     res = evaluate(enc, train, test, protocol="linear", label="identity")
-    assert res.num_classes == 2 and res.top1 < 0.8
+    assert res.num_classes == 2 and res.top1 < 0.9
     with pytest.raises(DataError, match="'speed'.*known: identity, label"):
         evaluate(enc, train, test, protocol="knn", label="speed")
 
@@ -114,19 +134,18 @@ def test_confusion_png(tmp_path):
 NAMES = ["right", "left", "down", "up"]
 
 
-@pytest.fixture(scope="module")
-def labeled_videos(tmp_path_factory):
+def write_labeled_videos(root, seed: int = 0):
     """A UCF101-style folder (classInd + train/test lists) of real MP4s: class = the
     direction of motion; a CSV manifest over the same files adds an ``identity``
-    column = the square's colour (channel order), a second label."""
+    column = the square's colour (channel order), a second label. ``seed`` shifts the
+    videos' backgrounds and start positions (benchmarks/seed_spreads.py)."""
     from _media import write_video
 
-    root = tmp_path_factory.mktemp("eval") / "ucf"
     rows, train, test = [], [], []
     for c, (name, sp) in enumerate(zip(NAMES, DIRECTIONS, strict=True)):
         for i in range(7):
             ident = i % 2
-            fr = moving_square(10, 32, 32, speed=sp, side=8, seed=100 * c + i)
+            fr = moving_square(10, 32, 32, speed=sp, side=8, seed=1000 * seed + 100 * c + i)
             if ident:
                 fr = fr[..., ::-1]  # the square turns blue, the grey background stays
             rel = f"{name}/{name}_{i}.mp4"
@@ -143,11 +162,15 @@ def labeled_videos(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def exported_reference(labeled_videos):
+def labeled_videos(tmp_path_factory):
+    return write_labeled_videos(tmp_path_factory.mktemp("eval") / "ucf")
+
+
+def export_reference(out):
+    """The pixel-statistics reference encoder, exported for ``elo-eval --encoder``."""
     from elo.evaluation.pixel_stats import PIXEL_STATS_BUILDER
     from elo.train.export import save_encoder
 
-    out = labeled_videos[0].parent / "enc"
     save_encoder(
         out,
         build_pixel_stats_encoder(grid=1),
@@ -163,7 +186,15 @@ def exported_reference(labeled_videos):
     return out
 
 
+@pytest.fixture(scope="module")
+def exported_reference(labeled_videos):
+    return export_reference(labeled_videos[0].parent / "enc")
+
+
 def test_elo_eval_known_answer_on_ucf_style_folder(labeled_videos, exported_reference, capsys):
+    """A linear probe on the pixel statistics of 20 real videos, 8 test clips: over 10
+    seeds of the videos and the probe (benchmarks/seed_spreads.py) 0.950 ± 0.087,
+    0.750-1.000. Asserted: >= 0.625 (5 of 8; 3.7 sd below the mean; chance 0.25)."""
     import json
 
     from elo import cli
@@ -174,14 +205,18 @@ def test_elo_eval_known_answer_on_ucf_style_folder(labeled_videos, exported_refe
     assert cli.eval_main([*args, "--protocol", "linear"]) == 0
     res = json.loads((out / "results.json").read_text())
     assert (res["num_train"], res["num_test"]) == (20, 8)
-    assert res["top1"] == 1.0 and res["top5"] is None
-    assert res["class_names"] == NAMES and res["per_class"] == dict.fromkeys(NAMES, 1.0)
-    assert res["confusion"] == (np.eye(4, dtype=int) * 2).tolist()
+    assert res["top1"] >= 0.625 and res["top5"] is None
+    assert res["class_names"] == NAMES and set(res["per_class"]) == set(NAMES)
+    confusion = np.array(res["confusion"])
+    assert confusion.sum(axis=1).tolist() == [2] * 4  # two test clips per class
+    assert np.trace(confusion) / 8 == pytest.approx(res["top1"])
     assert (out / "confusion.png").read_bytes()[:4] == b"\x89PNG"
-    assert "top-1 1.000" in capsys.readouterr().out
+    assert f"top-1 {res['top1']:.3f}" in capsys.readouterr().out
 
 
 def test_elo_eval_second_label_column(labeled_videos, exported_reference, capsys):
+    """kNN (k=3) of a fixed encoder on the square's colour: nothing is learned; 1.000
+    on 10 of 10 seeds of the videos (benchmarks/seed_spreads.py), asserted exactly."""
     import json
 
     from elo import cli

@@ -79,7 +79,18 @@ def test_extract_on_a_full_disk_exits_2_with_one_line(tmp_path: Path) -> None:
     assert len(list(cache.rglob("rgb-*.npy"))) == 2
 
 
+def _blocked_on_a_lock(pid: int) -> bool:
+    """Whether ``pid`` waits for a file lock: a ``->`` (blocked) line of /proc/locks."""
+    for ln in Path("/proc/locks").read_text().splitlines():
+        f = ln.split()
+        if "->" in f and f[f.index("->") + 4 : f.index("->") + 5] == [str(pid)]:
+            return True
+    return False
+
+
 def test_second_extract_waits_for_the_cache_lock(tmp_path: Path) -> None:
+    if not Path("/proc/locks").exists():
+        pytest.skip("needs Linux /proc/locks")
     videos, cache = _videos(tmp_path / "videos"), tmp_path / "cache"
     err_file = tmp_path / "stderr.txt"
     args = [str(videos), "--cache", str(cache), "--workers", "0", "--no-progress",
@@ -87,12 +98,14 @@ def test_second_extract_waits_for_the_cache_lock(tmp_path: Path) -> None:
     with DirLock(cache, "another elo-extract"), open(err_file, "w") as err:
         proc = subprocess.Popen([sys.executable, "-c", EXTRACT, *args], stderr=err,
                                 env={**os.environ, "OMP_NUM_THREADS": "1"})  # fmt: skip
+        # the event: the kernel lists the second process's lock request as blocked
+        # ("->" in /proc/locks); from then on it cannot write until the lock is free
         deadline = time.monotonic() + 60
-        while "waiting for" not in err_file.read_text() and time.monotonic() < deadline:
+        while not _blocked_on_a_lock(proc.pid) and time.monotonic() < deadline:
             assert proc.poll() is None, err_file.read_text()
-            time.sleep(0.1)
+            time.sleep(0.05)
+        assert _blocked_on_a_lock(proc.pid), "the second elo-extract never waited for the lock"
         assert "waiting for another elo-extract" in err_file.read_text()
-        time.sleep(0.5)
         assert proc.poll() is None and not list(cache.rglob("clips.json"))  # nothing written
     assert proc.wait(timeout=120) == 0, err_file.read_text()
     assert len(list(cache.rglob("clips.json"))) == 2

@@ -92,7 +92,7 @@ def _synthetic_cfg(per_trial_gb: float) -> dict:
             f"search.memory_per_trial_gb={per_trial_gb}",
         ],
     )
-    cfg["fitness"] = {**fitness_section("synthetic"), "seconds": 0.0}
+    cfg["fitness"] = fitness_section("synthetic")
     return cfg
 
 

@@ -1,6 +1,7 @@
 """End to end on a real Ray runtime: the search with the real trainer and fitness on
 demo videos (one trial made to raise), and ``kill -9`` / Ctrl-C of ``elo-search``
-followed by ``--resume`` losing and repeating nothing."""
+followed by ``--resume`` losing and repeating nothing. The faults and the trials'
+length come from the test-only fitness plug-ins of tests/plugins/elo_test_faults.py."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 ray = pytest.importorskip("ray")
 
@@ -71,17 +73,20 @@ def tiny_config(root: Path) -> dict[str, Any]:
 def test_search_with_real_trainer_finishes_and_records_failure(
     ray_session: str, demo_root: Path, tmp_path: Path
 ) -> None:
+    """The first trial to be scored raises (``faulty_zipf``, after real training): it
+    is recorded as an error of generation 0 and the search goes on to the end."""
     cfg = tiny_config(demo_root)
+    cfg["fitness"].update(kind="faulty_zipf", fail_once=str(tmp_path / "failed-once"))
     run_dir = prepare_run_dir(cfg, tmp_path / "run")
     lines: list[str] = []
-    out = run_search(cfg, run_dir, fail_on=[(0, 1)], echo=lines.append)
+    out = run_search(cfg, run_dir, echo=lines.append)
     assert out["finished"] and out["evaluations"] == 8
     recs = list(read_jsonl(run_dir / EVALUATIONS))
     assert sorted((r["generation"], r["index"]) for r in recs) == [
         (g, i) for g in range(2) for i in range(4)
     ]
     failed = [r for r in recs if r["status"] != "ok"]
-    assert [(r["generation"], r["index"], r["status"]) for r in failed] == [(0, 1, "error")]
+    assert [(r["generation"], r["status"]) for r in failed] == [(0, "error")]
     errors = list(read_jsonl(run_dir / "errors.jsonl"))
     assert len(errors) == 1 and "injected failure" in errors[0]["error"]
     ok = [r for r in recs if r["status"] == "ok"]
@@ -105,8 +110,17 @@ def test_search_with_real_trainer_finishes_and_records_failure(
         assert (run_dir / png).read_bytes()[:4] == b"\x89PNG"
 
 
+def _slow_synthetic(folder: Path, seconds: float, **more: Any) -> str:
+    """A fitness file for ``elo-search --fitness``: the synthetic stand-in whose trials
+    take ``seconds`` (``faulty_synthetic``), so that kills land mid-generation."""
+    path = folder / "slow_synthetic.yaml"
+    folder.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump({"kind": "faulty_synthetic", "seconds": seconds, **more}))
+    return str(path)
+
+
 def _cli(args: list[str]) -> subprocess.Popen[str]:
-    code = "import sys; from search.cli import main; sys.exit(main(sys.argv[1:]))"
+    code = "import sys; from elo.search.cli import main; sys.exit(main(sys.argv[1:]))"
     env = {**os.environ, "RAY_AUTH_MODE": "disabled", "PYTHONUNBUFFERED": "1"}
     return subprocess.Popen(
         [sys.executable, "-c", code, *args],
@@ -140,8 +154,8 @@ def test_kill_9_then_resume_loses_and_repeats_nothing(ray_session: str, tmp_path
     run_dir = tmp_path / "run"
     common = ["--address", ray_session]
     args = [
-        "--fitness", "synthetic", "--population", "4", "--generations", "3", "--workers",
-        "2", "--strategy", "ga", "--seed", "3", "--out", str(run_dir), "fitness.seconds=0.3",
+        "--fitness", _slow_synthetic(tmp_path, 0.3), "--population", "4", "--generations",
+        "3", "--workers", "2", "--strategy", "ga", "--seed", "3", "--out", str(run_dir),
         *common,
     ]  # fmt: skip
     log = run_dir / EVALUATIONS
@@ -200,9 +214,9 @@ def test_kill_9_then_resume_of_a_rung_search_is_exact(ray_session: str, tmp_path
     run_dir = tmp_path / "run"
     common = ["--address", ray_session]
     args = [
-        "--fitness", "synthetic", "--population", "6", "--generations", "3", "--workers",
-        "2", "--seed", "5", "--out", str(run_dir), "fitness.seconds=0.6",
-        "fitness.rung_noise=0.5", "search.rungs=[0.25,0.5,1.0]", *common,
+        "--fitness", _slow_synthetic(tmp_path, 0.6, rung_noise=0.5), "--population", "6",
+        "--generations", "3", "--workers", "2", "--seed", "5", "--out", str(run_dir),
+        "search.rungs=[0.25,0.5,1.0]", *common,
     ]  # fmt: skip
     log = run_dir / EVALUATIONS
     proc = _cli(args)

@@ -105,7 +105,17 @@ def test_head_registered_loss_and_mask() -> None:
     emb = {v: torch.randn(6, 8, requires_grad=True) for v in ("simsiam1", "simsiam2")}
     feats = {("rgb", v): EncoderOutput([], e) for v, e in emb.items()}
     out = head(HeadInputs(features=feats, views={}))
-    assert -1.0 <= out["loss"].item() <= 1.0 and out["collapse_std"].item() > 0
+    # -½cos(p1, z2) - ½cos(p2, z1), mean over the batch, recomputed from the head's
+    # projector and predictor (the pairing across views is what is checked)
+    with torch.no_grad():
+        z1, z2 = (head.projector(emb[v]) for v in ("simsiam1", "simsiam2"))
+        p1, p2 = head.predictor(z1), head.predictor(z2)
+        cos = torch.nn.functional.cosine_similarity
+        want = (-0.5 * cos(p1, z2) - 0.5 * cos(p2, z1)).mean()
+        swapped = (-0.5 * cos(p1, z1) - 0.5 * cos(p2, z2)).mean()
+    assert out["loss"].item() == pytest.approx(want.item(), rel=1e-5)
+    assert abs(want.item() - swapped.item()) > 1e-3
+    assert out["collapse_std"].item() > 0
     out["loss"].backward()
     assert emb["simsiam1"].grad is not None
     masked = head(

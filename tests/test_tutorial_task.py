@@ -59,6 +59,11 @@ def test_dropped_task_joins_the_search_space(speed_task: str) -> None:
 
 
 def test_example_task_trains_on_real_video(speed_task: str, batch: dict[str, Any]) -> None:
+    """30 steps memorise the speed labels of two fixed views of 8 clips. Over 10 seeds
+    of the clips, the model and the views (``python benchmarks/seed_spreads.py --only
+    tutorial``) the mean accuracy of the last 4 steps (32 predictions) was 1.000 on
+    every seed (sd 0). Asserted: > 0.9 (at most 3 of 32 wrong); a task that does not
+    learn stays near chance (0.5: normal or double speed)."""
     term = TermKey.parse("rgb/speed")
     check_term(term, batch)  # finite loss, gradients exactly where it should train
     torch.manual_seed(0)

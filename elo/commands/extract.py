@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     from elo.config import load_config
     from elo.data.cache import spec_from_config
     from elo.data.datasets import default_cache_dir, read_manifest
-    from elo.data.extract import extract_paths, find_videos
+    from elo.data.extract import extract_paths, video_scan
     from elo.errors import DataError
 
     cfg = load_config(args.config, args.overrides)
@@ -58,9 +58,13 @@ def run(args: argparse.Namespace) -> int:
     if root.suffix.lower() == ".csv":
         paths = [r.path for r in read_manifest(root).records]
     else:
-        paths = _kinetics_windows(root) or find_videos(root)
+        paths = _kinetics_windows(root) or video_scan(root).files
     if not paths:
-        raise DataError(f"{root}: no video files found (looked for .mp4 .avi .mkv .webm .mov ...)")
+        found = video_scan(root)
+        raise DataError(
+            f"{root}: no video files found (looked for .mp4 .avi .mkv .webm .mov ...): "
+            f"{found.summary()}"
+        )
     cache = Path(args.cache) if args.cache else default_cache_dir(root)
     summary = extract_paths(
         paths,

@@ -23,31 +23,35 @@ from pathlib import Path
 from typing import Any
 
 from elo.data.cache import ClipCache, ExtractSpec, Window, clear_stale_temps
+from elo.data.discover import MediaScan, walk_media
 from elo.data.extract_file import extract_one, skip_record
 from elo.data.video import VIDEO_SUFFIXES
 from elo.errors import DataError
 from elo.rundir import DirLock, append_jsonl
 
-__all__ = ["ExtractSummary", "extract_one", "extract_paths", "find_videos"]
+__all__ = [
+    "ExtractSummary",
+    "extract_one",
+    "extract_paths",
+    "find_videos",
+    "video_scan",
+]
 
 log = logging.getLogger(__name__)
 
 
 def find_videos(root: str | Path) -> list[Path]:
-    """Every entry under ``root`` whose name ends in a video suffix, sorted. Includes
-    directories and dangling / looping symlinks named like videos, so they are
-    reported as skipped instead of silently ignored; hidden entries are left out.
-    Symlinked folders are not followed (no loops)."""
-    root = Path(root)
-    if not root.is_dir():
-        raise DataError(f"{root}: not a folder of videos")
-    out = []
-    for dirpath, dirs, files in os.walk(root, followlinks=False):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        for name in [*files, *dirs]:
-            if not name.startswith(".") and Path(name).suffix.lower() in VIDEO_SUFFIXES:
-                out.append(Path(dirpath) / name)
-    return sorted(out)
+    """Every entry under ``root`` whose name ends in a video suffix, sorted, through
+    symlinked folders (symlink loops skipped and logged; :mod:`elo.data.discover`).
+    Includes directories and dangling / looping symlinks named like videos, so they are
+    reported as skipped instead of silently ignored; hidden entries are left out."""
+    return video_scan(root).files
+
+
+def video_scan(root: str | Path) -> MediaScan:
+    """:func:`find_videos` with what the walk saw (folders, symlinks, loops), for
+    messages such as ``8 folders, 0 videos; 8 are symlinks to missing targets ...``."""
+    return walk_media(root, VIDEO_SUFFIXES)
 
 
 @dataclass

@@ -88,12 +88,19 @@ def path_label_lists(root: Path) -> list[Path]:
 
 
 def read_labeled_folder(root: Path, classes: list[str] | None = None) -> VideoIndex:
-    from elo.data.extract import find_videos
+    from elo.data.extract import video_scan
 
-    videos = find_videos(root)
+    found = video_scan(root)
+    videos = found.files
     rels = [v.relative_to(root).as_posix() for v in videos]
-    if not rels or not all(r.count("/") == 1 for r in rels):
-        raise DataError(f"{root}: a labeled folder must look like root/<class>/<clip>")
+    if not rels:
+        raise DataError(f"{root}: no videos found ({found.summary()})")
+    stray = [r for r in rels if r.count("/") != 1]
+    if stray:
+        raise DataError(
+            f"{root}: a labeled folder must look like root/<class>/<clip>; "
+            f"{len(stray)} of {len(rels)} videos do not, e.g. {stray[0]}"
+        )
     classes = classes or sorted({r.split("/")[0] for r in rels})
     pos = {c.lower(): i for i, c in enumerate(classes)}
     recs = []

@@ -68,8 +68,6 @@ __all__ = [
 
 def scan(root: str | Path, *, labeled: bool | None = None) -> VideoIndex:
     """Index a dataset root in the first layout that matches (module docstring)."""
-    from elo.data.extract import find_videos
-
     root = Path(root)
     if root.is_file() and root.suffix.lower() in (".csv", ".txt"):
         head = set(csv_header(root))
@@ -86,10 +84,7 @@ def scan(root: str | Path, *, labeled: bool | None = None) -> VideoIndex:
     if not root.is_dir():
         raise DataError(f"{root}: no such dataset folder or .csv manifest")
     if labeled is False:
-        videos = find_videos(root)
-        rels = [v.relative_to(root).as_posix() for v in videos]
-        recs = [VideoRecord(v, r, -1) for v, r in zip(videos, rels, strict=True)]
-        return VideoIndex(root, recs, [], [], {})
+        return _unlabeled(root, _videos(root))
     if (root / "labels.csv").exists():
         return read_manifest(root / "labels.csv")
     kinetics = [
@@ -111,10 +106,26 @@ def scan(root: str | Path, *, labeled: bool | None = None) -> VideoIndex:
         return read_path_label_lists(root, lists)
     if ucf is not None:  # classInd.txt without split lists: class order, hash split
         return read_ucf101(root, *ucf)
-    videos = find_videos(root)
+    videos = _videos(root)
     rels = [v.relative_to(root).as_posix() for v in videos]
-    by_folder = bool(rels) and all(r.count("/") == 1 for r in rels)
+    by_folder = all(r.count("/") == 1 for r in rels)
     if labeled or (labeled is None and by_folder):
         return read_labeled_folder(root)
+    return _unlabeled(root, videos)
+
+
+def _videos(root: Path) -> list[Path]:
+    """The videos under a folder; none is an error naming what the walk saw (folders,
+    symlinks and where they lead, loops skipped; elo/data/discover.py)."""
+    from elo.data.extract import video_scan
+
+    found = video_scan(root)
+    if not found.files:
+        raise DataError(f"{root}: no videos found ({found.summary()})")
+    return found.files
+
+
+def _unlabeled(root: Path, videos: list[Path]) -> VideoIndex:
+    rels = [v.relative_to(root).as_posix() for v in videos]
     recs = [VideoRecord(v, r, -1) for v, r in zip(videos, rels, strict=True)]
     return VideoIndex(root, recs, [], [], {})

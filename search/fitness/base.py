@@ -5,6 +5,11 @@ embeddings as a finite ``N,D`` array (:func:`as_embeddings`) and collapse detect
 
 Every fitness module of the package builds on this one (never on the package itself,
 which re-exports them all); :data:`FITNESSES` discovers them on first lookup.
+
+A fitness class with ``scores_weights = True`` scores λ itself instead of embeddings
+(``score_weights(weights, fractions=..., key=...)``, one score per rung fraction): a
+trial of such a kind trains nothing (:func:`scores_weights`; the ``synthetic`` stand-in
+of :mod:`search.fitness.synthetic`, or a plug-in's own stand-in).
 """
 
 from __future__ import annotations
@@ -92,6 +97,12 @@ def collapse_reason(x: np.ndarray, rtol: float = 1e-5) -> str | None:
 def _check_config(cls: type[Any], section: Mapping[str, Any], where: str) -> dict[str, Any]:
     defaults = {f.name: f.default for f in dataclasses.fields(cls) if f.init}
     return merge_checked(defaults, {k: v for k, v in section.items() if k != "kind"}, where)
+
+
+def scores_weights(section: Mapping[str, Any]) -> bool:
+    """Whether the fitness kind of config ``section`` scores λ itself (the class sets
+    ``scores_weights``), so that its trials train nothing and read no data."""
+    return bool(getattr(FITNESSES.get(section["kind"]), "scores_weights", False))
 
 
 def build_fitness(section: Mapping[str, Any] | None, *, seed: int | None = None) -> Any:
