@@ -40,6 +40,9 @@ SEARCH_DEFAULTS: dict[str, Any] = {
     "rungs": None,  # fractions of the proxy steps scored, e.g. [0.25, 0.5, 1.0] (null: one)
     "reduction_factor": 2,  # ASHA keeps the top 1/reduction_factor at each rung
     "collapse_std": 1e-4,  # mean embedding std below this at a rung: rejected (collapsed)
+    "paired": False,  # common random numbers: one initial model for all candidates
+    "space": "terms",  # terms: one λ per term | families: one per task family (search/space.py)
+    "sparse_threshold": 0.0,  # λ below this is exactly 0 (the term is not computed); 0: off
 }
 
 #: BatchNorm statistics of the fitness embeddings (search/fitness/data.py)
@@ -94,6 +97,7 @@ def _check_counts(out: Mapping[str, Any]) -> None:
             f"config key 'search.max_retries' must be an integer >= 0, got {retries!r}"
         )
     _check_fidelity(out)
+    _check_space(out)
     if out["workers"] is not None and (not isinstance(out["workers"], int) or out["workers"] < 1):
         raise ConfigError(f"config key 'search.workers' must be >= 1, got {out['workers']!r}")
 
@@ -122,13 +126,20 @@ def _check_fidelity(out: Mapping[str, Any]) -> None:
         raise ConfigError(
             f"config key 'search.warm_start_steps' must be an integer >= 1 or null, got {ws!r}"
         )
-    if not isinstance(out["warm_start"], bool):
-        raise ConfigError(
-            f"config key 'search.warm_start' must be true or false, got {out['warm_start']!r}"
-        )
+    for key in ("warm_start", "paired"):
+        if not isinstance(out[key], bool):
+            raise ConfigError(f"config key 'search.{key}' must be true or false, got {out[key]!r}")
     cs = out["collapse_std"]
     if isinstance(cs, bool) or not isinstance(cs, int | float) or cs < 0:
         raise ConfigError(f"config key 'search.collapse_std' must be a number >= 0, got {cs!r}")
+
+
+def _check_space(out: Mapping[str, Any]) -> None:
+    """``search.space`` and ``search.sparse_threshold`` (search/space.py)."""
+    from elo.search.space import check_space, check_sparse_threshold
+
+    check_space(out["space"])
+    check_sparse_threshold(out["sparse_threshold"])
 
 
 @dataclass(frozen=True)
@@ -158,6 +169,9 @@ class SearchSettings:
     rungs: tuple[float, ...] | None = None
     reduction_factor: int = 2
     collapse_std: float = 1e-4
+    paired: bool = False
+    space: str = "terms"
+    sparse_threshold: float = 0.0
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any]) -> SearchSettings:
@@ -192,6 +206,9 @@ class SearchSettings:
             rungs=None if out["rungs"] is None else tuple(float(r) for r in out["rungs"]),
             reduction_factor=out["reduction_factor"],
             collapse_std=float(out["collapse_std"]),
+            paired=out["paired"],
+            space=str(out["space"]),
+            sparse_threshold=float(out["sparse_threshold"]),
         )
 
     @property

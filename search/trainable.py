@@ -58,6 +58,8 @@ class TrialContext:
     collapse_std: float = 1e-4
     #: the warm-start trunk's state dict (search/warmstart.py), None: cold start
     trunk: dict[str, Any] | None = None
+    #: search.paired: every candidate starts from one initial model (search/warmstart.py)
+    paired: bool = False
 
     def __post_init__(self) -> None:
         from elo.search.settings import check_heldout_bn, check_heldout_split
@@ -94,6 +96,7 @@ class TrialContext:
             heldout_fraction=settings.heldout_fraction,
             heldout_bn=settings.heldout_bn,
             fail_on=[(int(g), int(i)) for g, i in fail_on],
+            paired=settings.paired,
         )
 
 
@@ -154,19 +157,26 @@ def evaluate(
 
     torch.set_num_threads(max(1, int(ctx.threads)))
     w = Weights(terms_from_config(ctx.cfg), dict(weights))
-    result = train_model(
-        ctx.cfg,
-        w,
-        data_root=ctx.data_root,
-        steps=ctx.steps,
-        seed=ctx.seed,
-        device=ctx.device,
-        progress=False,
-        loader=_training_loader(ctx, w),
-    )
+    if ctx.trunk is not None or ctx.paired:  # the candidate starts from the trunk / reference
+        from elo.search.warmstart import staged_training
+
+        stages = staged_training(ctx, w, [ctx.steps], loader=_training_loader(ctx, w))
+        ((_, model, history),) = list(stages)
+    else:
+        result = train_model(
+            ctx.cfg,
+            w,
+            data_root=ctx.data_root,
+            steps=ctx.steps,
+            seed=ctx.seed,
+            device=ctx.device,
+            progress=False,
+            loader=_training_loader(ctx, w),
+        )
+        model, history = result.model, result.history
     t_train = time.perf_counter() - t0
-    scored, n_clips, _ = _score(ctx, section, result.model)
-    last = result.history[-1] if result.history else {}
+    scored, n_clips, _ = _score(ctx, section, model)
+    last = history[-1] if history else {}
     metrics: dict[str, Any] = {
         "train_seconds": t_train,
         "final_loss": float(last.get("loss", math.nan)),
