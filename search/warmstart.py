@@ -130,7 +130,8 @@ def init_from_trunk(
     ``loss_gain_set``, elo/model/network.py) are copied term by term, so every
     candidate continues the trunk's scales whichever of its terms are on. Without it
     they are copied only when their shapes match (the candidate has as many active
-    terms as the trunk)."""
+    terms as the trunk); a candidate that does not take the trunk's gains measures its
+    own at its first step."""
     own = model.state_dict()
     by_term = _TERM_BUFFERS if trunk_terms is not None else ()
     same = {
@@ -138,6 +139,9 @@ def init_from_trunk(
         for k, v in trunk.items()
         if k in own and k not in by_term and tuple(own[k].shape) == tuple(v.shape)
     }
+    if trunk_terms is None and "loss_gain" not in same:
+        # the gains were not copied (other terms): measure them anew at the first step
+        same.pop("loss_gain_set", None)
     if trunk_terms is not None:
         at = {str(t): i for i, t in enumerate(trunk_terms)}
         rows = [at[str(t)] for t in model.active]
