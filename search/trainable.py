@@ -231,6 +231,22 @@ def _rung_scores(
             time.sleep(float(section.get("seconds", 0.0)) * (fracs[i] - (fracs[i - 1] if i else 0)))
             yield steps, {"fitness": value, "metrics": {}}
         return
+    for steps, reports in rung_reports(ctx, weights, {"fitness": section}, ctx.rungs):
+        yield steps, reports["fitness"]
+
+
+def rung_reports(
+    ctx: TrialContext,
+    weights: Mapping[str, float],
+    sections: Mapping[str, Mapping[str, Any]],
+    rungs: Sequence[int],
+) -> Iterator[tuple[int, dict[str, dict[str, Any]]]]:
+    """Train ``weights`` as a rung trial does (from the trunk, or the paired reference)
+    and at each of ``rungs`` score the model with every fitness ``sections[name]``;
+    yields ``(steps, {name: report})``, each report as a trial's rung report. A search
+    passes its one ``fitness`` section; benchmarks/bench_proxy.py passes several, all
+    scored on the same trained model. After a non-finite loss every section gets one
+    report with ``rejected: nonfinite`` and the training ends."""
     import torch
 
     from elo.model.objective import Weights, terms_from_config
@@ -241,24 +257,28 @@ def _rung_scores(
 
     torch.set_num_threads(max(1, int(ctx.threads)))
     w = Weights(terms_from_config(ctx.cfg), dict(weights))
-    stages = staged_training(ctx, w, ctx.rungs, loader=_training_loader(ctx, w))
+    stages = staged_training(ctx, w, rungs, loader=_training_loader(ctx, w))
     steps = 0
     try:
         for steps, model, history in stages:
             rng = rng_state()  # scoring reseeds; training goes on as if it had not
-            scored, n_clips, std = _score(ctx, section, model)
+            out: dict[str, dict[str, Any]] = {}
+            for name, section in sections.items():
+                scored, n_clips, std = _score(ctx, section, model)
+                value = float(scored.value)
+                why = rejection(value, std, ctx.collapse_std)
+                metrics: dict[str, Any] = {"embedding_std": std, "heldout_clips": n_clips}
+                metrics["final_loss"] = float(history[-1]["loss"]) if history else math.nan
+                rep: dict[str, Any] = {"fitness": value, "metrics": _finite(metrics)}
+                rep["details"] = {k: v for k, v in scored.details.items() if isinstance(v, list)}
+                if why:
+                    rep.update(rejected=why, fitness=math.nan)
+                out[name] = rep
             set_rng_state(rng)
-            value = float(scored.value)
-            why = rejection(value, std, ctx.collapse_std)
-            metrics: dict[str, Any] = {"embedding_std": std, "heldout_clips": n_clips}
-            metrics["final_loss"] = float(history[-1]["loss"]) if history else math.nan
-            rep: dict[str, Any] = {"fitness": value, "metrics": _finite(metrics)}
-            rep["details"] = {k: v for k, v in scored.details.items() if isinstance(v, list)}
-            if why:
-                rep.update(rejected=why, fitness=math.nan)
-            yield steps, rep
+            yield steps, out
     except NonFiniteLossError as exc:
-        yield steps, {"fitness": math.nan, "rejected": "nonfinite", "error_msg": str(exc)}
+        bad = {"fitness": math.nan, "rejected": "nonfinite", "error_msg": str(exc)}
+        yield steps, {name: dict(bad) for name in sections}
 
 
 def _finite(metrics: Mapping[str, Any]) -> dict[str, Any]:

@@ -208,3 +208,28 @@ def test_one_score_trials_start_from_the_trunk_like_rung_trials(
     assert r_warm["fitness"] == rung["fitness"]
     assert r_warm["metrics"]["final_loss"] == rung["metrics"]["final_loss"]
     assert r_warm["metrics"]["final_loss"] != r_cold["metrics"]["final_loss"]
+
+
+def test_several_fitnesses_of_one_model_equal_each_trials_own(demo_root: Path) -> None:
+    """rung_reports scores one trained model with several fitness sections (what
+    benchmarks/bench_proxy.py compares); each equals the score of a rung trial with
+    that section alone, at every rung."""
+    from elo.search.trainable import TrialContext, evaluate_rungs, rung_reports
+
+    cfg = small_cfg(demo_root)
+    _, b = candidates(cfg)
+    sections = {
+        "zipf": {"kind": "zipf", "k": 3, "n_init": 2},
+        "rankme": {"kind": "rankme", "prepare": "centre", "relative": False},
+    }
+    ctx = TrialContext(cfg=cfg, data_root=str(demo_root), steps=3, seed=0, rungs=(1, 3))
+    ctx.heldout_fraction = 0.5
+    together = list(rung_reports(ctx, b, sections, ctx.rungs))
+    assert [s for s, _ in together] == [1, 3]
+    for name, section in sections.items():
+        alone = list(
+            evaluate_rungs(TrialContext(**{**vars(ctx), "cfg": {**cfg, "fitness": section}}), b)
+        )
+        assert [r["fitness"] for r in alone] == [reps[name]["fitness"] for _, reps in together]
+        assert all(r["metrics"]["heldout_clips"] >= 4 for r in alone)
+        assert alone[0]["fitness"] != alone[1]["fitness"]  # trained between the rungs
