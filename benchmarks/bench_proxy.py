@@ -46,6 +46,7 @@ import math
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -444,7 +445,8 @@ def _run_all(
 def final_job(job: dict[str, Any]) -> dict[str, Any]:
     """Train one candidate with the demo's final recipe and probe it (the demo's two
     commands, as subprocesses; elo-train resumes from its checkpoint). A command that
-    fails gives a record with its ``error`` (left out of the table, not retried)."""
+    fails gives a record with its ``error`` (left out of the table, tried again on the
+    next run)."""
     folder = Path(job["dir"])
     train_dir, eval_dir = folder / "train", folder / "eval-label"
     folder.mkdir(parents=True, exist_ok=True)
@@ -480,11 +482,29 @@ def _bin(name: str) -> str:
     return str(Path(sys.executable).parent / name)
 
 
+#: the running elo-train / elo-eval subprocesses (stopped with the benchmark)
+_CHILDREN: set[subprocess.Popen[bytes]] = set()
+_STOPPING = threading.Event()
+
+
+class Stopped(Exception):
+    """The benchmark is stopping (SIGTERM / Ctrl-C): nothing is recorded."""
+
+
 def _call(cmd: list[str], log: Path, env: dict[str, str]) -> None:
+    if _STOPPING.is_set():
+        raise Stopped
     with open(log, "a", encoding="utf-8") as fh:
         fh.write("$ " + " ".join(cmd) + "\n")
         fh.flush()
-        rc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env).returncode
+        child = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env)
+        _CHILDREN.add(child)
+        try:
+            rc = child.wait()
+        finally:
+            _CHILDREN.discard(child)
+    if _STOPPING.is_set():
+        raise Stopped
     if rc != 0:
         tail = log.read_text(encoding="utf-8", errors="replace").splitlines()[-5:]
         raise RuntimeError(f"exit {rc}: {' '.join(cmd)}\n" + "\n".join(tail))
@@ -511,7 +531,7 @@ def run_finals(
     todo: list[tuple[dict[str, Any], int]],
     done: dict[tuple[int, int], dict[str, Any]],
 ) -> None:
-    todo = [(c, s) for c, s in todo if (c["id"], s) not in done]
+    todo = [(c, s) for c, s in todo if (c["id"], s) not in done]  # failed ones: not in done
     if not todo:
         return
     train_o, eval_o = final_overrides(st, args)
@@ -534,10 +554,10 @@ def run_finals(
 
     def finished(rec: dict[str, Any]) -> None:
         append_record(st.out, rec)
-        done[(rec["cand"], rec["seed"])] = rec
         if "error" in rec:
             print(f"final c{rec['cand']:03d} seed {rec['seed']} FAILED: {rec['error']}")
             return
+        done[(rec["cand"], rec["seed"])] = rec
         print(
             f"final c{rec['cand']:03d} seed {rec['seed']}: balanced acc "
             f"{rec['balanced_accuracy']:.3f} top-1 {rec['top1']:.3f} "
@@ -565,7 +585,9 @@ def run(args: argparse.Namespace) -> int:
     st = study(args, root, out)
     records = read_records(out)
     proxies = {(r["cand"], r["seed"]): r for r in records if r["kind"] == "proxy"}
-    finals = {(r["cand"], r["seed"]): r for r in records if r["kind"] == "final"}
+    finals = {
+        (r["cand"], r["seed"]): r for r in records if r["kind"] == "final" and "error" not in r
+    }
     first = first_generation(st, args)
     cands = _known_candidates(out, first)
     print(
@@ -855,12 +877,35 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
+def stop_children(signum: int = 0, frame: Any = None) -> None:
+    """SIGTERM: stop the subprocesses (elo-train writes its checkpoint on SIGTERM, so a
+    rerun continues it), then stop as Ctrl-C does."""
+    _STOPPING.set()
+    for child in list(_CHILDREN):
+        child.terminate()
+    for child in list(_CHILDREN):
+        child.wait(timeout=120)
+    if signum:
+        raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse(argv)
     if args.table_from:
         print(render(Path(args.table_from)))
         return 0
-    return run(args)
+    import signal
+
+    previous = signal.signal(signal.SIGTERM, stop_children)
+    try:
+        return run(args)
+    except KeyboardInterrupt:
+        stop_children()
+        print("bench_proxy: stopped; rerun the same command to continue", flush=True)
+        return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        _STOPPING.clear()
 
 
 if __name__ == "__main__":

@@ -108,6 +108,7 @@ class Fakes:
     def __init__(self) -> None:
         self.proxy: list[tuple[int, int]] = []
         self.final: list[tuple[int, int]] = []
+        self.fail_once = {(1, 4)}  # this final's first try fails
 
     def proxy_job(self, job: dict[str, Any]) -> dict[str, Any]:
         self.proxy.append((job["cand"], job["seed"]))
@@ -125,6 +126,9 @@ class Fakes:
 
     def final_job(self, job: dict[str, Any]) -> dict[str, Any]:
         self.final.append((job["cand"], job["seed"]))
+        if (job["cand"], job["seed"]) in self.fail_once:
+            self.fail_once.clear()
+            return {"kind": "final", "cand": job["cand"], "seed": job["seed"], "error": "exit 1"}
         acc = float(np.mean(list(job["weights"].values()))) + 0.01 * job["seed"]
         return {
             "kind": "final",
@@ -188,19 +192,26 @@ def test_draws_resume_and_refusals(
     )
     assert sorted(fakes.final) == sorted([(i, 4) for i in range(12)] + [(0, 5)])
     table = capsys.readouterr().out
-    assert "| xmodal | 2 (2) | 12 | +1.00 [+1.00, +1.00] |" in table
-    assert (out / "table.md").read_text() in table
+    assert "| xmodal | 2 (2) | 11 | +1.00 [+1.00, +1.00] |" in table  # c1 failed: left out
+    assert "FAILED: exit 1" in table and (out / "table.md").read_text() in table
 
-    # a rerun does nothing new and prints the same table
+    # a rerun tries the failed final again, and nothing else
     fakes.proxy.clear()
+    fakes.final.clear()
+    assert bench.main(argv) == 0
+    assert (fakes.proxy, fakes.final) == ([], [(1, 4)])
+    assert "| xmodal | 2 (2) | 12 | +1.00 [+1.00, +1.00] |" in capsys.readouterr().out
+    # then nothing at all, and prints the same table
     fakes.final.clear()
     assert bench.main(argv) == 0
     assert (fakes.proxy, fakes.final) == ([], [])
     # work lost to a kill (its record never written) is done again, only it
     lines = (out / "records.jsonl").read_text().splitlines()
+    last = json.loads(lines[-1])
+    assert last["kind"] == "final" and "error" not in last
     (out / "records.jsonl").write_text("\n".join(lines[:-1]) + "\n" + lines[-1][:20])
     assert bench.main(argv) == 0
-    assert (fakes.proxy, fakes.final) == ([], [(0, 5)])
+    assert (fakes.proxy, fakes.final) == ([], [(last["cand"], last["seed"])])
     fakes.final.clear()
     assert bench.main(argv) == 0  # and its record was kept after the torn line
     assert (fakes.proxy, fakes.final) == ([], [])
