@@ -121,6 +121,7 @@ RULES: dict[str, Rule] = {
     "search.memory_per_trial_gb": NON_NEGATIVE,  # 0: no memory request to Ray
     "search.max_retries": ZERO_OK,
     "search.collapse_std": NON_NEGATIVE,  # 0: no collapse rejection
+    "search.sparse_threshold": NON_NEGATIVE,  # 0: off (search/space.py bounds it above)
     "search.heldout_fraction": OPEN_FRACTION,
     "search.rungs": Rule(False, 0, True, 1, False, nullable=True, many=True),
     "search.ga.crossover": PROBABILITY,

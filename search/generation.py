@@ -343,6 +343,8 @@ class Evolution:
             "best": self.best,
             "strategy": self.strategy.state(),
             **({"reached": {str(k): v for k, v in self.reached.items()}} if self.rungs > 1 else {}),
+            # search.space: families (absent in the terms space: the paper's state file)
+            **({"coordinates": list(self.space.names)} if self.space.space != "terms" else {}),
         }
 
     def set_state(self, state: dict[str, Any]) -> None:
@@ -352,6 +354,11 @@ class Evolution:
             raise ConfigError(
                 "the saved search has different loss terms than this config; "
                 "resume with the run's own config (config.yaml in the run directory)"
+            )
+        if list(state.get("coordinates", state["terms"])) != list(self.space.names):
+            raise ConfigError(
+                "the saved search evolved other coordinates than this config's search.space "
+                f"({self.space.space}); resume with the run's own config (config.yaml)"
             )
         self.strategy.load_state(state["strategy"])
         self.generation = int(state["generation"])

@@ -57,10 +57,9 @@ def _check_fidelity(out: Mapping[str, Any]) -> None:
                 "config key 'search.rungs' must be increasing fractions of the proxy steps "
                 f"in (0, 1] ending at 1.0 (e.g. [0.25, 0.5, 1.0]) or null, got {rungs!r}"
             )
-    if not isinstance(out["warm_start"], bool):
-        raise ConfigError(
-            f"config key 'search.warm_start' must be true or false, got {out['warm_start']!r}"
-        )
+    for key in ("warm_start", "paired"):
+        if not isinstance(out[key], bool):
+            raise ConfigError(f"config key 'search.{key}' must be true or false, got {out[key]!r}")
 
 
 def section_of(cfg: Mapping[str, Any], name: str, fields: Sequence[str]) -> dict[str, Any]:
@@ -82,6 +81,14 @@ def section_of(cfg: Mapping[str, Any], name: str, fields: Sequence[str]) -> dict
             f"of configs/{name}/ (where their defaults are)"
         )
     return copy.deepcopy(dict(section))
+
+
+def _check_space(out: Mapping[str, Any]) -> None:
+    """``search.space`` and ``search.sparse_threshold`` (search/space.py)."""
+    from elo.search.space import check_space, check_sparse_threshold
+
+    check_space(out["space"])
+    check_sparse_threshold(out["sparse_threshold"])
 
 
 @dataclass(frozen=True)
@@ -111,6 +118,9 @@ class SearchSettings:
     rungs: tuple[float, ...] | None
     reduction_factor: int
     collapse_std: float
+    paired: bool
+    space: str
+    sparse_threshold: float
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any]) -> SearchSettings:
@@ -124,6 +134,7 @@ class SearchSettings:
         check_heldout_split(str(out["heldout_split"]))
         check_heldout_bn(str(out["heldout_bn"]))
         _check_fidelity(out)
+        _check_space(out)
         timeout = out["trial_timeout_s"]
         return cls(
             strategy=str(out["strategy"]),
@@ -148,6 +159,9 @@ class SearchSettings:
             rungs=None if out["rungs"] is None else tuple(float(r) for r in out["rungs"]),
             reduction_factor=out["reduction_factor"],
             collapse_std=float(out["collapse_std"]),
+            paired=out["paired"],
+            space=str(out["space"]),
+            sparse_threshold=float(out["sparse_threshold"]),
         )
 
     @property

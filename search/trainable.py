@@ -61,6 +61,8 @@ class TrialContext:
     collapse_std: float
     #: the warm-start trunk's state dict (search/warmstart.py), None: cold start
     trunk: dict[str, Any] | None = None
+    #: search.paired: every candidate starts from one initial model (search/warmstart.py)
+    paired: bool = False
 
     def __post_init__(self) -> None:
         from elo.search.settings import check_heldout_bn, check_heldout_split
@@ -99,6 +101,7 @@ class TrialContext:
             rungs=None if rungs is None else tuple(rungs),
             reduction_factor=settings.reduction_factor,
             collapse_std=settings.collapse_std,
+            paired=settings.paired,
         )
 
 
@@ -146,19 +149,26 @@ def evaluate(
 
     torch.set_num_threads(max(1, int(ctx.threads)))
     w = Weights(terms_from_config(ctx.cfg), dict(weights))
-    result = train_model(
-        ctx.cfg,
-        w,
-        data_root=ctx.data_root,
-        steps=ctx.steps,
-        seed=ctx.seed,
-        device=ctx.device,
-        progress=False,
-        loader=_training_loader(ctx, w),
-    )
+    if ctx.trunk is not None or ctx.paired:  # the candidate starts from the trunk / reference
+        from elo.search.warmstart import staged_training
+
+        stages = staged_training(ctx, w, [ctx.steps], loader=_training_loader(ctx, w))
+        ((_, model, history),) = list(stages)
+    else:
+        result = train_model(
+            ctx.cfg,
+            w,
+            data_root=ctx.data_root,
+            steps=ctx.steps,
+            seed=ctx.seed,
+            device=ctx.device,
+            progress=False,
+            loader=_training_loader(ctx, w),
+        )
+        model, history = result.model, result.history
     t_train = time.perf_counter() - t0
-    scored, n_clips, _ = _score(ctx, result.model)
-    last = result.history[-1] if result.history else {}
+    scored, n_clips, _ = _score(ctx, ctx.fitness, model)
+    last = history[-1] if history else {}
     metrics: dict[str, Any] = {
         "train_seconds": t_train,
         "final_loss": float(last.get("loss", math.nan)),
@@ -207,6 +217,22 @@ def _rung_scores(
         for steps, value in zip(ctx.rungs, values, strict=True):
             yield steps, {"fitness": value, "metrics": {}}
         return
+    for steps, reports in rung_reports(ctx, weights, {"fitness": ctx.fitness}, ctx.rungs):
+        yield steps, reports["fitness"]
+
+
+def rung_reports(
+    ctx: TrialContext,
+    weights: Mapping[str, float],
+    sections: Mapping[str, FitnessSettings],
+    rungs: Sequence[int],
+) -> Iterator[tuple[int, dict[str, dict[str, Any]]]]:
+    """Train ``weights`` as a rung trial does (from the trunk, or the paired reference)
+    and at each of ``rungs`` score the model with every fitness ``sections[name]``;
+    yields ``(steps, {name: report})``, each report as a trial's rung report. A search
+    passes its one ``fitness`` section; benchmarks/bench_proxy.py passes several, all
+    scored on the same trained model. After a non-finite loss every section gets one
+    report with ``rejected: nonfinite`` and the training ends."""
     import torch
 
     from elo.model.objective import Weights, terms_from_config
@@ -217,24 +243,28 @@ def _rung_scores(
 
     torch.set_num_threads(max(1, int(ctx.threads)))
     w = Weights(terms_from_config(ctx.cfg), dict(weights))
-    stages = staged_training(ctx, w, ctx.rungs, loader=_training_loader(ctx, w))
+    stages = staged_training(ctx, w, rungs, loader=_training_loader(ctx, w))
     steps = 0
     try:
         for steps, model, history in stages:
             rng = rng_state()  # scoring reseeds; training goes on as if it had not
-            scored, n_clips, std = _score(ctx, model)
+            out: dict[str, dict[str, Any]] = {}
+            for name, section in sections.items():
+                scored, n_clips, std = _score(ctx, section, model)
+                value = float(scored.value)
+                why = rejection(value, std, ctx.collapse_std)
+                metrics: dict[str, Any] = {"embedding_std": std, "heldout_clips": n_clips}
+                metrics["final_loss"] = float(history[-1]["loss"]) if history else math.nan
+                rep: dict[str, Any] = {"fitness": value, "metrics": _finite(metrics)}
+                rep["details"] = {k: v for k, v in scored.details.items() if isinstance(v, list)}
+                if why:
+                    rep.update(rejected=why, fitness=math.nan)
+                out[name] = rep
             set_rng_state(rng)
-            value = float(scored.value)
-            why = rejection(value, std, ctx.collapse_std)
-            metrics: dict[str, Any] = {"embedding_std": std, "heldout_clips": n_clips}
-            metrics["final_loss"] = float(history[-1]["loss"]) if history else math.nan
-            rep: dict[str, Any] = {"fitness": value, "metrics": _finite(metrics)}
-            rep["details"] = {k: v for k, v in scored.details.items() if isinstance(v, list)}
-            if why:
-                rep.update(rejected=why, fitness=math.nan)
-            yield steps, rep
+            yield steps, out
     except NonFiniteLossError as exc:
-        yield steps, {"fitness": math.nan, "rejected": "nonfinite", "error_msg": str(exc)}
+        bad = {"fitness": math.nan, "rejected": "nonfinite", "error_msg": str(exc)}
+        yield steps, {name: dict(bad) for name in sections}
 
 
 def _weight_scorer(ctx: TrialContext) -> Any:
@@ -247,14 +277,14 @@ def _finite(metrics: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in metrics.items() if not _nonfinite(v)}
 
 
-def _score(ctx: TrialContext, model: Any) -> tuple[Any, int, float]:
+def _score(ctx: TrialContext, fitness: FitnessSettings, model: Any) -> tuple[Any, int, float]:
     """The fitness of a trained candidate on the held-out clips (with the labels and the
     reference modalities its kind reads as context), how many clips it scored and the
     mean std of their embeddings (search/fidelity.py: collapse)."""
     from elo.rundir import seed_everything
     from elo.search.fitness.data import fitness_embed
 
-    refs = ctx.fitness.references
+    refs = fitness.references
     held = _heldout(ctx, refs)
     x = held["rgb"]
     seed_everything(ctx.seed)
@@ -266,10 +296,9 @@ def _score(ctx: TrialContext, model: Any) -> tuple[Any, int, float]:
             context[f"{m}_embeddings"] = fitness_embed(
                 model.encoders[m], held[m], bn=ctx.heldout_bn
             )
-    fitness = ctx.fitness.build(ctx.seed)
     from elo.search.fidelity import embedding_std
 
-    return fitness.score(emb, **context), len(x), embedding_std(emb)
+    return fitness.build(ctx.seed).score(emb, **context), len(x), embedding_std(emb)
 
 
 def _nonfinite(v: Any) -> bool:

@@ -119,13 +119,73 @@ def load_trunk(path: Path) -> dict[str, Any]:
     return state
 
 
-def init_from_trunk(model: Any, trunk: dict[str, Any]) -> int:
+def init_from_trunk(
+    model: Any, trunk: dict[str, Any], trunk_terms: Sequence[str] | None = None
+) -> int:
     """Copy the trunk's tensors into ``model`` where name and shape match (a candidate
-    with some λ = 0 lacks those heads); returns how many tensors were copied."""
+    with some λ = 0 lacks those heads); returns how many tensors were copied.
+
+    ``trunk_terms`` (the trunk's active terms, in order): the per-term loss
+    normalisation buffers (``loss_scale``, ``loss_scale_seen``, ``loss_gain`` and
+    ``loss_gain_set``, elo/model/network.py) are copied term by term, so every
+    candidate continues the trunk's scales whichever of its terms are on. Without it
+    they are copied only when their shapes match (the candidate has as many active
+    terms as the trunk); a candidate that does not take the trunk's gains measures its
+    own at its first step."""
     own = model.state_dict()
-    same = {k: v for k, v in trunk.items() if k in own and tuple(own[k].shape) == tuple(v.shape)}
+    by_term = _TERM_BUFFERS if trunk_terms is not None else ()
+    same = {
+        k: v
+        for k, v in trunk.items()
+        if k in own and k not in by_term and tuple(own[k].shape) == tuple(v.shape)
+    }
+    if trunk_terms is None and "loss_gain" not in same:
+        # the gains were not copied (other terms): measure them anew at the first step
+        same.pop("loss_gain_set", None)
+    if trunk_terms is not None:
+        at = {str(t): i for i, t in enumerate(trunk_terms)}
+        rows = [at[str(t)] for t in model.active]
+        for k in _TERM_BUFFERS:
+            if k in trunk and k in own and len(trunk[k]) == len(at):
+                same[k] = trunk[k][rows].clone()
+        if "loss_gain_set" in trunk and "loss_gain_set" in own:
+            same["loss_gain_set"] = trunk["loss_gain_set"].clone()
     model.load_state_dict(same, strict=False)
     return len(same)
+
+
+#: ELoModel's buffers with one entry per active term (elo/model/network.py)
+_TERM_BUFFERS = ("loss_scale", "loss_scale_seen", "loss_gain")
+
+#: reference models of paired candidates without a trunk, per process: key -> state dict
+_REFERENCE: dict[str, dict[str, Any]] = {}
+
+
+def reference_state(ctx: TrialContext) -> dict[str, Any]:
+    """What every candidate of a paired search (``search.paired: true``) starts from:
+    the warm-start trunk when there is one, else the untrained model with every term
+    on, built exactly as a run with all terms active builds it (the experiment seed,
+    then :class:`elo.model.network.ELoModel`), cached per process. Copied by name
+    (:func:`init_from_trunk`), each encoder and head starts with the same weights in
+    every candidate, whichever other terms are on: without it the random stream is
+    drawn in build order, so switching one term off changes the initial weights of
+    the encoders and heads built after it."""
+    if ctx.trunk is not None:
+        return dict(ctx.trunk)
+    import json
+
+    key = json.dumps([ctx.cfg, ctx.seed], sort_keys=True, default=str)
+    if key not in _REFERENCE:
+        from elo.model.network import ELoModel
+        from elo.model.objective import Weights, terms_from_config
+        from elo.rundir import seed_everything
+
+        seed_everything(ctx.seed)
+        every = Weights(terms_from_config(ctx.cfg), uniform_weights(ctx.cfg))
+        model = ELoModel(ctx.cfg, every, seed=ctx.seed)
+        _REFERENCE.clear()  # one search per process: keep only the latest
+        _REFERENCE[key] = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    return _REFERENCE[key]
 
 
 def staged_training(
@@ -141,8 +201,16 @@ def staged_training(
     from elo.train.trainer import start_run, train_step
 
     total = int(rungs[-1])
+    paired = bool(getattr(ctx, "paired", False))
+    # built before start_run, which then seeds the run as without pairing
+    reference = reference_state(ctx) if paired else None
     run = start_run(ctx.cfg, weights, total, None, ctx.seed, ctx.device, False)
-    if ctx.trunk is not None:
+    if reference is not None:  # one initial model for every candidate
+        from elo.model.objective import terms_from_config
+
+        terms = [str(t) for t in terms_from_config(ctx.cfg)]  # the reference's: all on
+        init_from_trunk(run.model, reference, terms)
+    elif ctx.trunk is not None:
         init_from_trunk(run.model, ctx.trunk)
     modalities = sorted({m for m, _ in run.model.read_views})
     batches = batch_stream(ctx.cfg, ctx.data_root, modalities, run.t, ctx.seed, 0, loader)

@@ -46,6 +46,7 @@ ZERO_OK = {
     "search.memory_per_trial_gb": "0: no memory request to Ray",
     "search.max_retries": "0: a failed trial is not restarted",
     "search.collapse_std": "0: no collapse rejection",
+    "search.sparse_threshold": "0: no λ is set to 0",
     "search.ga.crossover": "0: offspring are mutated copies",
     "fitness.exponent": "0: a uniform prior",
     "fitness.zipf_exponent": "0: a uniform prior",
