@@ -232,7 +232,7 @@ def run_parallel(
             key = futures[fut]
             try:
                 results[key] = fut.result()
-            except Exception as exc:  # noqa: BLE001 - reported with its row
+            except Exception as exc:  # reported with its row
                 failures[key] = exc
             if on_done is not None:
                 on_done(key, results.get(key), failures.get(key))
