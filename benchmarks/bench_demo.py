@@ -208,7 +208,8 @@ def table(folder: Path, runs: list[dict[str, Any]]) -> list[str]:
             by_key.setdefault(row["key"], [None] * len(runs))[i] = row
     lines += [
         "",
-        "| row | action top-1 (mean ± sd) | per seed | identity top-1 (mean) | task per seed |",
+        f"| row | action top-1 (mean ± sd) | per seed | {first.get('nuisance_label', 'identity')} "
+        "top-1 (nuisance, mean) | task per seed |",
         "|---|---|---|---|---|",
     ]
     for per in by_key.values():

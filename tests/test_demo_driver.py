@@ -95,13 +95,21 @@ def test_single_tasks_ranked_by_rung_then_fitness_one_per_task(tmp_path: Path) -
     recs = [
         {"status": "ok", "rung": 2, "fitness": 0.01, "weights": {**w, "rgb/future": 1.0}},
         {"status": "ok", "rung": 1, "fitness": 0.09, "weights": {**w, "rgb/contrastive": 1.0}},
-        {"status": "ok", "rung": 2, "fitness": 0.02,  # two modality pairings, one task
-         "weights": {**w, "rgb/contrastive": 1.0, "rgb+flow/contrastive": 1.0}},
-        {"status": "ok", "rung": 2, "fitness": 0.50,  # two tasks: not a single task
-         "weights": {**w, "rgb/future": 1.0, "rgb/contrastive": 1.0}},
+        {
+            "status": "ok",
+            "rung": 2,
+            "fitness": 0.02,  # two modality pairings, one task
+            "weights": {**w, "rgb/contrastive": 1.0, "rgb+flow/contrastive": 1.0},
+        },
+        {
+            "status": "ok",
+            "rung": 2,
+            "fitness": 0.50,  # two tasks: not a single task
+            "weights": {**w, "rgb/future": 1.0, "rgb/contrastive": 1.0},
+        },
         {"status": "failed", "rung": 2, "fitness": 0.90, "weights": {**w, "rgb/future": 1.0}},
         {"status": "ok", "rung": 2, "fitness": 0.005, "weights": {**w, "rgb/future": 1.0}},
-    ]  # fmt: skip
+    ]
     ranked = demo.ranked_single_tasks(_evals(tmp_path, recs))
     assert [t for t, _ in ranked] == ["contrastive", "future"]  # rung 2: 0.02 > 0.01
     assert ranked[0][1]["rgb+flow/contrastive"] == 1.0 and ranked[1][1]["rgb/future"] == 1.0
@@ -111,8 +119,15 @@ def test_single_tasks_ranked_by_rung_then_fitness_one_per_task(tmp_path: Path) -
 
 def _probed(key: str, task: str, top1: float, seconds: float) -> dict[str, Any]:
     res = {"top1": top1, "balanced_accuracy": top1}
-    return {"key": key, "task": task, "dir": f"models/{key}", "label": res,
-            "identity": {"top1": 0.1}, "seconds": seconds, "reused": False}  # fmt: skip
+    return {
+        "key": key,
+        "task": task,
+        "dir": f"models/{key}",
+        "label": res,
+        "identity": {"top1": 0.1},
+        "seconds": seconds,
+        "reused": False,
+    }
 
 
 def test_oracle_picks_the_best_probe_among_the_fittest_single_tasks() -> None:
@@ -172,26 +187,53 @@ def test_an_existing_dataset_of_another_style_is_refused(tmp_path: Path) -> None
         demo.make_data(o)
 
 
+def test_the_nuisance_probe_reads_a_column_the_dataset_has(tmp_path: Path) -> None:
+    """Style c has no identity column and different shapes per split: texture."""
+    (tmp_path / "labels.csv").write_text("path,label,class,split,shape,texture\n")
+    o = DemoOptions(data=tmp_path, run=tmp_path / "run", style="c")
+    assert o.nuisance_label == "texture"
+    demo.check_labels(o)  # both columns there: nothing raised
+    assert DemoOptions(data=tmp_path, run=tmp_path, style="a").nuisance_label == "identity"
+    wrong = DemoOptions(data=tmp_path, run=tmp_path / "run", style="a")
+    with pytest.raises(
+        demo.EloError,
+        match="no column 'identity' for the nuisance probe; pass "
+        "--nuisance with one of label, class, shape, texture",
+    ):
+        demo.check_labels(wrong)
+    chosen = demo.parse_options(["--style", "a", "--nuisance", "shape"])
+    assert chosen.nuisance_label == "shape"
+
+
 def test_table_carries_date_machine_seed_oracle_and_timing() -> None:
     res = {"top1": 0.5, "balanced_accuracy": 0.25}
     rows = [
         {"model": "uniform λ", "label": res, "identity": res, "seconds": 61.4, "reused": False},
         {"model": "random init", "label": res, "identity": res, "seconds": 0.2, "reused": True},
-        {"model": "oracle: best of the 2 fittest single tasks by test probe (future)",
-         "label": res, "identity": res, "seconds": 30.0, "reused": False,
-         "candidates": [{"fitness_rank": 1, "task": "contrastive", "top1": 0.25},
-                        {"fitness_rank": 2, "task": "future", "top1": 0.5}]},
-    ]  # fmt: skip
+        {
+            "model": "oracle: best of the 2 fittest single tasks by test probe (future)",
+            "label": res,
+            "identity": res,
+            "seconds": 30.0,
+            "reused": False,
+            "candidates": [
+                {"fitness_rank": 1, "task": "contrastive", "top1": 0.25},
+                {"fitness_rank": 2, "task": "future", "top1": 0.5},
+            ],
+        },
+    ]
     meta = {
         "date": "2030-01-02T03:04:05+00:00",
         "machine": {"cores": 2, "cpu": "Some CPU", "load": [1.5, 1.0, 0.5], "load_end": None},
         "style": "c",
+        "nuisance_label": "texture",
         "jobs": 2,
         "threads_per_row": 1,
         "seconds": {"data": 60.0, "search": 420.0, "rows": 900.0, "total": 1380.0},
     }
     text = demo.comparison_table(rows, final_steps=300, seed=4, meta=meta)
     assert "300 training steps per model, seed 4." in text
+    assert "| texture top-1 (nuisance) |" in text
     assert "Run 2030-01-02T03:04:05+00:00 on 2 cores (Some CPU)" in text
     assert "style c; rows 2 at a time, 1 torch thread(s) each" in text
     assert "| uniform λ | 0.500 | 0.250 | 0.500 | 61 |" in text
