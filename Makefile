@@ -16,6 +16,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 
 DEMO_DIR ?= data/demo
 DEMO_RUN ?= runs/demo
+DEMO_ARGS ?=
 
 .PHONY: venv deps-venv overlay test test-fast lint typecheck pytest demo clean help
 
@@ -100,7 +101,7 @@ test-fast: venv
 	$(PY) -m pytest -q --timeout=600 -m "not slow" $(PYTEST_ARGS)
 
 demo: venv
-	$(PY) -m elo.demo --data $(DEMO_DIR) --run $(DEMO_RUN)
+	$(PY) -m elo.demo --data $(DEMO_DIR) --run $(DEMO_RUN) $(DEMO_ARGS)
 
 clean:
 	rm -rf .pytest_cache .mypy_cache .ruff_cache

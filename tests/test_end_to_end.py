@@ -2,8 +2,10 @@
 
 The same driver as ``make demo`` (``python -m elo.demo``), at a size the suite can
 afford: 48 demo clips written with PyAV, a real Ray runtime, population 4 for one
-generation with the uniform + single-task seed points, then the evolved λ and a
-random-init encoder trained / exported and probed on the test split.
+generation with the uniform + single-task seed points, then five rows two at a time
+(``--jobs 2``): the evolved λ, the fitness's best single task, the oracle over the two
+fittest single tasks, a random-init encoder and the single-frame probe, trained /
+exported and probed on the test split; a rerun reuses every row.
 """
 
 from __future__ import annotations
@@ -12,11 +14,13 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from elo.config import load_config
 from elo.model.objective import Weights, terms_from_config
+from elo.model.terms import TermKey
 from elo.rundir import read_jsonl
 
 TINY = """
@@ -38,7 +42,8 @@ def test_search_distill_evaluate(tmp_path: Path) -> None:
     data, run = tmp_path / "data", tmp_path / "run"
     cmd = [sys.executable, "-m", "elo.demo", "--data", str(data), "--run", str(run),
            "--config", str(cfg), "--clips", "48", "--population", "4", "--generations",
-           "1", "--final-steps", "3", "--contenders", "random,evolved", "--workers", "2"]  # fmt: skip
+           "1", "--final-steps", "3", "--contenders", "evolved,random,single,oracle,frame",
+           "--oracle-k", "2", "--jobs", "2", "--workers", "2"]  # fmt: skip
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
 
@@ -59,12 +64,54 @@ def test_search_distill_evaluate(tmp_path: Path) -> None:
     assert [r["step"] for r in log] == [1, 2, 3]
     assert (run / "models" / "evolved" / "rgb_encoder.safetensors").stat().st_size > 0
 
-    # evaluate: both labels probed on the test split, for both rows of the table
-    rows = json.loads((run / "comparison.json").read_text())["rows"]
-    assert [r["model"] for r in rows] == ["random init", "evolved λ (ELo)"]
+    # evaluate: both labels probed on the test split, for every row of the table
+    comparison = json.loads((run / "comparison.json").read_text())
+    rows = comparison["rows"]
+    assert [r["key"] for r in rows] == ["frame", "random", "single", "oracle", "evolved"]
     for r in rows:
         for label in ("label", "identity"):
             assert 0.0 <= r[label]["top1"] <= 1.0
             assert r[label]["num_classes"] >= 2
+    assert comparison["seed"] == 0 and comparison["jobs"] == 2
+    assert comparison["machine"]["cores"] >= 1 and comparison["date"][:2] == "20"
     table = (run / "comparison.md").read_text()
-    assert "| evolved λ (ELo) |" in table and "seed 0" in table
+    assert "| evolved λ (ELo) |" in table and "seed 0" in table and "rows 2 at a time" in table
+
+    # the single-task rows: the two fittest seed points by the search's rule; the oracle
+    # is the one of them with the better action probe (read back from its results.json)
+    def tasks(e: dict[str, Any]) -> set[str]:
+        return {TermKey.parse(k).task for k, v in e["weights"].items() if v > 1e-6}
+
+    singles = [e for e in evals if len(tasks(e)) == 1]
+    fittest = sorted(singles, key=lambda e: (e.get("rung", 0), e["fitness"]), reverse=True)[:2]
+    oracle, single = rows[3], rows[2]
+    assert [c["key"] for c in oracle["candidates"]] == ["single", "single_2"]
+    probe = {}
+    for k in ("single", "single_2"):
+        probe[k] = json.loads((run / "models" / k / "eval-label" / "results.json").read_text())
+        probe[k] = probe[k]["top1"]
+    assert [c["top1"] for c in oracle["candidates"]] == [probe["single"], probe["single_2"]]
+    assert oracle["label"]["top1"] == max(probe.values())
+    assert oracle["dir"] == str(run / "models" / oracle["picked"])
+    assert single["label"]["top1"] == probe["single"]
+    for rank, e in enumerate(fittest):
+        key = ("single", "single_2")[rank]
+        assert json.loads((run / "weights" / f"{key}.json").read_text())["weights"] == e["weights"]
+    assert "oracle: best of the 2 fittest single tasks by test probe" in oracle["model"]
+
+    # each row's commands and output in its own log; the timing printed per row and in all
+    for key in ("evolved", "random", "single", "single_2", "frame"):
+        lines = (run / "logs" / f"{key}.log").read_text().splitlines()
+        outs = {line.split("--out ")[1].split()[0] for line in lines if "--out " in line}
+        assert outs and all(Path(o).is_relative_to(run / "models" / key) for o in outs), outs
+        assert f"row {key}: " in proc.stdout and f"row {key}: started" in proc.stdout
+    assert "demo finished in" in proc.stdout
+
+    # a rerun reuses every row (one at a time this time) and gives the same numbers
+    cmd[cmd.index("--jobs") + 1] = "1"
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    rerun = json.loads((run / "comparison.json").read_text())
+    assert [r["label"] for r in rerun["rows"]] == [r["label"] for r in rows]
+    assert all(r["reused"] for r in rerun["rows"]) and rerun["jobs"] == 1
+    assert "| evolved λ (ELo) |" in again.stdout and "reused |" in again.stdout
