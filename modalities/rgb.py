@@ -27,6 +27,7 @@ class RGB(Modality):
         "center_time": False,
     }
     video_like: ClassVar[bool] = True
+    load_only: ClassVar[tuple[str, ...]] = ("mean", "std", "center_time")
     transfer_target: ClassVar[bool] = False  # appearance: not predicted from motion / sound
     #: training-time jitter in normalized units (no flips: they would swap motion labels)
     brightness: ClassVar[float] = 0.2

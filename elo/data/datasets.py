@@ -92,7 +92,9 @@ class ClipDataset(Dataset[dict[str, Any]]):
             m: dict(spec.modalities[m]) for m in self.modalities
         }
         for m in self.modalities:
-            if getattr(self.classes[m], "scaled_by_data", False):
+            if getattr(self.classes[m], "scaled_by_data", False) and (
+                self.params[m].get("norm", "rms") == "rms"
+            ):
                 self.params[m]["scale"] = self._data_scale(Path(cache_dir), m)
 
     def _data_scale(self, cache_dir: Path, m: str, sample: int = 128) -> float:
