@@ -93,3 +93,19 @@ def test_a_long_video_uses_its_whole_cached_range(tmp_path: Path) -> None:
     batch = next(iter(loader))
     assert int(batch["meta"]["valid_frames"][0]) == 16
     assert _levels(batch["rgb"][0]) == list(np.arange(4, 12))  # the plain centre
+
+
+def test_time_centring_leaves_the_padded_tail_out() -> None:
+    """``center_time`` subtracts the mean of the real frames only: with half the cached
+    clip a repeated last frame, the padded mean would leave that frame's static image
+    in every centred frame."""
+    from elo.modalities.rgb import RGB
+
+    rng = np.random.default_rng(0)
+    real = rng.integers(0, 255, (3, 10, 4, 4)).astype(np.uint8)
+    padded = np.concatenate([real, np.repeat(real[:, -1:], 6, axis=1)], axis=1)  # 16 frames
+    params = {**RGB.params({"center_time": True}), "valid_frames": 10}
+    x = RGB.to_tensor(padded, params)
+    assert x[:, :10].mean(dim=1).abs().max() < 1e-5  # real frames centred on themselves
+    whole = RGB.to_tensor(padded, RGB.params({"center_time": True}))  # no count: all 16
+    assert whole[:, :10].mean(dim=1).abs().max() > 0.05

@@ -176,7 +176,8 @@ class ClipDataset(Dataset[dict[str, Any]]):
                 out[m] = torch.zeros(self.shapes[m], dtype=torch.float32)
                 ok = False
             else:
-                out[m] = self.classes[m].to_tensor(arr, self.params[m])
+                params = {**self.params[m], "valid_frames": self.valid_frames[d]}
+                out[m] = self.classes[m].to_tensor(arr, params)
                 if self.crop is not None:
                     out[m] = self._centre(out[m], self.shapes[m], self.valid_frames[d])
             present[m] = ok
