@@ -88,7 +88,24 @@ class Flow(Modality):
         "preset": "medium",
         "bound": 32.0,  # pixels per frame: cached flow is clipped to ±bound
         "units": "pixels",  # cache layout marker: raw pixels (scaled on load)
+        # on load: "rms" divides by the data's RMS (unit variance); a number s divides by
+        # s pixels and clips to [-1, 1] (a fixed scale; 8 = 8 px/frame -> 1)
+        "norm": "rms",
     }
+    load_only: ClassVar[tuple[str, ...]] = ("norm",)
+
+    @classmethod
+    def params(cls, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        out = super().params(overrides)
+        norm = out["norm"]
+        ok = norm == "rms" or (
+            isinstance(norm, int | float) and not isinstance(norm, bool) and norm > 0
+        )
+        if not ok:
+            raise ConfigError(
+                f"data.modalities.flow.norm is {norm!r}: use rms or a positive number of pixels"
+            )
+        return out
 
     @classmethod
     def extract(cls, clip: DecodedClip, params: Mapping[str, Any]) -> np.ndarray | None:
@@ -110,7 +127,10 @@ class Flow(Modality):
         """Cached pixels -> float32 divided by ``params["scale"]`` (the data's flow RMS,
         set by the dataset; 1 when absent)."""
         x = torch.from_numpy(np.asarray(arr, dtype=np.float32))
-        return x / float(params.get("scale", 1.0) or 1.0)
+        norm = params.get("norm", "rms")
+        if norm == "rms":
+            return x / float(params.get("scale", 1.0) or 1.0)
+        return (x / float(norm)).clamp(-1.0, 1.0)
 
     @classmethod
     def augment(cls, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:

@@ -27,6 +27,7 @@ class RGB(Modality):
         "center_time": False,
     }
     video_like: ClassVar[bool] = True
+    load_only: ClassVar[tuple[str, ...]] = ("mean", "std", "center_time")
     transfer_target: ClassVar[bool] = False  # appearance: not predicted from motion / sound
     #: training-time jitter in normalized units (no flips: they would swap motion labels)
     brightness: ClassVar[float] = 0.2
@@ -51,8 +52,9 @@ class RGB(Modality):
         mean = torch.tensor(params["mean"], dtype=torch.float32).view(shape)
         std = torch.tensor(params["std"], dtype=torch.float32).view(shape)
         x = (x - mean) / std
-        if params.get("center_time"):
-            x = x - x.mean(dim=-3, keepdim=True)  # time is dim -3 of (B,)3,T,H,W
+        if params.get("center_time"):  # time is dim -3 of (B,)3,T,H,W
+            real = int(params.get("valid_frames") or x.shape[-3])  # a padded tail left out
+            x = x - x[..., :real, :, :].mean(dim=-3, keepdim=True)
         return x
 
     @classmethod

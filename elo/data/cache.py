@@ -88,7 +88,12 @@ class ExtractSpec:
         }
 
     def modality_tag(self, name: str) -> str:
-        return f"{name}-{_digest(dict(self.modalities[name]), 10)}"
+        """``<name>-<digest of its extraction parameters>`` (load-only ones left out)."""
+        from elo.model.modality import MODALITIES
+
+        skip = set(MODALITIES.get(name).load_only) if name in MODALITIES else set()
+        params = {k: v for k, v in self.modalities[name].items() if k not in skip}
+        return f"{name}-{_digest(params, 10)}"
 
     def with_modalities(self, names: Sequence[str]) -> ExtractSpec:
         return dataclasses.replace(self, modalities={n: self.modalities[n] for n in names})

@@ -69,6 +69,10 @@ class ClipDataset(Dataset[dict[str, Any]]):
         cache = ClipCache(cache_dir)
         self.items: list[tuple[VideoRecord, str, int, float]] = []  # record, dir, clip, start
         self.present: dict[str, dict[str, list[bool]]] = {}
+        #: per cache entry, the cached frames that are the video's own (a video shorter
+        #: than a cached clip is padded with its last frame: windows and centre crops
+        #: stay inside the real frames, docs/learning.md)
+        self.valid_frames: dict[str, int] = {}
         self.skipped: list[tuple[str, str]] = []
         for rec in records:
             try:
@@ -85,6 +89,7 @@ class ClipDataset(Dataset[dict[str, Any]]):
                 continue
             d = str(entry.dir)
             self.present[d] = {m: entry.read_present(t) for m, t in self.tags.items()}
+            self.valid_frames[d] = spec.frames - int(info.get("padded", 0) or 0)
             for i, start in enumerate(info["starts"]):
                 self.items.append((rec, d, i, float(start)))
         # modality params for to_tensor; a modality scaled by the data (flow) gets the
@@ -93,7 +98,9 @@ class ClipDataset(Dataset[dict[str, Any]]):
             m: dict(spec.modalities[m]) for m in self.modalities
         }
         for m in self.modalities:
-            if getattr(self.classes[m], "scaled_by_data", False):
+            if getattr(self.classes[m], "scaled_by_data", False) and (
+                self.params[m].get("norm", "rms") == "rms"
+            ):
                 self.params[m]["scale"] = self._data_scale(Path(cache_dir), m)
 
     def _data_scale(self, cache_dir: Path, m: str, sample: int = 128) -> float:
@@ -170,11 +177,10 @@ class ClipDataset(Dataset[dict[str, Any]]):
                 out[m] = torch.zeros(self.shapes[m], dtype=torch.float32)
                 ok = False
             else:
-                out[m] = self.classes[m].to_tensor(arr, self.params[m])
+                params = {**self.params[m], "valid_frames": self.valid_frames[d]}
+                out[m] = self.classes[m].to_tensor(arr, params)
                 if self.crop is not None:
-                    from elo.model.views import centre_crop
-
-                    out[m] = centre_crop(out[m], self.shapes[m])
+                    out[m] = self._centre(out[m], self.shapes[m], self.valid_frames[d])
             present[m] = ok
         out["present"] = present
         stem = (
@@ -188,8 +194,19 @@ class ClipDataset(Dataset[dict[str, Any]]):
             "start": start,
             "label": rec.label,
             "labels": dict(rec.labels),
+            "valid_frames": self.valid_frames[d],
         }
         return out
+
+    def _centre(self, x: torch.Tensor, shape: tuple[int, ...], valid: int) -> torch.Tensor:
+        """The centre crop of one item, its time window centred on its real frames."""
+        from elo.model.views import crop_clips, valid_time_fraction
+
+        if tuple(x.shape) == tuple(shape):
+            return x
+        assert self.crop is not None
+        frac = valid_time_fraction(torch.tensor([0.5]), valid, self.spec.frames, self.crop[0])
+        return crop_clips(x[None], shape, frac)[0]
 
 
 def collate(samples: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
@@ -208,6 +225,7 @@ def collate(samples: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         "path": [mt["path"] for mt in metas],
         "start": torch.tensor([mt["start"] for mt in metas], dtype=torch.float64),
         "label": torch.tensor([mt["label"] for mt in metas], dtype=torch.int64),
+        "valid_frames": torch.tensor([int(mt.get("valid_frames", 0)) for mt in metas]),
         "labels": {
             n: torch.tensor([mt["labels"][n] for mt in metas], dtype=torch.int64) for n in names
         },

@@ -44,6 +44,10 @@ def _layers(layers: Sequence[int] | None, depth: int, where: str) -> list[int]:
     return out
 
 
+#: ``model.<m>.init``: torchvision's video-ResNet init (default) or PyTorch's layer defaults
+_INITS = {"kaiming": "kaiming", "pytorch": "pytorch"}
+
+
 def _pick(table: dict[str, Any], key: str, what: str) -> Any:
     if key not in table:
         raise ConfigError(f"unknown encoder {what} {key!r}; known: {', '.join(sorted(table))}")
@@ -86,7 +90,8 @@ class _ResNetEncoder(Encoder):
         self.pyramid_channels = tuple(channels)
         self.embed_dim = embed_dim
         self.proj = nn.Linear(channels[-1], embed_dim)
-        self.init_weights()
+        if getattr(self, "init_mode", "kaiming") == "kaiming":
+            self.init_weights()  # else PyTorch's defaults (``init: pytorch``)
 
     def init_weights(self) -> None:
         """As torchvision's video ResNets (``torchvision.models.video.resnet.VideoResNet``):
@@ -129,8 +134,10 @@ class VideoEncoder(_ResNetEncoder):
         conv: str = "2plus1d",
         layers: Sequence[int] | None = None,
         stem_kernel: int = 7,
+        init: str = "kaiming",
     ) -> None:
         super().__init__()
+        self.init_mode = _pick(_INITS, init, "init")
         block_cls = _pick(_VIDEO_BLOCKS, block, "block")
         conv_cls = _pick(_CONVS, conv, "conv")
         counts = _layers(layers, depth, "video encoder")
@@ -189,8 +196,10 @@ class AudioEncoder(_ResNetEncoder):
         embed_dim: int,
         block: str = "basic",
         layers: Sequence[int] | None = None,
+        init: str = "kaiming",
     ) -> None:
         super().__init__()
+        self.init_mode = _pick(_INITS, init, "init")
         block_cls = _pick(_AUDIO_BLOCKS, block, "block")
         counts = _layers(layers, depth, "audio encoder")
         self.stem = nn.Sequential(
@@ -225,6 +234,7 @@ def build_video_encoder(
     conv: str = "2plus1d",
     layers: Sequence[int] | None = None,
     stem_kernel: int = 7,
+    init: str = "kaiming",
 ) -> VideoEncoder:
     """A video encoder, from CPU-tiny (``width=8, depth=3``) to the paper's (2+1)D
     ResNet-50 (``width=64, depth=4, block="bottleneck", layers=[3, 4, 6, 3]``).
@@ -240,6 +250,7 @@ def build_video_encoder(
         conv=conv,
         layers=layers,
         stem_kernel=stem_kernel,
+        init=init,
     )
     return VideoEncoder(**_checked(config, kw, "video"))
 
@@ -254,6 +265,7 @@ def build_audio_encoder(
     embed_dim: int = 64,
     block: str = "basic",
     layers: Sequence[int] | None = None,
+    init: str = "kaiming",
 ) -> AudioEncoder:
     """A 2D ResNet over log-mel (ResNet-18 layout at ``width=64, layers=[2, 2, 2, 2]``);
     ``config`` as for :func:`build_video_encoder`."""
@@ -264,6 +276,7 @@ def build_audio_encoder(
         embed_dim=embed_dim,
         block=block,
         layers=layers,
+        init=init,
     )
     return AudioEncoder(**_checked(config, kw, "audio"))
 

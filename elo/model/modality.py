@@ -84,6 +84,9 @@ class Modality:
     transfer_target: ClassVar[bool] = True
     #: played backwards, the values change sign (motion: flow; tasks/temporal_order.py)
     reverses_sign: ClassVar[bool] = False
+    #: parameters used only when a cached array is loaded (``to_tensor``), not when it is
+    #: extracted: they are left out of the cache key, so changing one re-extracts nothing
+    load_only: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
     def params(cls, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:

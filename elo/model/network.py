@@ -220,8 +220,24 @@ class ELoModel(nn.Module):
                     fr = torch.rand(b, generator=g), torch.rand(b, 2, generator=g)
                 else:
                     fr = torch.full((b,), 0.5), torch.full((b, 2), 0.5)
+                fr = self._real_frames_only(batch, fr[0]), fr[1]
             out[m] = crop_clips(x, shape, fr[0], fr[1])
         return out
+
+    def _real_frames_only(self, batch: Mapping[str, Any], frac: torch.Tensor) -> torch.Tensor:
+        """Time fractions narrowed to each clip's real frames (``meta.valid_frames``: a
+        video shorter than the cached clip was padded with its last frame), measured on
+        the student's frames."""
+        from elo.model.views import valid_time_fraction
+
+        valid = (batch.get("meta") or {}).get("valid_frames")
+        x = batch.get(STUDENT)
+        if valid is None or not isinstance(x, torch.Tensor) or x.dim() != 5:
+            return frac
+        valid = torch.as_tensor(valid)
+        if valid.numel() != len(frac) or bool((valid <= 0).any()):
+            return frac  # a loader that does not count real frames: the whole range
+        return valid_time_fraction(frac, valid, x.shape[2], self.input_shapes[STUDENT][1])
 
     def _augment(self, m: str, x: torch.Tensor, step: int) -> torch.Tensor:
         """The modality's own training augmentation (``Modality.augment``), seeded."""

@@ -80,6 +80,20 @@ def crop_clips(
     return torch.stack(out)  # B,*shape
 
 
+def valid_time_fraction(
+    frac: torch.Tensor, valid: torch.Tensor | int, cached: int, frames: int
+) -> torch.Tensor:
+    """Time-window fractions ``frac`` (B, each of the free range of a ``cached``-frame
+    clip cut to ``frames``) narrowed to the clips' ``valid`` real frames (B or one
+    number), so a window never reaches into a padded tail unless the video is shorter
+    than the window itself (then it starts at 0). Fractions, so every modality of a clip
+    (flow: one frame fewer, audio: its own rate) gets the corresponding window."""
+    if cached <= frames:
+        return frac
+    room = (torch.as_tensor(valid, dtype=torch.float32) - frames).clamp(min=0)
+    return frac * torch.minimum(room / (cached - frames), torch.ones(()))
+
+
 def centre_crop(x: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
     """:func:`crop_clips` at the centre, for one clip (``C,...``) or a batch."""
     if x.dim() == len(shape):

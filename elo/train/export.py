@@ -58,6 +58,7 @@ _VIDEO_ARGS: dict[str, Callable[[Any], bool]] = {
     "conv": _one_of("2plus1d", "3d", "2d"),
     "layers": _int_list,
     "stem_kernel": _int(1, 15),
+    "init": _one_of("kaiming", "pytorch"),
 }
 
 #: Builder ids are a file-format name, stable across releases: ``elo.encoders:…`` was the
