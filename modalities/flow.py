@@ -127,7 +127,7 @@ class Flow(Modality):
         """Cached pixels -> float32 divided by ``params["scale"]`` (the data's flow RMS,
         set by the dataset; 1 when absent)."""
         x = torch.from_numpy(np.asarray(arr, dtype=np.float32))
-        norm = params.get("norm", "rms")
+        norm = params["norm"]  # configs/data/*.yaml
         if norm == "rms":
             return x / float(params.get("scale", 1.0) or 1.0)
         return (x / float(norm)).clamp(-1.0, 1.0)

@@ -66,7 +66,6 @@ class ClipDataset(Dataset[dict[str, Any]]):
             )
             for m in self.modalities
         }
-        cache = ClipCache(cache_dir)
         self.items: list[tuple[VideoRecord, str, int, float]] = []  # record, dir, clip, start
         self.present: dict[str, dict[str, list[bool]]] = {}
         #: per cache entry, the cached frames that are the video's own (a video shorter
@@ -74,6 +73,21 @@ class ClipDataset(Dataset[dict[str, Any]]):
         #: stay inside the real frames, docs/learning.md)
         self.valid_frames: dict[str, int] = {}
         self.skipped: list[tuple[str, str]] = []
+        self._index_clips(records, ClipCache(cache_dir), spec)
+        # modality params for to_tensor; a modality scaled by the data (flow) gets the
+        # scale measured once per cache and stored there (modalities/flow.py)
+        self.params: dict[str, dict[str, Any]] = {
+            m: dict(spec.modalities[m]) for m in self.modalities
+        }
+        for m in self.modalities:
+            if getattr(self.classes[m], "scaled_by_data", False) and (
+                self.params[m]["norm"] == "rms"  # configs/data/*.yaml: flow.norm
+            ):
+                self.params[m]["scale"] = self._data_scale(Path(cache_dir), m)
+
+    def _index_clips(self, records: Sequence[VideoRecord], cache: Any, spec: ExtractSpec) -> None:
+        """The cached clips of ``records`` (``self.items``), their present modalities and
+        real frames; a record without a usable cache entry is skipped with its reason."""
         for rec in records:
             try:
                 entry = cache.entry(rec.path, spec, rec.window)
@@ -92,16 +106,6 @@ class ClipDataset(Dataset[dict[str, Any]]):
             self.valid_frames[d] = spec.frames - int(info.get("padded", 0) or 0)
             for i, start in enumerate(info["starts"]):
                 self.items.append((rec, d, i, float(start)))
-        # modality params for to_tensor; a modality scaled by the data (flow) gets the
-        # scale measured once per cache and stored there (modalities/flow.py)
-        self.params: dict[str, dict[str, Any]] = {
-            m: dict(spec.modalities[m]) for m in self.modalities
-        }
-        for m in self.modalities:
-            if getattr(self.classes[m], "scaled_by_data", False) and (
-                self.params[m].get("norm", "rms") == "rms"
-            ):
-                self.params[m]["scale"] = self._data_scale(Path(cache_dir), m)
 
     def _data_scale(self, cache_dir: Path, m: str, sample: int = 128) -> float:
         """Root mean square of modality ``m``'s cached values over up to ``sample``
