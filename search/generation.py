@@ -44,8 +44,7 @@ from elo.search.strategies import WORST_FITNESS, Strategy
 
 log = logging.getLogger(__name__)
 STATE_VERSION = 1
-#: infrastructure failures of one individual (after Tune's own retries) before the
-#: search stops instead of handing it out again
+#: infrastructure failures of one individual (after Tune's retries) before the search stops
 MAX_REQUEUES = 3
 
 
