@@ -10,8 +10,9 @@ proxy-trained exactly as a search trial (:func:`search.trainable.rung_reports`: 
 warm-start trunk when the profile has one, ``search.paired``, the proxy steps, every
 rung) and scored at each rung by every fitness of ``--fitnesses`` on that one trained
 model. Each is also trained at the final budget with the demo's recipe
-(``elo-train --train final`` with ``elo.demo.FINAL_OVERRIDES``, ``--final-steps``) and
-probed as the demo table probes (``elo-eval --protocol linear``, test split).
+(``elo-train --train final`` with ``elo.demo.run_rows.FINAL_OVERRIDES``,
+``--final-steps``) and probed as the demo table probes (``elo-eval --protocol linear``,
+test split).
 
 Printed per fitness and rung: Spearman ρ (fitness vs final probe) with a bootstrap
 95 % CI over candidates; the regret of the top-fitness pick (best final probe − the
@@ -516,7 +517,7 @@ def final_overrides(st: Study, args: argparse.Namespace) -> tuple[list[str], lis
     """elo-train's overrides (the demo's final sizes, the shared ones, ``--final-set``,
     and the modalities elo-search dropped) and elo-eval's (the ``data.*`` ones)."""
     from elo.config import load_config
-    from elo.demo import FINAL_OVERRIDES
+    from elo.demo.run_rows import FINAL_OVERRIDES
     from elo.model.modality import configured_modalities
 
     extra = [*args.overrides, *args.final_set]

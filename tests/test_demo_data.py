@@ -149,7 +149,7 @@ def test_shortcut_probe_features_see_appearance_or_motion_only() -> None:
     flips sign), and the single frame is one frame of the clip."""
     import torch
 
-    from elo.demo import build_probe_encoder
+    from elo.evaluation.pixel_stats import build_probe_encoder
 
     g = torch.Generator().manual_seed(0)
     x = torch.zeros(2, 3, 8, 32, 32)

@@ -1,5 +1,6 @@
-"""A parameter-free reference encoder of hand-made pixel statistics: what any learned
-encoder should beat, and a known-answer encoder for tests (elo/evaluation/evaluate.py).
+"""Parameter-free reference encoders: hand-made pixel statistics, what any learned
+encoder should beat and a known-answer encoder for tests (elo/evaluation/evaluate.py),
+and the shortcut probes' features of the demo table (docs/demo.md).
 
 >>> enc = build_pixel_stats_encoder(grid=2)
 >>> enc(torch.zeros(2, 3, 8, 32, 32)).embedding.shape   # B,D with D = 6 * grid**2
@@ -16,6 +17,8 @@ from elo.model.modality import Encoder
 
 #: its builder id in an exported ``encoder.yaml`` (elo/train/export.py)
 PIXEL_STATS_BUILDER = "elo.evaluate:build_pixel_stats_encoder"
+#: the builder id of :func:`build_probe_encoder` (the demo driver wrote it first)
+PROBE_FEATURES_BUILDER = "elo.demo:build_probe_encoder"
 
 
 class PixelStatsEncoder(Encoder):
@@ -64,5 +67,39 @@ class PixelStatsEncoder(Encoder):
 
 
 def build_pixel_stats_encoder(*, in_channels: int = 3, grid: int = 2) -> PixelStatsEncoder:
-    """Builder of :class:`PixelStatsEncoder` (exportable as builder id ``elo.evaluate:build_pixel_stats_encoder``)."""
+    """Builder of :class:`PixelStatsEncoder` (builder id :data:`PIXEL_STATS_BUILDER`)."""
     return PixelStatsEncoder(in_channels=in_channels, grid=grid)
+
+
+class ProbeFeatureEncoder(torch.nn.Module):
+    """Parameter-free features of a clip ``B,3,T,H,W`` for the shortcut probes:
+
+    * ``frame``: the middle frame's pixels, pooled to 8x8 (appearance at one instant);
+    * ``timemean``: the time-mean image pooled to 8x8 (the static scene and the
+      object's smear): with both near chance the action is not in appearance;
+    * ``motion``: hand-made motion statistics, per cell of a 4x4 grid: mean |frame
+      difference| and the Lucas-Kanade flow (u, v) (:class:`PixelStatsEncoder` without
+      its colour means).
+    """
+
+    def __init__(self, kind: str = "frame") -> None:
+        super().__init__()
+        if kind not in ("frame", "timemean", "motion"):
+            raise ValueError(f"unknown probe features {kind!r}")
+        self.kind = kind
+        self.embed_dim = 3 * 16 if kind == "motion" else 3 * 64
+        self.pyramid_channels = (self.embed_dim,)
+
+    def forward(self, x: torch.Tensor) -> EncoderOutput:
+        if self.kind == "frame":
+            emb = F.adaptive_avg_pool2d(x[:, :, x.shape[2] // 2], 8).flatten(1)
+        elif self.kind == "timemean":
+            emb = F.adaptive_avg_pool2d(x.mean(dim=2), 8).flatten(1)
+        else:
+            emb = PixelStatsEncoder(in_channels=x.shape[1], grid=4)(x).embedding[:, -48:]
+        return EncoderOutput(pyramid=[emb[:, :, None, None, None]], embedding=emb)
+
+
+def build_probe_encoder(*, kind: str = "frame") -> ProbeFeatureEncoder:
+    """Builder of :class:`ProbeFeatureEncoder` (builder id :data:`PROBE_FEATURES_BUILDER`)."""
+    return ProbeFeatureEncoder(kind)

@@ -68,6 +68,7 @@ _BUILDER_MODULES = {
     "elo.encoders": "elo.model.encoders",
     "elo.encoders_tv": "elo.model.encoders_tv",
     "elo.evaluate": "elo.evaluation.pixel_stats",
+    "elo.demo": "elo.evaluation.pixel_stats",
     "baselines.image_encoder": "elo.baselines.image_encoder",
 }
 
