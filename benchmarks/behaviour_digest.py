@@ -15,11 +15,32 @@ from pathlib import Path
 from typing import Any
 
 VOLATILE = {
-    "node_id", "seconds", "time", "timestamp", "started", "finished", "worker_pid",
-    "worker_rss_mb", "trial_peak_mb", "pid", "host", "hostname", "elapsed", "wall", "date",
-    "created", "trial_id", "run", "path", "out", "clips_s", "clips_per_s", "eta", "logdir",
+    "node_id",
+    "seconds",
+    "time",
+    "timestamp",
+    "started",
+    "finished",
+    "worker_pid",
+    "worker_rss_mb",
+    "trial_peak_mb",
+    "pid",
+    "host",
+    "hostname",
+    "elapsed",
+    "wall",
+    "date",
+    "created",
+    "trial_id",
+    "run",
+    "path",
+    "out",
+    "clips_s",
+    "clips_per_s",
+    "eta",
+    "logdir",
     "dir",
-}  # fmt: skip
+}
 
 
 def scrub(x: Any) -> Any:

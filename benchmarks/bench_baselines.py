@@ -260,7 +260,8 @@ def main() -> None:
         f"{args.steps} steps, AdamW lr {args.lr}, {args.threads} thread(s)"
     )
     print(
-        f"| method | step ms | step-time ratio ours/lightly | kNN top-1 (random init {random_knn:.3f}) |"
+        "| method | step ms | step-time ratio ours/lightly "
+        f"| kNN top-1 (random init {random_knn:.3f}) |"
     )
     print("|---|---|---|---|")
     for i in range(0, len(results), 2):

@@ -47,10 +47,19 @@ from typing import Any
 import numpy as np
 
 TERMS = (
-    "rgb/reconstruction", "rgb/future", "rgb/temporal_order", "rgb+flow/contrastive",
-    "rgb+audio/contrastive", "rgb+flow/alignment", "rgb+audio/alignment",
-    "rgb->flow/transfer", "distill/flow->rgb@4", "rgb/byol", "rgb/simsiam", "uniform",
-)  # fmt: skip
+    "rgb/reconstruction",
+    "rgb/future",
+    "rgb/temporal_order",
+    "rgb+flow/contrastive",
+    "rgb+audio/contrastive",
+    "rgb+flow/alignment",
+    "rgb+audio/alignment",
+    "rgb->flow/transfer",
+    "distill/flow->rgb@4",
+    "rgb/byol",
+    "rgb/simsiam",
+    "uniform",
+)
 
 
 # -- data -------------------------------------------------------------------------------------
@@ -65,8 +74,11 @@ def make_dataset(args: argparse.Namespace) -> Path:
             if "style" not in {f.name for f in dataclasses.fields(DemoSpec)}:
                 raise SystemExit("this demo generator has no 'style' option")
             opts["style"] = args.style
-        print(f"making the demo dataset ({args.clips} clips, seed {args.data_seed}, "
-              f"{opts or 'default style'}) in {root} ...", flush=True)  # fmt: skip
+        print(
+            f"making the demo dataset ({args.clips} clips, seed {args.data_seed}, "
+            f"{opts or 'default style'}) in {root} ...",
+            flush=True,
+        )
         make_demo(root, clips=args.clips, seed=args.data_seed, workers=args.threads, **opts)
     return root
 
@@ -108,13 +120,20 @@ def population(args: argparse.Namespace, proxy_steps: int) -> list[dict[str, Any
         pop.append({"name": f"random-s{i}", "kind": "random", "seed": args.seed + 100 + i})
     pop.append({"name": "pixels", "kind": "pixels"})
     for steps in args.supervised:
-        pop.append({"name": f"supervised-{steps}", "kind": "supervised", "steps": steps,
-                    "seed": args.seed})  # fmt: skip
+        pop.append(
+            {"name": f"supervised-{steps}", "kind": "supervised", "steps": steps, "seed": args.seed}
+        )
     noise = [
-        {"name": f"noise-s{i}", "kind": "elo", "term": args.noise_term, "steps": proxy_steps,
-         "seed": args.seed + 1000 + i, "noise": True}
+        {
+            "name": f"noise-s{i}",
+            "kind": "elo",
+            "term": args.noise_term,
+            "steps": proxy_steps,
+            "seed": args.seed + 1000 + i,
+            "noise": True,
+        }
         for i in range(args.noise_seeds)
-    ]  # fmt: skip
+    ]
     for n, steps in enumerate(sorted(args.lengths)):
         if n == 1:  # the noise runs are cheap: before the long ones
             pop += noise
@@ -128,8 +147,15 @@ def population(args: argparse.Namespace, proxy_steps: int) -> list[dict[str, Any
             long = steps != min(args.lengths)
             if t != "uniform" and args.long_terms and long and t not in args.long_terms:
                 continue
-            pop.append({"name": f"{t}-{steps}", "kind": "elo", "term": t, "steps": steps,
-                        "seed": args.seed})  # fmt: skip
+            pop.append(
+                {
+                    "name": f"{t}-{steps}",
+                    "kind": "elo",
+                    "term": t,
+                    "steps": steps,
+                    "seed": args.seed,
+                }
+            )
     if len(args.lengths) < 2:
         pop += noise
     return pop
@@ -160,8 +186,9 @@ def _loader(cfg: dict[str, Any], root: Path, args: argparse.Namespace, seed: int
 
     mods = list(cfg.get("objective", {}).get("modalities", ["rgb", "flow", "audio"]))
     bs = int(cfg["train"]["batch_size"])
-    return training_loader(cfg, root, fraction=args.heldout_fraction, modalities=mods,
-                           batch_size=bs, seed=seed)  # fmt: skip
+    return training_loader(
+        cfg, root, fraction=args.heldout_fraction, modalities=mods, batch_size=bs, seed=seed
+    )
 
 
 def _train_supervised(cfg: dict[str, Any], loader: Any, spec: dict[str, Any], n_cls: int) -> Any:
@@ -174,8 +201,9 @@ def _train_supervised(cfg: dict[str, Any], loader: Any, spec: dict[str, Any], n_
     torch.manual_seed(int(spec["seed"]))
     enc = build_video_encoder(dict(cfg["model"]["rgb"]))
     head = torch.nn.Linear(enc.embed_dim, n_cls)
-    labels = torch.tensor([loader.dataset.dataset.items[i][0].label
-                           for i in loader.dataset.indices])  # fmt: skip
+    labels = torch.tensor(
+        [loader.dataset.dataset.items[i][0].label for i in loader.dataset.indices]
+    )
     w = 1.0 / torch.bincount(labels, minlength=n_cls).clamp(min=1).float()
     w = w * n_cls / w.sum()
     lr = float(cfg["train"]["lr"])
@@ -197,9 +225,12 @@ def _train_supervised(cfg: dict[str, Any], loader: Any, spec: dict[str, Any], n_
 
 
 def build_and_embed(
-    spec: dict[str, Any], cfg: dict[str, Any], root: Path, args: argparse.Namespace,
+    spec: dict[str, Any],
+    cfg: dict[str, Any],
+    root: Path,
+    args: argparse.Namespace,
     data: dict[str, dict[str, Any]],
-) -> dict[str, Any]:  # fmt: skip
+) -> dict[str, Any]:
     """Train (or build) one encoder; its embeddings of the fitness clips (recalibrated
     and eval-mode BatchNorm), of train and test (for the probe), and the probe."""
     import torch
@@ -218,17 +249,29 @@ def build_and_embed(
         encs = {"rgb": build_pixel_stats_encoder(grid=2)}
     elif spec["kind"] == "elo":
         loader = _loader(cfg, root, args, int(spec["seed"]))
-        res = train_model(cfg, _weights(cfg, spec["term"]), data_root=root,
-                          steps=int(spec["steps"]), seed=int(spec["seed"]), progress=False,
-                          loader=loader)  # fmt: skip
+        res = train_model(
+            cfg,
+            _weights(cfg, spec["term"]),
+            data_root=root,
+            steps=int(spec["steps"]),
+            seed=int(spec["seed"]),
+            progress=False,
+            loader=loader,
+        )
         encs = dict(res.model.encoders)
     elif _has_term(cfg, "rgb/supervised"):  # the labelled task head: same crops and views
         loader = _loader(cfg, root, args, int(spec["seed"]))
         n_cls = int(data["train"]["labels"].max()) + 1
         sup = {**cfg, "heads": {**cfg.get("heads", {}), "supervised": {"classes": n_cls}}}
-        res = train_model(sup, _weights(sup, "rgb/supervised"), data_root=root,
-                          steps=int(spec["steps"]), seed=int(spec["seed"]), progress=False,
-                          loader=loader)  # fmt: skip
+        res = train_model(
+            sup,
+            _weights(sup, "rgb/supervised"),
+            data_root=root,
+            steps=int(spec["steps"]),
+            seed=int(spec["seed"]),
+            progress=False,
+            loader=loader,
+        )
         encs = dict(res.model.encoders)
     else:
         loader = _loader(cfg, root, args, int(spec["seed"]))
@@ -280,8 +323,11 @@ def cached_population(
             np.savez(tmp, **got)
             tmp.replace(path)  # atomic: a parallel --part never reads half a file
         rows.append({"spec": spec, **got})
-        print(f"{spec['name']:<32} probe {float(got['probe']):.3f}  "
-              f"train {float(got['train_s']):6.1f}s", flush=True)  # fmt: skip
+        print(
+            f"{spec['name']:<32} probe {float(got['probe']):.3f}  "
+            f"train {float(got['train_s']):6.1f}s",
+            flush=True,
+        )
     return rows
 
 
@@ -343,8 +389,10 @@ def correlations(f: np.ndarray, acc: np.ndarray, boot: int, seed: int) -> dict[s
     from scipy.stats import kendalltau, spearmanr
 
     if np.ptp(f) == 0 or np.ptp(acc) == 0:  # a constant fitness ranks nothing
-        return dict.fromkeys(("spearman", "p", "spearman_lo", "spearman_hi", "kendall",
-                              "kendall_lo", "kendall_hi"), float("nan"))  # fmt: skip
+        return dict.fromkeys(
+            ("spearman", "p", "spearman_lo", "spearman_hi", "kendall", "kendall_lo", "kendall_hi"),
+            float("nan"),
+        )
     rho, p = spearmanr(f, acc)
     tau = kendalltau(f, acc)[0]
     rng = np.random.default_rng(seed)
@@ -357,15 +405,24 @@ def correlations(f: np.ndarray, acc: np.ndarray, boot: int, seed: int) -> dict[s
         ts.append(kendalltau(f[i], acc[i])[0])
     lo, hi = np.nanpercentile(rs, [2.5, 97.5]) if rs else (np.nan, np.nan)
     tlo, thi = np.nanpercentile(ts, [2.5, 97.5]) if ts else (np.nan, np.nan)
-    return {"spearman": float(rho), "p": float(p), "spearman_lo": float(lo),
-            "spearman_hi": float(hi), "kendall": float(tau), "kendall_lo": float(tlo),
-            "kendall_hi": float(thi)}  # fmt: skip
+    return {
+        "spearman": float(rho),
+        "p": float(p),
+        "spearman_lo": float(lo),
+        "spearman_hi": float(hi),
+        "kendall": float(tau),
+        "kendall_lo": float(tlo),
+        "kendall_hi": float(thi),
+    }
 
 
 def score_all(
-    row: dict[str, Any], fits: dict[str, Any], refs: dict[str, Any], own: dict[str, Any],
+    row: dict[str, Any],
+    fits: dict[str, Any],
+    refs: dict[str, Any],
+    own: dict[str, Any],
     weak: tuple[np.ndarray, np.ndarray],
-) -> dict[str, float]:  # fmt: skip
+) -> dict[str, float]:
     """Every fitness of one encoder (and its seconds), on the fitness clips."""
     out: dict[str, float] = {}
     own = {
@@ -385,28 +442,45 @@ def score_all(
 
 
 def study(
-    args: argparse.Namespace, cfg: dict[str, Any], rows: list[dict[str, Any]],
+    args: argparse.Namespace,
+    cfg: dict[str, Any],
+    rows: list[dict[str, Any]],
     held: dict[str, Any],
-) -> dict[str, Any]:  # fmt: skip
+) -> dict[str, Any]:
     from elo.search.fitness import reference_features
 
     refs = reference_features(audio=held["audio"], flow=held["flow"])
     y = held["labels"].numpy()
     rng = np.random.default_rng(args.seed)
-    sub = np.sort(np.concatenate([rng.permutation(np.flatnonzero(y == c))[:6]
-                                  for c in np.unique(y)]))  # fmt: skip
+    sub = np.sort(
+        np.concatenate([rng.permutation(np.flatnonzero(y == c))[:6] for c in np.unique(y)])
+    )
     own_default = _own_defaults(cfg, held, args.seed)
     fits = fitnesses(args.seed)
     table: list[dict[str, Any]] = []
     for row in rows:
-        out: dict[str, Any] = {"encoder": row["spec"]["name"], "probe": float(row["probe"]),
-                               "noise": bool(row["spec"].get("noise"))}  # fmt: skip
+        out: dict[str, Any] = {
+            "encoder": row["spec"]["name"],
+            "probe": float(row["probe"]),
+            "noise": bool(row["spec"].get("noise")),
+        }
         out.update(score_all(row, fits, refs, own_default, (sub, y[sub])))
         table.append(out)
-        print(f"{out['encoder']:<32} probe {out['probe']:.3f}  "
-              + "  ".join(f"{k.split(' (')[0]} {out[k]:+.3f}" for k in
-                          ("zipf k16 (paper)", "xmodal geomean (signed)", "xmodal mean",
-                           "xpredict mean", "rankme", "alpha-req")), flush=True)  # fmt: skip
+        print(
+            f"{out['encoder']:<32} probe {out['probe']:.3f}  "
+            + "  ".join(
+                f"{k.split(' (')[0]} {out[k]:+.3f}"
+                for k in (
+                    "zipf k16 (paper)",
+                    "xmodal geomean (signed)",
+                    "xmodal mean",
+                    "xpredict mean",
+                    "rankme",
+                    "alpha-req",
+                )
+            ),
+            flush=True,
+        )
     ranked = [r for r in table if not r["noise"]]
     acc = np.array([r["probe"] for r in ranked])
     names = [k for k in table[0] if k not in ("encoder", "probe", "noise") and not k.endswith(" s")]
@@ -415,8 +489,12 @@ def study(
         c = correlations(np.array([r[name] for r in ranked]), acc, args.boot, args.seed)
         c["seconds"] = float(np.mean([r[f"{name} s"] for r in table]))
         summary[name] = c
-    return {"summary": summary, "encoders": table, "noise": noise_study(table, names),
-            "pool": {"held": len(y), "classes": int(len(np.unique(y)))}}  # fmt: skip
+    return {
+        "summary": summary,
+        "encoders": table,
+        "noise": noise_study(table, names),
+        "pool": {"held": len(y), "classes": int(len(np.unique(y)))},
+    }
 
 
 def noise_study(table: list[dict[str, Any]], names: list[str]) -> dict[str, Any]:
@@ -470,8 +548,11 @@ def compare(dirs: list[str]) -> int:
         cells = []
         for r in res:
             c = r["summary"].get(name)
-            cells.append("–" if c is None else f"{c['spearman']:+.2f} [{c['spearman_lo']:+.2f}, "
-                         f"{c['spearman_hi']:+.2f}]")  # fmt: skip
+            cells.append(
+                "–"
+                if c is None
+                else f"{c['spearman']:+.2f} [{c['spearman_lo']:+.2f}, {c['spearman_hi']:+.2f}]"
+            )
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     print("\n".join(lines))
     return 0
@@ -518,13 +599,16 @@ def main(argv: list[str] | None = None) -> int:
     data = {
         "held": heldout_clips(
             cfg, root, fraction=args.heldout_fraction, modalities=("rgb", "flow", "audio")
-        ),  # fmt: skip
+        ),
         "train": _split(cfg, root, "train"),
         "test": _split(cfg, root, "test"),
     }
-    print(f"train {len(data['train']['rgb'])} clips "
-          f"(class sizes {np.bincount(data['train']['labels']).tolist()}), fitness slice "
-          f"{len(data['held']['rgb'])}, test {len(data['test']['rgb'])}", flush=True)  # fmt: skip
+    print(
+        f"train {len(data['train']['rgb'])} clips "
+        f"(class sizes {np.bincount(data['train']['labels']).tolist()}), fitness slice "
+        f"{len(data['held']['rgb'])}, test {len(data['test']['rgb'])}",
+        flush=True,
+    )
     rows = cached_population(args, cfg, root, data)
     if args.build_only:
         return 0

@@ -39,8 +39,15 @@ def main(argv: list[str] | None = None) -> int:
     for mode in ("none", "ema", "grad"):
         cfg = load_config(args.config, [*args.overrides, f"objective.normalize={mode}"])
         terms = terms_from_config(cfg)
-        loader = make_loader(cfg, Path(args.data), split="train", batch_size=args.batch,
-                             shuffle=True, seed=args.seed, uncropped=True)  # fmt: skip
+        loader = make_loader(
+            cfg,
+            Path(args.data),
+            split="train",
+            batch_size=args.batch,
+            shuffle=True,
+            seed=args.seed,
+            uncropped=True,
+        )
         batch = next(iter(loader))
         torch.manual_seed(args.seed)
         model = ELoModel(cfg, Weights.uniform(terms), seed=args.seed)
@@ -55,8 +62,10 @@ def main(argv: list[str] | None = None) -> int:
     nan = float("nan")
     print(f"{'term':28s} {'raw':>10s} {'ema':>10s} {'grad':>10s}")
     for key, v in sorted(norms.items(), key=lambda kv: kv[1].get("none", 0.0)):
-        print(f"{key:28s} {v.get('none', nan):10.4g} {v.get('ema', nan):10.4g} "
-              f"{v.get('grad', nan):10.4g}")  # fmt: skip
+        print(
+            f"{key:28s} {v.get('none', nan):10.4g} {v.get('ema', nan):10.4g} "
+            f"{v.get('grad', nan):10.4g}"
+        )
     for mode, name in (("none", "raw"), ("ema", "ema"), ("grad", "grad (default)")):
         vals = [v[mode] for v in norms.values() if mode in v]
         print(f"{name}: max/min = {max(vals) / min(vals):.1f}x over {len(vals)} terms")

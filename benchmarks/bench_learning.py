@@ -89,8 +89,14 @@ def dataset_root(args: argparse.Namespace) -> Path:
     root = Path(args.data or f"data/learn-{args.style}{gen_seed}")
     if not (root / "labels.csv").exists():
         print(f"making the {args.style} dataset (seed {gen_seed}) in {root} ...", flush=True)
-        make_demo(root, clips=args.clips, seed=gen_seed, style=args.style, workers=2,
-                  **STYLE_OPTIONS[args.style])  # fmt: skip
+        make_demo(
+            root,
+            clips=args.clips,
+            seed=gen_seed,
+            style=args.style,
+            workers=2,
+            **STYLE_OPTIONS[args.style],
+        )
     return root
 
 
@@ -125,8 +131,15 @@ def split(cfg: dict[str, Any], root: Path, name: str, raw: bool = False) -> dict
             from elo.config import apply_overrides
 
             c = apply_overrides(cfg, ["data.modalities.rgb.center_time=false"])
-        loader = make_loader(c, root, split=name, modalities=("rgb", "flow"), batch_size=64,
-                             shuffle=False, extract_workers=0)  # fmt: skip
+        loader = make_loader(
+            c,
+            root,
+            split=name,
+            modalities=("rgb", "flow"),
+            batch_size=64,
+            shuffle=False,
+            extract_workers=0,
+        )
         parts: dict[str, list[Any]] = {"rgb": [], "flow": [], "label": []}
         for b in loader:
             parts["rgb"].append(b["rgb"])
@@ -199,14 +212,25 @@ def run_row(job: tuple[argparse.Namespace, str, int]) -> dict[str, Any]:
         else:
             full, lam = lambdas(cfg, row)
             terms = terms_from_config(full)
-            res = train_model(full, Weights(terms, lam), data_root=root, steps=args.steps,
-                              seed=seed, progress=False)  # fmt: skip
+            res = train_model(
+                full,
+                Weights(terms, lam),
+                data_root=root,
+                steps=args.steps,
+                seed=seed,
+                progress=False,
+            )
             enc = res.model.encoders["rgb"]
         tr, te = split(cfg, root, "train"), split(cfg, root, "test")
         xtr, xte = embed(enc, tr["rgb"]), embed(enc, te["rgb"])
     acc = linear_probe(xtr, tr["label"], xte, te["label"], seed=0).balanced_accuracy
-    return {"row": row, "seed": seed, "acc": float(acc), "steps": args.steps,
-            "seconds": round(time.perf_counter() - t0, 1)}  # fmt: skip
+    return {
+        "row": row,
+        "seed": seed,
+        "acc": float(acc),
+        "steps": args.steps,
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
 
 
 # -- the driver ------------------------------------------------------------------------
@@ -246,8 +270,10 @@ def execute(args: argparse.Namespace, out: Path, jobs: list[tuple[str, int]]) ->
     def record(res: dict[str, Any]) -> None:
         with open(out / "results.jsonl", "a", encoding="utf-8") as fh:
             fh.write(json.dumps(res) + "\n")
-        print(f"{res['row']:26s} seed {res['seed']}  {res['acc']:.3f}  ({res['seconds']:.0f} s)",
-              flush=True)  # fmt: skip
+        print(
+            f"{res['row']:26s} seed {res['seed']}  {res['acc']:.3f}  ({res['seconds']:.0f} s)",
+            flush=True,
+        )
 
     if args.jobs <= 1:
         for row, seed in jobs:
@@ -264,8 +290,12 @@ def table(out: Path) -> str:
     done = load_results(out)
     meta = json.loads((out / "meta.json").read_text()) if (out / "meta.json").exists() else {}
     rows = list(dict.fromkeys(r["row"] for r in done))
-    lines = [f"**{out}** ({meta.get('describe', '')})", "", "| row | balanced acc | seeds |",
-             "|---|---|---|"]  # fmt: skip
+    lines = [
+        f"**{out}** ({meta.get('describe', '')})",
+        "",
+        "| row | balanced acc | seeds |",
+        "|---|---|---|",
+    ]
     for row in rows:
         accs = [r["acc"] for r in done if r["row"] == row]
         sd = f" ± {np.std(accs, ddof=1):.3f}" if len(accs) > 1 else ""
@@ -281,8 +311,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = Path(args.out or f"runs/learn/{args.style}")
     out.mkdir(parents=True, exist_ok=True)
     root = dataset_root(args)
-    describe = (f"style {args.style}, {root}, --config {args.config}, {args.steps} steps"
-                + (f", {' '.join(args.overrides)}" if args.overrides else ""))  # fmt: skip
+    describe = f"style {args.style}, {root}, --config {args.config}, {args.steps} steps" + (
+        f", {' '.join(args.overrides)}" if args.overrides else ""
+    )
     meta = {"describe": describe, "argv": list(argv) if argv is not None else None}
     (out / "meta.json").write_text(json.dumps(meta, indent=1))
     execute(args, out, plan(args, load_results(out)))

@@ -124,13 +124,14 @@ def fidelity_generation(cfg: dict[str, Any], workers: int, out: Path) -> None:
     print(f"total wall (trunk + generation): {wall / 60:.1f} min (target <= 10 on 2 cores)")
     print(f"candidates reaching each rung: {reached} (top rung at {top_steps or '?'} steps)")
     print(f"failed / rejected: {sum(r['status'] != 'ok' for r in recs)}")
-    print(f"sum of trial seconds {busy:.1f}; Ray overhead 1 - busy/(workers x wall) = "
-          f"{1 - busy / (workers * gen_wall):.1%}")  # fmt: skip
+    print(
+        f"sum of trial seconds {busy:.1f}; Ray overhead 1 - busy/(workers x wall) = "
+        f"{1 - busy / (workers * gen_wall):.1%}"
+    )
     print(f"run directory: {run_dir}")
 
 
-def main() -> None:
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+def _parse() -> argparse.Namespace:
     p = argparse.ArgumentParser()
     p.add_argument("--profile", choices=["tiny", "demo"], default="tiny")
     p.add_argument("--population", type=int, default=8)
@@ -146,7 +147,90 @@ def main() -> None:
     p.add_argument("--rungs", default="0.25,0.5,1", help="--fidelity: search.rungs")
     p.add_argument("--warm-steps", type=int, default=40, help="--fidelity: trunk steps")
     p.add_argument("--workers", type=int, default=2)
-    args = p.parse_args()
+    return p.parse_args()
+
+
+def _fidelity(args: argparse.Namespace, root: Path, tmp: Path) -> None:
+    """``--fidelity``: one generation of the demo profile with warm start and rungs."""
+    from elo.config import load_config
+
+    demo = load_config("demo")
+    demo["data"]["root"] = str(root)
+    demo["search"].update(
+        population=args.population,
+        generations=1,
+        workers=args.workers,
+        warm_start=True,
+        warm_start_steps=args.warm_steps,
+        rungs=[float(x) for x in args.rungs.split(",")],
+    )
+    if args.steps:
+        demo["search"]["steps"] = args.steps
+    print(
+        f"fidelity: population {args.population}, {args.workers} workers, search "
+        f"{demo['search']}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}"
+    )
+    fidelity_generation(demo, args.workers, tmp / "fidelity")
+
+
+def _generation_rows(
+    args: argparse.Namespace, cfg: dict[str, Any], steps: int, tmp: Path
+) -> list[tuple[str, int, dict[str, float]]]:
+    """One generation of the real search and of the 1 s synthetic trial, with 1 and 2
+    workers: (row name, workers, :func:`one_generation`'s figures)."""
+    from elo.search.settings import fitness_section
+
+    rows = []
+    for w in (1, 2):
+        r = one_generation(cfg, w, args.population, steps, tmp / f"w{w}")
+        rows.append((f"real, {w} worker{'s' if w > 1 else ''}", w, r))
+    use_test_plugins()
+    synth = {
+        **cfg,
+        "fitness": {**fitness_section("synthetic"), "kind": "faulty_synthetic", "seconds": 1.0},
+    }
+    for w in (1, 2):
+        r = one_generation(synth, w, args.population, steps, tmp / f"s{w}")
+        rows.append((f"synthetic 1 s, {w} worker{'s' if w > 1 else ''}", w, r))
+    return rows
+
+
+def _print_rows(profile: str, rows: list[tuple[str, int, dict[str, float]]]) -> None:
+    print()
+    print("| run | workers | generation wall s | trial s (mean) | Ray overhead / trial |")
+    print("|---|---:|---:|---:|---:|")
+    for name, w, r in rows:
+        over = 100 * r["overhead"]
+        print(f"| {name} | {w} | {r['wall']:.1f} | {r['trial_mean']:.2f} | {over:.0f}% |")
+    real1, real2 = rows[0][2], rows[1][2]
+    s1, s2 = rows[2][2], rows[3][2]
+    print()
+    print(f"scaling 1 -> 2 workers (real):      {real1['wall'] / real2['wall']:.2f}x (ideal 2.00x)")
+    print(f"scaling 1 -> 2 workers (synthetic): {s1['wall'] / s2['wall']:.2f}x (ideal 2.00x)")
+    est = 64 * real2["trial_mean"] * (1 + max(0.0, real2["overhead"])) / 2
+    print(
+        f"population-64 generation, {profile} profile, 2 workers (estimated from the "
+        f"2-worker row): {est / 60:.1f} min (target < 10, goal 5)"
+    )
+
+
+def _pop64(root: Path, tmp: Path) -> None:
+    """``--pop64``: one measured population-64 generation of the demo profile."""
+    from elo.config import load_config
+
+    demo = load_config("demo")
+    demo["data"]["root"] = str(root)
+    r = one_generation(demo, 2, 64, int(demo["train"]["steps"]), tmp / "pop64")
+    print(
+        f"population-64 generation, demo profile, 2 workers (measured): "
+        f"{r['wall'] / 60:.1f} min, trial mean {r['trial_mean']:.1f} s, "
+        f"overhead {100 * r['overhead']:.0f}%"
+    )
+
+
+def main() -> None:
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    args = _parse()
 
     import torch
 
@@ -160,24 +244,14 @@ def main() -> None:
         from elo.data.demo_data import make_demo
 
         root = make_demo(tmp / "demo", clips=args.clips, classes=4, seed=0, workers=1)
+    if args.fidelity:
+        _fidelity(args, root, tmp)
+        return
     cfg = load_config("demo", TINY if args.profile == "tiny" else [])
     cfg["data"]["root"] = str(root)
-    if args.fidelity:
-        demo = load_config("demo")
-        demo["data"]["root"] = str(root)
-        demo["search"].update(
-            population=args.population, generations=1, workers=args.workers, warm_start=True,
-            warm_start_steps=args.warm_steps, rungs=[float(x) for x in args.rungs.split(",")],
-        )  # fmt: skip
-        if args.steps:
-            demo["search"]["steps"] = args.steps
-        print(f"fidelity: population {args.population}, {args.workers} workers, search "
-              f"{demo['search']}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}")  # fmt: skip
-        fidelity_generation(demo, args.workers, tmp / "fidelity")
-        return
     steps = args.steps or (4 if args.profile == "tiny" else int(cfg["train"]["steps"]))
     from elo.search.prepare import prepare_data
-    from elo.search.settings import FitnessSettings, fitness_section
+    from elo.search.settings import FitnessSettings
     from elo.search.space import WeightSpace
 
     refs = FitnessSettings.from_config(cfg).references
@@ -189,44 +263,9 @@ def main() -> None:
         f"population {args.population}, data {root}, {os.cpu_count()} CPUs, "
         f"load average {os.getloadavg()[0]:.1f}"
     )
-    rows = []
-    for w in (1, 2):
-        r = one_generation(cfg, w, args.population, steps, tmp / f"w{w}")
-        rows.append((f"real, {w} worker{'s' if w > 1 else ''}", w, r))
-    use_test_plugins()
-    synth = {
-        **cfg,
-        "fitness": {**fitness_section("synthetic"), "kind": "faulty_synthetic", "seconds": 1.0},
-    }
-    for w in (1, 2):
-        r = one_generation(synth, w, args.population, steps, tmp / f"s{w}")
-        rows.append((f"synthetic 1 s, {w} worker{'s' if w > 1 else ''}", w, r))
-    print()
-    print("| run | workers | generation wall s | trial s (mean) | Ray overhead / trial |")
-    print("|---|---:|---:|---:|---:|")
-    for name, w, r in rows:
-        print(
-            f"| {name} | {w} | {r['wall']:.1f} | {r['trial_mean']:.2f} | {100 * r['overhead']:.0f}% |"
-        )
-    real1, real2 = rows[0][2], rows[1][2]
-    s1, s2 = rows[2][2], rows[3][2]
-    print()
-    print(f"scaling 1 -> 2 workers (real):      {real1['wall'] / real2['wall']:.2f}x (ideal 2.00x)")
-    print(f"scaling 1 -> 2 workers (synthetic): {s1['wall'] / s2['wall']:.2f}x (ideal 2.00x)")
-    est = 64 * real2["trial_mean"] * (1 + max(0.0, real2["overhead"])) / 2
-    print(
-        f"population-64 generation, {args.profile} profile, 2 workers (estimated from the "
-        f"2-worker row): {est / 60:.1f} min (target < 10, goal 5)"
-    )
+    _print_rows(args.profile, _generation_rows(args, cfg, steps, tmp))
     if args.pop64:
-        demo = load_config("demo")
-        demo["data"]["root"] = str(root)
-        r = one_generation(demo, 2, 64, int(demo["train"]["steps"]), tmp / "pop64")
-        print(
-            f"population-64 generation, demo profile, 2 workers (measured): "
-            f"{r['wall'] / 60:.1f} min, trial mean {r['trial_mean']:.1f} s, "
-            f"overhead {100 * r['overhead']:.0f}%"
-        )
+        _pop64(root, tmp)
 
 
 if __name__ == "__main__":

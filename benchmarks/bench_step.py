@@ -120,8 +120,13 @@ def variant(cfg: dict[str, Any], name: str) -> ELoModel:
     return model
 
 
-VARIANTS = ("eager", "channels_last_3d", "compile encoders", "compile encoders reduce-overhead",
-            "compile model")  # fmt: skip
+VARIANTS = (
+    "eager",
+    "channels_last_3d",
+    "compile encoders",
+    "compile encoders reduce-overhead",
+    "compile model",
+)
 
 
 def speedups(steps: int, warmup: int, threads: int, names: Sequence[str] = VARIANTS) -> None:
@@ -137,8 +142,10 @@ def speedups(steps: int, warmup: int, threads: int, names: Sequence[str] = VARIA
     }
     b = int(cfg["train"]["batch_size"])
     base = make_batch({"data": {"clip": cached}}, b, torch.Generator().manual_seed(0))
-    cl = {k: v.contiguous(memory_format=torch.channels_last_3d) if k in ("rgb", "flow") else v
-          for k, v in base.items()}  # fmt: skip
+    cl = {
+        k: v.contiguous(memory_format=torch.channels_last_3d) if k in ("rgb", "flow") else v
+        for k, v in base.items()
+    }
     rows = []
     for name in ("eager", *(n for n in names if n != "eager")):
         torch._dynamo.reset()
@@ -153,16 +160,22 @@ def speedups(steps: int, warmup: int, threads: int, names: Sequence[str] = VARIA
     eager_med = statistics.median(rows[0][1])
     eager_warm = rows[0][2]
     n_terms = len(terms_from_config(cfg))
-    print(f"demo model, {n_terms} terms, batch {b}, clips {cached['frames']}x{cached['size']}^2 "
-          f"cached -> {clip['frames']}x{clip['size']}^2, {threads} threads, {warmup} warm-up + "
-          f"{steps} timed steps, load {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")  # fmt: skip
-    print(f"{'variant':34s} {'median s':>9s} {'p10':>7s} {'p90':>7s} {'speed-up':>9s} "
-          f"{'compile s':>9s}")  # fmt: skip
+    print(
+        f"demo model, {n_terms} terms, batch {b}, clips {cached['frames']}x{cached['size']}^2 "
+        f"cached -> {clip['frames']}x{clip['size']}^2, {threads} threads, {warmup} warm-up + "
+        f"{steps} timed steps, load {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
+    )
+    print(
+        f"{'variant':34s} {'median s':>9s} {'p10':>7s} {'p90':>7s} {'speed-up':>9s} "
+        f"{'compile s':>9s}"
+    )
     for name, t, warm in rows:
         q = statistics.quantiles(t, n=10)
         med = statistics.median(t)
-        print(f"{name:34s} {med:9.3f} {q[0]:7.3f} {q[-1]:7.3f} {eager_med / med:8.2f}x "
-              f"{max(0.0, warm - eager_warm):9.1f}")  # fmt: skip
+        print(
+            f"{name:34s} {med:9.3f} {q[0]:7.3f} {q[-1]:7.3f} {eager_med / med:8.2f}x "
+            f"{max(0.0, warm - eager_warm):9.1f}"
+        )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -221,13 +234,14 @@ def main(argv: list[str] | None = None) -> None:
         ),
     ]
     single, allt, naive, enc = (r[3] for r in rows)
-    print(f"batch {args.batch}, clips {cfg['data']['clip']['frames']}x{args.size}x{args.size}, "
-          f"model tiny, {args.threads} threads, median of {args.steps} steps")  # fmt: skip
+    print(
+        f"batch {args.batch}, clips {cfg['data']['clip']['frames']}x{args.size}x{args.size}, "
+        f"model tiny, {args.threads} threads, median of {args.steps} steps"
+    )
     print(f"{'setting':42s} {'terms':>5s} {'passes':>6s} {'s/step':>8s} {'x one term':>10s}")
     for name, n, passes, t in rows:
-        print(
-            f"{name:42s} {n:5d} {passes if passes is not None else '-':>6} {t:8.3f} {t / single:10.2f}"
-        )
+        shown = passes if passes is not None else "-"
+        print(f"{name:42s} {n:5d} {shown:>6} {t:8.3f} {t / single:10.2f}")
     print(f"all-terms / single-term      = {allt / single:.2f}x")
     print(f"naive / shared               = {naive / allt:.2f}x")
     print(f"shared / encoders-only floor = {allt / enc:.2f}x   (head + loss overhead)")

@@ -35,9 +35,15 @@ from typing import Any
 
 #: functions of one trial whose cumulative time the profile shows
 PROFILED = (
-    "train_model", "_training_loader", "_heldout", "heldout_clips", "open_dataset",
-    "_score", "fitness_embed", "build_fitness",
-)  # fmt: skip
+    "train_model",
+    "_training_loader",
+    "_heldout",
+    "heldout_clips",
+    "open_dataset",
+    "_score",
+    "fitness_embed",
+    "build_fitness",
+)
 
 
 def setup(data: str, overrides: list[str]) -> tuple[Any, dict[str, float]]:
@@ -196,14 +202,18 @@ def main(argv: list[str] | None = None) -> None:
     ctx, weights = setup(args.data, args.overrides)
     t0 = time.perf_counter()
     init_local_ray(1)
-    print(f"ray.init: {time.perf_counter() - t0:.2f} s; {len(weights)} terms, "
-          f"batch {ctx.cfg['train']['batch_size']}, load {os.getloadavg()[0]:.1f} "
-          f"on {os.cpu_count()} cores")  # fmt: skip
+    print(
+        f"ray.init: {time.perf_counter() - t0:.2f} s; {len(weights)} terms, "
+        f"batch {ctx.cfg['train']['batch_size']}, load {os.getloadavg()[0]:.1f} "
+        f"on {os.cpu_count()} cores"
+    )
     head = " ".join(f"{c:>7s}" for c in ("wall", "compute", "start", "import", "end", "gap"))
     for steps in (int(s) for s in args.steps.split(",")):
         ctx.steps = steps
-        print(f"\n{steps} steps, {args.trials} trials each; medians in s\n"
-              f"{'':18s} {head} {'over':>7s} {'over%':>7s}")  # fmt: skip
+        print(
+            f"\n{steps} steps, {args.trials} trials each; medians in s\n"
+            f"{'':18s} {head} {'over':>7s} {'over%':>7s}"
+        )
         here = in_process(ctx, weights, args.trials)
         print(summary("in-process", here))
         warm = statistics.median(r["compute"] for r in here[1:] or here)
@@ -211,10 +221,12 @@ def main(argv: list[str] | None = None) -> None:
             rows, fit = through_tune(ctx, weights, args.trials, reuse)
             print(summary(name, rows))
             per = fit / len(rows)
-            print(f"{'':12s} fit() {fit:.2f} s for {len(rows)} trials ({per:.2f} s/trial; "
-                  f"in-process warm {warm:.2f} s: +{100 * (per - warm) / per:.0f}% of the "
-                  f"trial's time), Σ compute {sum(r['compute'] for r in rows):.2f} s, "
-                  f"workers {len({r['pid'] for r in rows})}")  # fmt: skip
+            print(
+                f"{'':12s} fit() {fit:.2f} s for {len(rows)} trials ({per:.2f} s/trial; "
+                f"in-process warm {warm:.2f} s: +{100 * (per - warm) / per:.0f}% of the "
+                f"trial's time), Σ compute {sum(r['compute'] for r in rows):.2f} s, "
+                f"workers {len({r['pid'] for r in rows})}"
+            )
         prof = profile(ctx, weights)
         print("profile (cumulative s): " + ", ".join(f"{k} {v:.2f}" for k, v in prof.items()))
 

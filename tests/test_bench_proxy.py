@@ -153,11 +153,11 @@ def fake_study(bench: ModuleType, out: Path, seed_points: bool) -> Any:
     return bench.Study(cfg, settings, space, out, [1, 2], sections, "xmodal", out)
 
 
-def test_draws_resume_and_refusals(
-    bench: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any
-) -> None:
-    from elo.search.strategies import strategy_for
-
+def _first_run(
+    bench: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> tuple[Fakes, Path, list[str]]:
+    """A study of 12 candidates with the fakes (final (1, 4) fails): the fakes, its
+    folder and its arguments."""
     fakes = Fakes()
     out = tmp_path / "out"
     monkeypatch.setattr(bench, "proxy_job", fakes.proxy_job)
@@ -169,6 +169,15 @@ def test_draws_resume_and_refusals(
     opts += "--fitnesses xmodal zipf --seed 4 --boot 100"
     argv = ["--out", str(out), *opts.split()]
     assert bench.main(argv) == 0
+    return fakes, out, argv
+
+
+def test_draws_the_search_generation_then_perturbations(
+    bench: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    from elo.search.strategies import strategy_for
+
+    fakes, out, _ = _first_run(bench, tmp_path, monkeypatch)
     recs = bench.read_records(out)
     cands = [r for r in recs if r["kind"] == "candidate"]
     assert [c["id"] for c in cands] == list(range(12))
@@ -195,6 +204,12 @@ def test_draws_resume_and_refusals(
     assert "| xmodal | 2 (2) | 11 | +1.00 [+1.00, +1.00] |" in table  # c1 failed: left out
     assert "FAILED: exit 1" in table and (out / "table.md").read_text() in table
 
+
+def test_a_rerun_does_only_missing_work_and_refuses_other_work(
+    bench: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    fakes, out, argv = _first_run(bench, tmp_path, monkeypatch)
+    capsys.readouterr()  # the first run's table
     # a rerun tries the failed final again, and nothing else
     fakes.proxy.clear()
     fakes.final.clear()
@@ -233,39 +248,13 @@ def test_a_tiny_real_run_prints_its_table_and_resumes(bench: ModuleType, tmp_pat
     import subprocess
 
     out = tmp_path / "out"
-    cmd = [
-        sys.executable,
-        str(ROOT / "benchmarks/bench_proxy.py"),
-        "--out",
-        str(out),
-        "--data",
-        str(tmp_path / "data"),
-        "--clips",
-        "32",
-        "--candidates",
-        "3",
-        "--perturb",
-        "1",
-        "--proxy-steps",
-        "2",
-        "--final-steps",
-        "1",
-        "--proxy-seeds",
-        "2",
-        "--final-seeds",
-        "1",
-        "--seed-points",
-        "--fitnesses",
-        "xpredict",
-        "weak",
-        "--threads",
-        "1",
-        "--boot",
-        "20",
-        "objective.modalities=[rgb,flow]",
-        "objective.tasks=[reconstruction]",
-        "search.warm_start_steps=1",
-    ]
+    cmd = [sys.executable, str(ROOT / "benchmarks/bench_proxy.py"), "--out", str(out)]
+    cmd += ["--data", str(tmp_path / "data"), "--clips", "32", "--candidates", "3"]
+    cmd += ["--perturb", "1", "--proxy-steps", "2", "--final-steps", "1"]
+    cmd += ["--proxy-seeds", "2", "--final-seeds", "1", "--seed-points"]
+    cmd += ["--fitnesses", "xpredict", "weak", "--threads", "1", "--boot", "20"]
+    cmd += ["objective.modalities=[rgb,flow]", "objective.tasks=[reconstruction]"]
+    cmd += ["search.warm_start_steps=1"]
     first = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-2000:]
     recs = bench.read_records(out)

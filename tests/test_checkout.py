@@ -97,15 +97,28 @@ def test_two_checkouts_over_one_dependency_venv_each_run_their_own_code(
     (deps / "bin" / "zz-tool").chmod(0o755)  # a dependency's command, e.g. ray
     pins = subprocess.run(
         "cat pyproject.toml constraints.txt | sha256sum | cut -c1-16",
-        shell=True, cwd=clone, capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
+        shell=True,
+        cwd=clone,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     (deps / ".elo-deps-stamp").write_text(pins)
     venv = clone / ".venv-ci"
     proc = subprocess.run(
-        ["make", "--no-print-directory", "overlay", f"VENV={venv}", f"DEPS_VENV={deps}",
-         f"PYTHON={sys.executable}"],
-        cwd=clone, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+        [
+            "make",
+            "--no-print-directory",
+            "overlay",
+            f"VENV={venv}",
+            f"DEPS_VENV={deps}",
+            f"PYTHON={sys.executable}",
+        ],
+        cwd=clone,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     if proc.returncode != 0 and "No matching distribution" in proc.stderr:
         pytest.skip("the build backend (setuptools) cannot be fetched from a package index")
     assert proc.returncode == 0, proc.stderr[-2000:]

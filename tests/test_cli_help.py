@@ -31,10 +31,8 @@ def test_search_help_shows_what_a_flagless_run_uses(capsys) -> None:
     from elo.search.cli import resolve_config
 
     text = _help("search", capsys)
-    flags = dict.fromkeys(
-        ["data", "population", "generations", "strategy", "fitness", "steps", "workers",
-         "seed_points", "seed"]
-    )  # fmt: skip
+    names = ["data", "population", "generations", "strategy", "fitness", "steps", "workers"]
+    flags = dict.fromkeys([*names, "seed_points", "seed"])
     cfg = resolve_config(argparse.Namespace(config="demo", overrides=[], **flags))
     assert cfg["fitness"]["kind"] == "xmodal"
     want = {

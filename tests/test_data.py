@@ -11,7 +11,8 @@ import torch
 from _media import moving_square, tone, write_video
 
 from elo.config import load_config
-from elo.data.datasets import make_loader, open_dataset, scan, select_split
+from elo.data.datasets import make_loader, open_dataset
+from elo.data.layouts import scan, select_split
 from elo.errors import DataError
 
 
@@ -93,15 +94,22 @@ def test_unlabeled_tree_and_csv_manifest(tmp_path: Path) -> None:
     assert ds.class_names == ["cat", "dog"] and ds.label_names == ["speaker"]
     by_rel = {it[0].rel: it[0] for it in ds.items}
     assert by_rel["raw/b.mkv"].label == 1 and by_rel["raw/b.mkv"].labels == {"speaker": 0}
-    batch = next(iter(make_loader(_cfg(), manifest, batch_size=2, shuffle=False,
-                                  modalities=("rgb",), cache_dir=tmp_path / "c2")))  # fmt: skip
+    loader = make_loader(
+        _cfg(),
+        manifest,
+        batch_size=2,
+        shuffle=False,
+        modalities=("rgb",),
+        cache_dir=tmp_path / "c2",
+    )
+    batch = next(iter(loader))
     assert set(batch["meta"]["labels"]) == {"speaker"} and "flow" not in batch
     with pytest.raises(DataError, match="no label column 'colour'"):
         ds.targets("colour")
 
 
 def test_deterministic_stratified_split_without_lists(tmp_path: Path) -> None:
-    from elo.data.datasets import VideoIndex, VideoRecord
+    from elo.data.layouts import VideoIndex, VideoRecord
 
     recs = [
         VideoRecord(tmp_path / f"{c}/{i}.mp4", f"{c}/{i}.mp4", c)

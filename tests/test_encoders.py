@@ -106,10 +106,12 @@ def demo_test_clips(tmp_path_factory: pytest.TempPathFactory) -> torch.Tensor:
     from elo.data.datasets import make_loader
     from elo.data.demo_data import make_demo
 
-    root = make_demo(tmp_path_factory.mktemp("rank") / "demo", clips=160, seed=0, workers=0,
-                     test_fraction=0.5)  # fmt: skip
-    loader = make_loader(load_config("demo"), root, split="test", modalities=("rgb",),
-                         batch_size=40, shuffle=False)  # fmt: skip
+    root = make_demo(
+        tmp_path_factory.mktemp("rank") / "demo", clips=160, seed=0, workers=0, test_fraction=0.5
+    )
+    loader = make_loader(
+        load_config("demo"), root, split="test", modalities=("rgb",), batch_size=40, shuffle=False
+    )
     return torch.cat([b["rgb"] for b in loader])  # 80,3,8,32,32
 
 

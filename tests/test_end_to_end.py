@@ -35,15 +35,46 @@ search:            # the demo profile's warm start and rungs, at a tiny budget
 """
 
 
+def _demo_cmd(cfg: Path, data: Path, run: Path) -> list[str]:
+    """``python -m elo.demo`` at the size of the module docstring."""
+    cmd = [sys.executable, "-m", "elo.demo", "--data", str(data), "--run", str(run)]
+    cmd += ["--config", str(cfg), "--clips", "48", "--population", "4", "--generations", "1"]
+    cmd += ["--final-steps", "3", "--contenders", "evolved,random,single,oracle,frame"]
+    return [*cmd, "--oracle-k", "2", "--jobs", "2", "--workers", "2"]
+
+
+def _check_single_task_rows(
+    run: Path, evals: list[dict[str, Any]], single: dict[str, Any], oracle: dict[str, Any]
+) -> None:
+    """The single-task rows: the two fittest seed points by the search's rule; the oracle
+    is the one of them with the better action probe (read back from its results.json)."""
+
+    def tasks(e: dict[str, Any]) -> set[str]:
+        return {TermKey.parse(k).task for k, v in e["weights"].items() if v > 1e-6}
+
+    singles = [e for e in evals if len(tasks(e)) == 1]
+    fittest = sorted(singles, key=lambda e: (e.get("rung", 0), e["fitness"]), reverse=True)[:2]
+    assert [c["key"] for c in oracle["candidates"]] == ["single", "single_2"]
+    probe = {}
+    for k in ("single", "single_2"):
+        probe[k] = json.loads((run / "models" / k / "eval-label" / "results.json").read_text())
+        probe[k] = probe[k]["top1"]
+    assert [c["top1"] for c in oracle["candidates"]] == [probe["single"], probe["single_2"]]
+    assert oracle["label"]["top1"] == max(probe.values())
+    assert oracle["dir"] == str(run / "models" / oracle["picked"])
+    assert single["label"]["top1"] == probe["single"]
+    for rank, e in enumerate(fittest):
+        key = ("single", "single_2")[rank]
+        assert json.loads((run / "weights" / f"{key}.json").read_text())["weights"] == e["weights"]
+    assert "oracle: best of the 2 fittest single tasks by test probe" in oracle["model"]
+
+
 @pytest.mark.slow
 def test_search_distill_evaluate(tmp_path: Path) -> None:
     cfg = tmp_path / "tiny.yaml"
     cfg.write_text(TINY)
     data, run = tmp_path / "data", tmp_path / "run"
-    cmd = [sys.executable, "-m", "elo.demo", "--data", str(data), "--run", str(run),
-           "--config", str(cfg), "--clips", "48", "--population", "4", "--generations",
-           "1", "--final-steps", "3", "--contenders", "evolved,random,single,oracle,frame",
-           "--oracle-k", "2", "--jobs", "2", "--workers", "2"]  # fmt: skip
+    cmd = _demo_cmd(cfg, data, run)
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
 
@@ -77,27 +108,7 @@ def test_search_distill_evaluate(tmp_path: Path) -> None:
     table = (run / "comparison.md").read_text()
     assert "| evolved λ (ELo) |" in table and "seed 0" in table and "rows 2 at a time" in table
 
-    # the single-task rows: the two fittest seed points by the search's rule; the oracle
-    # is the one of them with the better action probe (read back from its results.json)
-    def tasks(e: dict[str, Any]) -> set[str]:
-        return {TermKey.parse(k).task for k, v in e["weights"].items() if v > 1e-6}
-
-    singles = [e for e in evals if len(tasks(e)) == 1]
-    fittest = sorted(singles, key=lambda e: (e.get("rung", 0), e["fitness"]), reverse=True)[:2]
-    oracle, single = rows[3], rows[2]
-    assert [c["key"] for c in oracle["candidates"]] == ["single", "single_2"]
-    probe = {}
-    for k in ("single", "single_2"):
-        probe[k] = json.loads((run / "models" / k / "eval-label" / "results.json").read_text())
-        probe[k] = probe[k]["top1"]
-    assert [c["top1"] for c in oracle["candidates"]] == [probe["single"], probe["single_2"]]
-    assert oracle["label"]["top1"] == max(probe.values())
-    assert oracle["dir"] == str(run / "models" / oracle["picked"])
-    assert single["label"]["top1"] == probe["single"]
-    for rank, e in enumerate(fittest):
-        key = ("single", "single_2")[rank]
-        assert json.loads((run / "weights" / f"{key}.json").read_text())["weights"] == e["weights"]
-    assert "oracle: best of the 2 fittest single tasks by test probe" in oracle["model"]
+    _check_single_task_rows(run, evals, single=rows[2], oracle=rows[3])
 
     # each row's commands and output in its own log; the timing printed per row and in all
     for key in ("evolved", "random", "single", "single_2", "frame"):

@@ -187,16 +187,20 @@ def test_process_pool_matches_in_process(corpus: Path, tmp_path: Path) -> None:
 
 def test_kill_midway_keeps_finished_work(tmp_path: Path) -> None:
     # many clips per video (sliding windows, stride 1) so each file takes a while
-    OVER = ["data.clip.size=32", "data.clip.sampling=sliding", "data.clip.stride=1",
-            "data.clip.per_video=0"]  # fmt: skip
+    OVER = [
+        "data.clip.size=32",
+        "data.clip.sampling=sliding",
+        "data.clip.stride=1",
+        "data.clip.per_video=0",
+    ]
     OVER = _exact(OVER)
     root = tmp_path / "many"
     for i in range(16):
         write_video(root / f"v{i:02d}.avi", moving_square(48, 32, 32, seed=i), 8.0, tone(6.0))
     cache = tmp_path / "cache"
-    cmd = [sys.executable, "-c", "import sys; from elo.cli import extract_main; sys.exit(extract_main(sys.argv[1:]))",
-           str(root), *OVER,
-           "--cache", str(cache), "--workers", "1", "--no-progress"]  # fmt: skip
+    code = "import sys; from elo.cli import extract_main; sys.exit(extract_main(sys.argv[1:]))"
+    cmd = [sys.executable, "-c", code, str(root), *OVER]
+    cmd += ["--cache", str(cache), "--workers", "1", "--no-progress"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 60
     while time.time() < deadline and len(list(cache.glob("*/*/audio-*.json"))) < 2:

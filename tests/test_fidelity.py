@@ -65,8 +65,14 @@ def test_a_lower_rung_never_outranks_a_higher_one(seed: int) -> None:
 
 def make(rungs: int, seed: int = 0, population: int = 6) -> EvolutionSearcher:
     space = WeightSpace(TERMS, "clip")
-    s = make_strategy("cma", dim=space.dim, population=population, seed=seed,
-                      centroid=space.centre(), bounds=(0.0, 1.0))  # fmt: skip
+    s = make_strategy(
+        "cma",
+        dim=space.dim,
+        population=population,
+        seed=seed,
+        centroid=space.centre(),
+        bounds=(0.0, 1.0),
+    )
     return EvolutionSearcher(s, space, 3, rungs=rungs)
 
 
@@ -77,8 +83,10 @@ def drive_generation(se: EvolutionSearcher, g: int, rng: random.Random) -> list[
     for i, c in enumerate(cfgs):
         assert c is not None
         k = rng.randint(1, 3)
-        results = [{"fitness": rng.uniform(-1, 0) + r, "rung": r, "rung_t": 2 ** (r - 1)}
-                   for r in range(1, k + 1)]  # fmt: skip
+        results = [
+            {"fitness": rng.uniform(-1, 0) + r, "rung": r, "rung_t": 2 ** (r - 1)}
+            for r in range(1, k + 1)
+        ]
         for res in results[:-1]:
             se.on_trial_result(f"{g}.{i}", res)
         se.on_trial_complete(f"{g}.{i}", results[-1])
@@ -111,8 +119,9 @@ def test_evolution_records_every_rung_and_tells_the_rank_rule() -> None:
         assert rec["rungs"] == s["rungs"] and rec["rung"] == len(s["rungs"])
         assert rec["fitness"] == s["rungs"][-1]
     ordered = [by_index[i] for i in range(6)]
-    assert told[0] == selection_values([r["fitness"] for r in ordered],
-                                       [r["rung"] for r in ordered], 3)  # fmt: skip
+    assert told[0] == selection_values(
+        [r["fitness"] for r in ordered], [r["rung"] for r in ordered], 3
+    )
     summary = records[-1]["summary"]
     top = max(ordered, key=lambda r: rank_key(r["rung"], r["fitness"]))
     assert summary["best"] == top["fitness"]
@@ -219,8 +228,9 @@ def test_rungs_apply_to_training_fitness_and_opt_in_synthetic() -> None:
 def demo_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from elo.data.demo_data import make_demo
 
-    return make_demo(tmp_path_factory.mktemp("fid") / "demo", clips=16, classes=4, seed=0,
-                     workers=1)  # fmt: skip
+    return make_demo(
+        tmp_path_factory.mktemp("fid") / "demo", clips=16, classes=4, seed=0, workers=1
+    )
 
 
 def _context(cfg: dict[str, Any], root: Path, **over: Any) -> Any:
@@ -236,8 +246,14 @@ def _context(cfg: dict[str, Any], root: Path, **over: Any) -> Any:
 def tiny_cfg(root: Path) -> dict[str, Any]:
     from elo.config import load_config
 
-    cfg = load_config("demo", ["objective.modalities=[rgb]", "train.batch_size=4",
-                               "objective.tasks=[reconstruction,temporal_order]"])  # fmt: skip
+    cfg = load_config(
+        "demo",
+        [
+            "objective.modalities=[rgb]",
+            "train.batch_size=4",
+            "objective.tasks=[reconstruction,temporal_order]",
+        ],
+    )
     cfg["data"]["root"] = str(root)
     return cfg
 
@@ -285,8 +301,9 @@ def test_staged_training_without_trunk_equals_train_model(demo_root: Path) -> No
         assert torch.equal(v, model.state_dict()[k]), k
 
 
-def test_trunk_is_trained_once_stored_and_reused(demo_root: Path, tmp_path: Path,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+def test_trunk_is_trained_once_stored_and_reused(
+    demo_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import torch
 
     import elo.train.trainer as trainer

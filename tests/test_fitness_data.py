@@ -148,9 +148,7 @@ def test_a_trial_trains_without_the_slice_and_scores_on_it(demo: Path) -> None:
     cfg = load_config("demo", ["objective.modalities=[rgb]", "train.batch_size=4"])
     cfg["fitness"] = fitness_section("rankme")
     s = SearchSettings.from_config(cfg)
-    assert (s.heldout_split, s.heldout_fraction, s.heldout_bn) == (
-        "train", 0.2, "recalibrate",
-    )  # fmt: skip
+    assert (s.heldout_split, s.heldout_fraction, s.heldout_bn) == ("train", 0.2, "recalibrate")
     ctx = replace(TrialContext.from_settings(cfg, s, str(demo)), steps=2, heldout_fraction=0.25)
     terms = terms_from_config(cfg)
     lam = {str(t): float(str(t) == "rgb/reconstruction") for t in terms}

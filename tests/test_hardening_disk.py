@@ -49,8 +49,9 @@ def test_atomic_write_past_the_size_limit_leaves_the_old_file(tmp_path: Path) ->
         "resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096)); "
         "atomic_write_bytes(sys.argv[1], b'x' * 100000)"
     )
-    proc = subprocess.run([sys.executable, "-c", code, str(target)], capture_output=True,
-                          text=True, timeout=60)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(target)], capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode != 0 and "DiskError" in proc.stderr
     assert "File too large" in proc.stderr.strip().splitlines()[-1]
     assert target.read_text() == '{"old": true}\n'
@@ -61,10 +62,15 @@ def test_extract_on_a_full_disk_exits_2_with_one_line(tmp_path: Path) -> None:
     """Cache arrays larger than the file-size limit (as on a full disk): one line,
     exit 2, no temp files and no array without its committed flags file."""
     videos, cache = _videos(tmp_path / "videos"), tmp_path / "cache"
-    args = [str(videos), "--cache", str(cache), "--workers", "0", "--no-progress",
-            "--modalities", "rgb", "data.clip.size=32"]  # fmt: skip
-    proc = subprocess.run([sys.executable, "-c", EXTRACT, *args], capture_output=True,
-                          text=True, timeout=120, preexec_fn=lambda: _limit_file_size(20000))  # fmt: skip
+    args = [str(videos), "--cache", str(cache), "--workers", "0", "--no-progress"]
+    args += ["--modalities", "rgb", "data.clip.size=32"]
+    proc = subprocess.run(
+        [sys.executable, "-c", EXTRACT, *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=lambda: _limit_file_size(20000),
+    )
     assert proc.returncode == 2, proc.stderr[-3000:]
     err = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     assert len(err) == 1 and err[0].startswith("elo-extract: error: "), proc.stderr[-3000:]
@@ -73,8 +79,9 @@ def test_extract_on_a_full_disk_exits_2_with_one_line(tmp_path: Path) -> None:
     for flags in cache.rglob("rgb-*.json"):  # committed entries are whole
         assert np.load(flags.with_suffix(".npy")).shape[0] >= 1
     # with room again, the same command finishes the cache
-    proc = subprocess.run([sys.executable, "-c", EXTRACT, *args], capture_output=True,
-                          text=True, timeout=120)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-c", EXTRACT, *args], capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert len(list(cache.rglob("rgb-*.npy"))) == 2
 
@@ -93,11 +100,14 @@ def test_second_extract_waits_for_the_cache_lock(tmp_path: Path) -> None:
         pytest.skip("needs Linux /proc/locks")
     videos, cache = _videos(tmp_path / "videos"), tmp_path / "cache"
     err_file = tmp_path / "stderr.txt"
-    args = [str(videos), "--cache", str(cache), "--workers", "0", "--no-progress",
-            "--modalities", "rgb", "data.clip.size=32"]  # fmt: skip
+    args = [str(videos), "--cache", str(cache), "--workers", "0", "--no-progress"]
+    args += ["--modalities", "rgb", "data.clip.size=32"]
     with DirLock(cache, "another elo-extract"), open(err_file, "w") as err:
-        proc = subprocess.Popen([sys.executable, "-c", EXTRACT, *args], stderr=err,
-                                env={**os.environ, "OMP_NUM_THREADS": "1"})  # fmt: skip
+        proc = subprocess.Popen(
+            [sys.executable, "-c", EXTRACT, *args],
+            stderr=err,
+            env={**os.environ, "OMP_NUM_THREADS": "1"},
+        )
         # the event: the kernel lists the second process's lock request as blocked
         # ("->" in /proc/locks); from then on it cannot write until the lock is free
         deadline = time.monotonic() + 60
@@ -132,8 +142,13 @@ def test_a_folder_the_os_refuses_is_one_line_with_exit_2(tmp_path: Path, command
         args += ["--out", target]
     videos = _videos(tmp_path / "videos", 1)
     args = ["--data", str(videos), *args] if command != "extract" else [str(videos), *args]
-    proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
-                          timeout=120, env={**os.environ, "RAY_AUTH_MODE": "disabled"})  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-c", code, *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "RAY_AUTH_MODE": "disabled"},
+    )
     err = proc.stderr.strip().splitlines()
     assert proc.returncode == 2, proc.stderr[-800:]
     assert "Traceback" not in proc.stderr and target in err[-1]

@@ -122,9 +122,9 @@ def test_retry_skipped_reopens_remembered_failures(tmp_path: Path) -> None:
     # the command-line flag, on a fresh remembered failure
     entry.forget()
     entry.write_clips({"error": "cannot open as a video (Input/output error)", "source": "x"})
-    argv = [str(videos), "--cache", str(cache), "--workers", "0", "--no-progress",
-            "--modalities", "rgb,audio", "--retry-skipped", "data.clip.size=32",
-            "data.clip.sampling=uniform"]  # fmt: skip
+    argv = [str(videos), "--cache", str(cache), "--workers", "0", "--no-progress"]
+    argv += ["--modalities", "rgb,audio", "--retry-skipped"]
+    argv += ["data.clip.size=32", "data.clip.sampling=uniform"]
     over = ["data.clip.extra_frames=0", "data.clip.extra_pixels=0"]
     if "extra_frames" in load_config("demo")["data"]["clip"]:
         argv += over

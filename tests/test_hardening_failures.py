@@ -41,8 +41,14 @@ class Log:
 
 def make(log: Log, population: int = 3, generations: int = 2) -> EvolutionSearcher:
     space = WeightSpace(TERMS, "clip")
-    s = make_strategy("cma", dim=space.dim, population=population, seed=0,
-                      centroid=space.centre(), bounds=(0.0, 1.0))  # fmt: skip
+    s = make_strategy(
+        "cma",
+        dim=space.dim,
+        population=population,
+        seed=0,
+        centroid=space.centre(),
+        bounds=(0.0, 1.0),
+    )
     return EvolutionSearcher(s, space, generations, listener=log)
 
 
@@ -121,15 +127,20 @@ def test_lock_of_a_killed_holder_is_free(tmp_path: Path) -> None:
         "DirLock(sys.argv[1], 'holder').acquire(); print('locked', flush=True); "
         "os.kill(os.getpid(), 9)"
     )
-    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True,
-                          text=True, timeout=60)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=60
+    )
     assert proc.stdout.strip() == "locked" and proc.returncode == -9
     DirLock(tmp_path, "next").acquire().release()
 
 
 def test_only_dead_processes_temp_files_are_cleaned(tmp_path: Path) -> None:
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                          capture_output=True, text=True, check=True)  # fmt: skip
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     dead_pid = int(dead.stdout)
     entry = tmp_path / "ab" / "abcdef"
     entry.mkdir(parents=True)

@@ -137,8 +137,13 @@ def test_second_search_on_one_run_directory_exits_2(tmp_path: Path) -> None:
     code = "import sys; from elo.search.cli import main; sys.exit(main(sys.argv[1:]))"
     env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
     with DirLock(run_dir, "elo-search"):
-        proc = subprocess.run([sys.executable, "-c", code, "--resume", str(run_dir)],
-                              capture_output=True, text=True, timeout=120, env=env)  # fmt: skip
+        proc = subprocess.run(
+            [sys.executable, "-c", code, "--resume", str(run_dir)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=env,
+        )
     assert proc.returncode == 2, proc.stderr[-2000:]
     err = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     assert len(err) == 1 and "is in use by elo-search" in err[0] and str(run_dir) in err[0]

@@ -33,8 +33,8 @@ def _start(tmp_path: Path, data: Path, out: Path, *extra: str) -> subprocess.Pop
     cfg = run_cfg(steps=STEPS, every=0)  # checkpoint only at the end (or on SIGTERM)
     (tmp_path / "exp.yaml").write_text(yaml.safe_dump(cfg))
     (tmp_path / "w.json").write_text(json.dumps(weights_for(cfg).to_json()))
-    cmd = train_cmd("--config", str(tmp_path / "exp.yaml"), "--weights", str(tmp_path / "w.json"),
-                    "--data", str(data), "--no-progress", "--out", str(out), *extra)  # fmt: skip
+    files = ["--config", str(tmp_path / "exp.yaml"), "--weights", str(tmp_path / "w.json")]
+    cmd = train_cmd(*files, "--data", str(data), "--no-progress", "--out", str(out), *extra)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     return subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True)
 

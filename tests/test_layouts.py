@@ -168,8 +168,12 @@ def test_untrimmed_kinetics_videos_are_sampled_inside_their_windows(tmp_path: Pa
     )
     index = scan(root)
     assert [r.window for r in index.records] == [(1.0, 3.0), (5.0, 7.0), (4.0, 6.0)]
-    over = ["data.clip.size=32", "data.clip.frames=8", "data.clip.per_video=2",
-            "data.clip.sampling=uniform"]  # fmt: skip
+    over = [
+        "data.clip.size=32",
+        "data.clip.frames=8",
+        "data.clip.per_video=2",
+        "data.clip.sampling=uniform",
+    ]
     cfg = load_config("demo", over)
     cache = tmp_path / "cache"
     argv = [str(root), "--cache", str(cache), "--workers", "0", "--modalities", "rgb"]

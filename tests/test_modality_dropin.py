@@ -50,9 +50,10 @@ class DiffEncoder(Encoder):
         super().__init__()
         chans = [width, 2 * width, 4 * width]
         ins = [in_channels, *chans[:-1]]
+        strides = [(1, 2, 2), 2, 2]
         self.stages = nn.ModuleList(
-            nn.Sequential(nn.Conv3d(i, o, 3, stride=(1, 2, 2) if k == 0 else 2, padding=1), nn.ReLU())
-            for k, (i, o) in enumerate(zip(ins, chans))
+            nn.Sequential(nn.Conv3d(i, o, 3, stride=s, padding=1), nn.ReLU())
+            for s, i, o in zip(strides, ins, chans)
         )
         self.pyramid_channels = tuple(chans)
         self.embed_dim = embed_dim
@@ -141,8 +142,11 @@ def test_list_terms_prints_its_terms(framediff: str, capsys: pytest.CaptureFixtu
     assert train_main(["--list-terms", over, f"objective.distill.teachers=[{framediff}]"]) == 0
     listed = capsys.readouterr().out.split()
     ours = [k for k in listed if framediff in k]
-    assert ours[:3] == ["rgb+framediff/alignment", "flow+framediff/alignment",
-                        "audio+framediff/alignment"]  # fmt: skip
+    assert ours[:3] == [
+        "rgb+framediff/alignment",
+        "flow+framediff/alignment",
+        "audio+framediff/alignment",
+    ]
     assert listed[-1] == "distill/framediff->rgb@4" and len(ours) == 16, listed
 
 
@@ -215,9 +219,13 @@ def test_elo_train_trains_it(framediff: str, tmp_path: Path) -> None:
 
     cfg = _config(framediff)
     result = train_model(
-        cfg, _weights(cfg, framediff), data_root=_videos(tmp_path / "videos"), steps=2,
-        out_dir=tmp_path / "run", progress=False,
-    )  # fmt: skip
+        cfg,
+        _weights(cfg, framediff),
+        data_root=_videos(tmp_path / "videos"),
+        steps=2,
+        out_dir=tmp_path / "run",
+        progress=False,
+    )
     assert result.steps_done == 2 and framediff in result.model.encoders
     assert all(np.isfinite(h["loss"]) for h in result.history)
     assert (tmp_path / "run" / "encoder.yaml").is_file()  # the RGB student, exported

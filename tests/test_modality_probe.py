@@ -30,10 +30,13 @@ def _features(item: dict) -> dict[str, np.ndarray]:
     dx, dy = item["flow"].numpy()  # T-1,H,W each
     curl = np.gradient(dy, axis=2) - np.gradient(dx, axis=1)
     div = np.gradient(dx, axis=2) + np.gradient(dy, axis=1)
-    flow = np.concatenate([
-        dx.mean((1, 2)), dy.mean((1, 2)),  # mean flow per step
-        [curl.mean(), np.abs(div.mean((1, 2))).mean(), np.abs(dx).mean() + np.abs(dy).mean()],
-    ])  # fmt: skip
+    flow = np.concatenate(
+        [
+            dx.mean((1, 2)),
+            dy.mean((1, 2)),  # mean flow per step
+            [curl.mean(), np.abs(div.mean((1, 2))).mean(), np.abs(dx).mean() + np.abs(dy).mean()],
+        ]
+    )
     mel = item["audio"][0].numpy()  # F,Tm
     return {"frame": frame, "flow": flow, "mel": np.concatenate([mel.mean(1), mel.std(1)])}
 
@@ -51,8 +54,9 @@ def accuracies(tmp_path_factory: pytest.TempPathFactory) -> dict[str, float]:
     from sklearn.preprocessing import StandardScaler
 
     torch.set_num_threads(1)
-    root = make_demo(tmp_path_factory.mktemp("probe") / "demo", clips=192, seed=0,
-                     workers=0, test_fraction=0.5)  # fmt: skip
+    root = make_demo(
+        tmp_path_factory.mktemp("probe") / "demo", clips=192, seed=0, workers=0, test_fraction=0.5
+    )
     cfg = load_config("demo", [f"data.clip.size={SIZE}"])
     xtr, ytr = _split(cfg, root, "train")
     xte, yte = _split(cfg, root, "test")

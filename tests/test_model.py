@@ -69,8 +69,10 @@ def test_zero_weight_terms_and_unneeded_encoders_are_skipped(batch: dict[str, An
     assert set(out.raw) == on
     # each term divided by its scale (objective.normalize, elo/model/network.py)
     scale = model.term_scales()
-    assert all(torch.allclose(model.loss_scale[i], out.raw[str(t)].detach())
-               for i, t in enumerate(model.active))  # fmt: skip
+    assert all(
+        torch.allclose(model.loss_scale[i], out.raw[str(t)].detach())
+        for i, t in enumerate(model.active)
+    )
     expected = sum(0.5 * out.raw[k] / scale[k] for k in on)
     assert torch.allclose(out.total, expected)
     for k in on:

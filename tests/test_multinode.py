@@ -139,12 +139,10 @@ class Cluster:
 def _start_node(name: str, base: Path, cli: list[str], args: list[str]) -> Node:
     temp_dir = base / name
     log = base / f"{name}.log"
-    common = [
-        "--block", "--num-cpus", "1", "--temp-dir", str(temp_dir),
-        "--node-ip-address", "127.0.0.1", "--disable-usage-stats",
-        "--object-store-memory", str(128 * 2**20),
-        "--dashboard-agent-listen-port", str(free_port()),
-    ]  # fmt: skip
+    common = ["--block", "--num-cpus", "1", "--temp-dir", str(temp_dir)]
+    common += ["--node-ip-address", "127.0.0.1", "--disable-usage-stats"]
+    common += ["--object-store-memory", str(128 * 2**20)]
+    common += ["--dashboard-agent-listen-port", str(free_port())]
     with open(log, "wb") as out:
         proc = subprocess.Popen(
             [*cli, "start", *args, *common],
@@ -184,11 +182,9 @@ def two_nodes() -> Iterator[Cluster]:
     port = free_port()
     cluster = Cluster(f"127.0.0.1:{port}")
     try:
-        head_args = [
-            "--head", "--port", str(port), "--resources", json.dumps({"head": 1}),
-            "--include-dashboard", "false", "--dashboard-port", str(free_port()),
-            "--ray-client-server-port", str(free_port()),
-        ]  # fmt: skip
+        head_args = ["--head", "--port", str(port), "--resources", json.dumps({"head": 1})]
+        head_args += ["--include-dashboard", "false", "--dashboard-port", str(free_port())]
+        head_args += ["--ray-client-server-port", str(free_port())]
         cluster.nodes.append(_start_node("head", base, [str(RAY_CLI)], head_args))
         _wait_for_nodes(cluster.nodes[0], cluster.address, 1)
         second = ["--address", cluster.address, "--resources", json.dumps({"worker2": 1})]
@@ -227,13 +223,11 @@ def test_search_runs_trials_on_both_nodes(
 ) -> None:
     run_dir = tmp_path / "run"
     population, generations = 4, 2
-    args = [
-        "--address", two_nodes.address, "--data", str(demo_root), "--out", str(run_dir),
-        "--population", str(population), "--generations", str(generations),
-        "--steps", "3", "--workers", "2", "--fitness", "zipf", "--seed", "0",
-        "objective.modalities=[rgb]", "objective.tasks=[reconstruction,temporal_order]",
-        "train.batch_size=4", "fitness.k=2", *warm_start_override(),
-    ]  # fmt: skip
+    args = ["--address", two_nodes.address, "--data", str(demo_root), "--out", str(run_dir)]
+    args += ["--population", str(population), "--generations", str(generations)]
+    args += ["--steps", "3", "--workers", "2", "--fitness", "zipf", "--seed", "0"]
+    args += ["objective.modalities=[rgb]", "objective.tasks=[reconstruction,temporal_order]"]
+    args += ["train.batch_size=4", "fitness.k=2", *warm_start_override()]
     code = "import sys; from search.cli import main; sys.exit(main(sys.argv[1:]))"
     t0 = time.perf_counter()
     proc = subprocess.run(

@@ -212,9 +212,11 @@ def test_wheel_in_a_fresh_venv_runs_every_console_script(tmp_path: Path) -> None
     site = Path(
         subprocess.run(
             [str(py), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
-            check=True, capture_output=True, text=True,
+            check=True,
+            capture_output=True,
+            text=True,
         ).stdout.strip()
-    )  # fmt: skip
+    )
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
     install = [sys.executable, "-m", "pip", "--python", str(py), "install", "--no-deps", "-q"]
     proc = subprocess.run(
@@ -230,15 +232,23 @@ def test_wheel_in_a_fresh_venv_runs_every_console_script(tmp_path: Path) -> None
     outside.mkdir()
     where = subprocess.run(
         [str(py), "-c", "import elo.baselines, elo.search as s; print(elo.__file__, s.__file__)"],
-        cwd=outside, env=env, check=True, capture_output=True, text=True,
-    ).stdout  # fmt: skip
+        cwd=outside,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
     assert all(Path(f).is_relative_to(venv) for f in where.split()), where
     bindir = py.parent
     for name in sorted(_scripts()):
         proc = subprocess.run(
-            [str(bindir / name), "--help"], cwd=outside, env=env,
-            capture_output=True, text=True, timeout=120,
-        )  # fmt: skip
+            [str(bindir / name), "--help"],
+            cwd=outside,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert proc.returncode == 0, f"{name} --help: {proc.stderr[-1500:]}"
         assert proc.stdout.startswith(f"usage: {name}"), proc.stdout[:200]
         assert "show this help message and exit" in proc.stdout

@@ -79,8 +79,8 @@ def test_no_audio_anywhere_drops_audio_terms(tmp_path: Path) -> None:
 def test_search_runs_on_a_dataset_without_audio(tmp_path: Path) -> None:
     root = _silent_videos(tmp_path / "silent")
     run = tmp_path / "run"
-    proc = _cli("search", "--data", str(root), "--population", "2", "--generations", "1",
-                "--steps", "1", "--workers", "1", "--out", str(run), "train.batch_size=4")  # fmt: skip
+    sizes = ["--population", "2", "--generations", "1", "--steps", "1", "--workers", "1"]
+    proc = _cli("search", "--data", str(root), *sizes, "--out", str(run), "train.batch_size=4")
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert "searching without audio" in proc.stdout
     evals = list(read_jsonl(run / "evaluations.jsonl"))

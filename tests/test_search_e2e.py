@@ -154,10 +154,14 @@ def test_kill_9_then_resume_loses_and_repeats_nothing(ray_session: str, tmp_path
     run_dir = tmp_path / "run"
     common = ["--address", ray_session]
     args = [
-        "--fitness", _slow_synthetic(tmp_path, 0.3), "--population", "4", "--generations",
-        "3", "--workers", "2", "--strategy", "ga", "--seed", "3", "--out", str(run_dir),
+        "--fitness",
+        _slow_synthetic(tmp_path, 0.3),
+        *["--population", "4", "--generations", "3", "--workers", "2"],
+        *["--strategy", "ga", "--seed", "3"],
+        "--out",
+        str(run_dir),
         *common,
-    ]  # fmt: skip
+    ]
     log = run_dir / EVALUATIONS
     proc = _cli(args)
     _wait_lines(log, 5, proc)  # inside generation 2
@@ -214,10 +218,14 @@ def test_kill_9_then_resume_of_a_rung_search_is_exact(ray_session: str, tmp_path
     run_dir = tmp_path / "run"
     common = ["--address", ray_session]
     args = [
-        "--fitness", _slow_synthetic(tmp_path, 0.6, rung_noise=0.5), "--population", "6",
-        "--generations", "3", "--workers", "2", "--seed", "5", "--out", str(run_dir),
-        "search.rungs=[0.25,0.5,1.0]", *common,
-    ]  # fmt: skip
+        "--fitness",
+        _slow_synthetic(tmp_path, 0.6, rung_noise=0.5),
+        *["--population", "6", "--generations", "3", "--workers", "2", "--seed", "5"],
+        "--out",
+        str(run_dir),
+        "search.rungs=[0.25,0.5,1.0]",
+        *common,
+    ]
     log = run_dir / EVALUATIONS
     proc = _cli(args)
     _wait_lines(log, 8, proc)  # inside generation 2

@@ -288,7 +288,9 @@ class Log:
         self.summaries.append(summary)
 
 def make(listener=None):
-    s = make_strategy("cma", dim=3, population=4, seed=5, centroid=space.centre(), bounds=(0.0, 1.0))
+    s = make_strategy(
+        "cma", dim=3, population=4, seed=5, centroid=space.centre(), bounds=(0.0, 1.0)
+    )
     return Evolution(s, space, 3, listener=listener)
 
 def fit(cfg):
@@ -341,8 +343,11 @@ def test_generation_bookkeeping_runs_without_ray(tmp_path: Any) -> None:
 
     proc = subprocess.run(
         [sys.executable, "-c", NO_RAY_SCRIPT, str(tmp_path / "state.json")],
-        capture_output=True, text=True, timeout=120, env={**os.environ},
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ},
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out["ray"] is None  # still blocked: nothing imported Ray

@@ -68,13 +68,20 @@ def test_the_centre_window_of_a_padded_video_holds_real_frames(tmp_path: Path) -
 
 def test_training_windows_of_a_padded_video_stay_in_its_real_frames(tmp_path: Path) -> None:
     cfg, _ = _dataset(tmp_path, 10)
-    loader = make_loader(cfg, tmp_path / "videos", modalities=("rgb", "flow"), batch_size=1,
-                         shuffle=False, uncropped=True)  # fmt: skip
+    loader = make_loader(
+        cfg,
+        tmp_path / "videos",
+        modalities=("rgb", "flow"),
+        batch_size=1,
+        shuffle=False,
+        uncropped=True,
+    )
     batch = next(iter(loader))
     assert batch["rgb"].shape[2] == 16
     terms = terms_from_config(cfg)
-    model = ELoModel(cfg, Weights(terms, {str(t): float(str(t) == "rgb/reconstruction")
-                                          for t in terms}))  # fmt: skip
+    model = ELoModel(
+        cfg, Weights(terms, {str(t): float(str(t) == "rgb/reconstruction") for t in terms})
+    )
     model.train()
     starts = set()
     for step in range(40):

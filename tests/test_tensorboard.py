@@ -66,16 +66,27 @@ def test_search_events_per_trial_and_generation(tmp_path: Path) -> None:
     run = RunLog(tmp_path, total=4, done=0, echo=lines.append)
     fits = [0.2, None, 0.5, 0.1]
     for i, f in enumerate(fits):
-        run.evaluation({
-            "generation": i // 2, "index": i % 2, "fitness": f, "seconds": 1.0 + i,
-            "status": "ok" if f is not None else "failed", "weights": {"rgb/a": i / 4, "rgb/b": 1 - i / 4},
-        })  # fmt: skip
+        run.evaluation(
+            {
+                "generation": i // 2,
+                "index": i % 2,
+                "fitness": f,
+                "seconds": 1.0 + i,
+                "status": "ok" if f is not None else "failed",
+                "weights": {"rgb/a": i / 4, "rgb/b": 1 - i / 4},
+            }
+        )
         if i % 2:
             ok = [x for x in fits[i - 1 : i + 1] if x is not None]
-            run.generation_done({
-                "generation": i // 2, "best": max(ok), "median": sorted(ok)[len(ok) // 2],
-                "evaluated": 2, "failed": 2 - len(ok),
-            })  # fmt: skip
+            run.generation_done(
+                {
+                    "generation": i // 2,
+                    "best": max(ok),
+                    "median": sorted(ok)[len(ok) // 2],
+                    "evaluated": 2,
+                    "failed": 2 - len(ok),
+                }
+            )
     run.board.close()
     sc = _scalars(tmp_path / "tensorboard")
     assert sc["trial/fitness"] == [(1, pytest.approx(0.2)), (3, 0.5), (4, pytest.approx(0.1))]
@@ -96,8 +107,16 @@ def test_search_progress_line_on_a_terminal(tmp_path: Path, capsys) -> None:
     run = RunLog(tmp_path, total=2, done=0, echo=print)
     run.live = True  # what RunLog sets when stdout is a terminal and echo is print
     for i, f in enumerate([0.3, 0.7]):
-        run.evaluation({"generation": 0, "index": i, "fitness": f, "seconds": 1.0,
-                        "status": "ok", "weights": {"rgb/a": 0.5}})  # fmt: skip
+        run.evaluation(
+            {
+                "generation": 0,
+                "index": i,
+                "fitness": f,
+                "seconds": 1.0,
+                "status": "ok",
+                "weights": {"rgb/a": 0.5},
+            }
+        )
     run.generation_done({"generation": 0, "best": 0.7, "median": 0.5, "evaluated": 2, "failed": 0})
     run.board.close()
     out = capsys.readouterr().out

@@ -92,9 +92,15 @@ def test_objective_is_dispatched_through_the_registry(
     assert _run([*argv, "--out", "o", "--fold", "2", "a.b=1"], capsys)[0] == 0
     (call,) = recorder
     assert call == {
-        "data": "d", "config": "c.yaml", "overrides": ["a.b=1", "data.fold=2"], "steps": 3,
-        "seed": None, "out": "o", "device": "cpu", "resume": False,
-    }  # fmt: skip
+        "data": "d",
+        "config": "c.yaml",
+        "overrides": ["a.b=1", "data.fold=2"],
+        "steps": 3,
+        "seed": None,
+        "out": "o",
+        "device": "cpu",
+        "resume": False,
+    }
     rc, _, err = _run(["--objective", "nope", "--data", "d"], capsys)
     assert rc == 2 and "unknown objective 'nope'; known: byol, simsiam" in err
 

@@ -78,8 +78,8 @@ def test_killed_run_resumes_to_the_same_weights(data: Path, tmp_path: Path) -> N
     cfg = run_cfg(steps=10, every=2)
     (tmp_path / "exp.yaml").write_text(yaml.safe_dump(cfg))
     (tmp_path / "w.json").write_text(json.dumps(weights_for(cfg).to_json()))
-    common = ["--config", str(tmp_path / "exp.yaml"), "--weights", str(tmp_path / "w.json"),
-              "--data", str(data), "--no-progress"]  # fmt: skip
+    common = ["--config", str(tmp_path / "exp.yaml"), "--weights", str(tmp_path / "w.json")]
+    common += ["--data", str(data), "--no-progress"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     subprocess.run(
         train_cmd(*common, "--out", str(tmp_path / "full")),
@@ -181,8 +181,8 @@ def test_cli_list_terms_and_uniform_default(data: Path, tmp_path: Path) -> None:
     cfg = run_cfg(steps=1, every=0)
     cfg["objective"].update({"modalities": ["rgb"], "tasks": ["reconstruction", "temporal_order"]})
     (tmp_path / "exp.yaml").write_text(yaml.safe_dump(cfg))
-    rc = train_main(["--config", str(tmp_path / "exp.yaml"), "--data", str(data), "--out",
-                     str(tmp_path / "run"), "--no-progress"])  # fmt: skip
+    args = ["--config", str(tmp_path / "exp.yaml"), "--data", str(data)]
+    rc = train_main([*args, "--out", str(tmp_path / "run"), "--no-progress"])
     assert rc == 0
     (rec,) = read_jsonl(tmp_path / "run" / "train_log.jsonl")
     assert {k for k in rec if k.startswith("weighted/")} == {

@@ -162,10 +162,9 @@ def _params(res: Any) -> dict[str, torch.Tensor]:
 
 
 def test_uniform_trains_exactly_as_fixed_with_lambda_one(batches: list[dict[str, Any]]) -> None:
-    fixed = train_model(cfg_for(None), weights(cfg_for(None), 1.0), data_root=None, steps=3,
-                        progress=False, loader=batches)  # fmt: skip
-    uni = train_model(cfg_for("uniform"), weights(cfg_for(None), 0.4), data_root=None,
-                      steps=3, progress=False, loader=batches)  # fmt: skip
+    run: dict[str, Any] = {"data_root": None, "steps": 3, "progress": False, "loader": batches}
+    fixed = train_model(cfg_for(None), weights(cfg_for(None), 1.0), **run)
+    uni = train_model(cfg_for("uniform"), weights(cfg_for(None), 0.4), **run)
     a, b = _params(fixed), _params(uni)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert fixed.history == uni.history
@@ -263,9 +262,10 @@ def test_cli_weighting_and_lr_grid(tmp_path: Path) -> None:
     cfg["train"]["checkpoint_every"] = 0
     (tmp_path / "exp.yaml").write_text(yaml.safe_dump(cfg))
     out = tmp_path / "run"
-    rc = train_main(["--config", str(tmp_path / "exp.yaml"), "--data", str(data), "--out",
-                     str(out), "--no-progress", "--weighting", "rlw", "--lr-grid",
-                     "0.001,0.003", "--lr-grid-steps", "2"])  # fmt: skip
+    args = ["--config", str(tmp_path / "exp.yaml"), "--data", str(data), "--out", str(out)]
+    args += ["--no-progress", "--weighting", "rlw", "--lr-grid", "0.001,0.003"]
+    args += ["--lr-grid-steps", "2"]
+    rc = train_main(args)
     assert rc == 0
     grid = json.loads((out / "lr_grid.json").read_text())
     assert grid["grid"] == [0.001, 0.003] and grid["steps"] == 2
@@ -273,8 +273,10 @@ def test_cli_weighting_and_lr_grid(tmp_path: Path) -> None:
     assert saved["objective"]["weighting"] == "rlw"
     assert saved["train"]["lr"] == grid["chosen"]
     log = list(read_jsonl(out / "train_log.jsonl"))
-    assert len(log) == 3 and all(sum(v for k, v in r.items() if k.startswith("weight/")) ==
-                                 pytest.approx(len(ON)) for r in log)  # fmt: skip
+    assert len(log) == 3 and all(
+        sum(v for k, v in r.items() if k.startswith("weight/")) == pytest.approx(len(ON))
+        for r in log
+    )
 
 
 def test_tune_lr_prefers_a_learning_rate_that_learns(batches: list[dict[str, Any]]) -> None:
@@ -316,6 +318,7 @@ def test_demo_has_the_weighting_rows(tmp_path: Path) -> None:
     assert {"uniform_tuned", "rlw", "uncertainty"} <= set(CONTENDERS)
     assert parse_options(["--contenders", "rlw,uncertainty"]).contenders == ("rlw", "uncertainty")
     res = {"top1": 0.5, "balanced_accuracy": 0.25}
-    text = comparison_table([{"model": "RLW", "label": res, "identity": res, "seconds": 61.4}],
-                            final_steps=40, seed=0)  # fmt: skip
+    text = comparison_table(
+        [{"model": "RLW", "label": res, "identity": res, "seconds": 61.4}], final_steps=40, seed=0
+    )
     assert "| RLW | 0.500 | 0.250 | 0.500 | 61 |" in text
