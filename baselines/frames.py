@@ -69,7 +69,7 @@ def _files(root: Path, max_files: int, split: str | None, fold: int) -> list[Pat
     if not root.is_dir():
         raise DataError(f"--data {root}: not a folder; give a folder of images or videos")
     if split is not None:
-        from elo.data.datasets import scan, select_split
+        from elo.data.layouts import scan, select_split
 
         files = sorted(r.path for r in select_split(scan(root), split, fold=fold))
     else:  # through symlinked folders, loops skipped (elo/data/discover.py)
@@ -101,7 +101,7 @@ def load_frames(
 
     ``split`` (e.g. ``"train"``) keeps only the videos of that split of a video dataset
     (its split column or ``<split>list*.txt``, else ELo's deterministic hash split; see
-    :func:`elo.data.datasets.select_split`; official fold ``fold``), so a baseline pre-trains on
+    :func:`elo.data.layouts.select_split`; official fold ``fold``), so a baseline pre-trains on
     exactly the clips the ELo model trains on and never sees the test videos.
     """
     root = Path(root)

@@ -1,8 +1,8 @@
 """Standalone image-side training of BYOL / SimSiam: ``elo-train --objective byol
 --data DIR``.
 
-Reads ``configs/baseline/<objective>.yaml`` (or ``--config``: a baseline name or path), loads the images
-or video frames of ``DIR`` (:mod:`baselines.frames`), trains an image encoder
+Reads ``configs/baseline/<objective>.yaml`` (or ``--config``: a baseline name or path),
+loads the images or video frames of ``DIR`` (:mod:`baselines.frames`), trains an image encoder
 (:mod:`baselines.image_encoder`) with the two-view pipelines of
 :mod:`baselines.augment`, and writes to ``--out``::
 

@@ -82,8 +82,9 @@ class Audio(Modality):
         return log_mel(clip.audio, clip.sample_rate, params).astype(np.float16)  # 1,F,Tm
 
     @classmethod
-    def output_shape(cls, frames: int, size: int, fps: float, sample_rate: int,
-                     params: Mapping[str, Any]) -> tuple[int, ...]:  # fmt: skip
+    def output_shape(
+        cls, frames: int, size: int, fps: float, sample_rate: int, params: Mapping[str, Any]
+    ) -> tuple[int, ...]:
         n = int(round(frames / fps * sample_rate))
         return (1, int(params["n_mels"]), n // int(params["hop"]) + 1)
 

@@ -118,8 +118,9 @@ class Flow(Modality):
         return np.ascontiguousarray(flow.transpose(3, 0, 1, 2)).astype(np.float16)  # 2,T-1,H,W
 
     @classmethod
-    def output_shape(cls, frames: int, size: int, fps: float, sample_rate: int,
-                     params: Mapping[str, Any]) -> tuple[int, ...]:  # fmt: skip
+    def output_shape(
+        cls, frames: int, size: int, fps: float, sample_rate: int, params: Mapping[str, Any]
+    ) -> tuple[int, ...]:
         return (2, frames - 1, size, size)
 
     @classmethod

@@ -38,8 +38,9 @@ class RGB(Modality):
         return np.ascontiguousarray(clip.frames.transpose(3, 0, 1, 2))  # 3,T,H,W uint8
 
     @classmethod
-    def output_shape(cls, frames: int, size: int, fps: float, sample_rate: int,
-                     params: Mapping[str, Any]) -> tuple[int, ...]:  # fmt: skip
+    def output_shape(
+        cls, frames: int, size: int, fps: float, sample_rate: int, params: Mapping[str, Any]
+    ) -> tuple[int, ...]:
         return (3, frames, size, size)
 
     @classmethod

@@ -37,8 +37,18 @@ def config_defaults(config: str = "demo") -> dict[str, Any]:
     }
 
 
-_FLAGS = ("data", "population", "generations", "strategy", "fitness", "steps", "workers",
-          "seed_points", "seed", "overrides")  # fmt: skip
+_FLAGS = (
+    "data",
+    "population",
+    "generations",
+    "strategy",
+    "fitness",
+    "steps",
+    "workers",
+    "seed_points",
+    "seed",
+    "overrides",
+)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -134,9 +144,13 @@ def run(args: argparse.Namespace) -> int:
         drop_absent_modalities(cfg, _echo)
         run_dir = str(prepare_run_dir(cfg, args.out))
     out = run_search(
-        cfg, run_dir, resume=bool(args.resume), address=args.address, workers=args.workers,
+        cfg,
+        run_dir,
+        resume=bool(args.resume),
+        address=args.address,
+        workers=args.workers,
         settings=settings,
-    )  # fmt: skip
+    )
     return 0 if out["finished"] else 130
 
 

@@ -116,7 +116,8 @@ def runtime_watch() -> Any:
 
     class RuntimeWatch(Stopper):
         """Ends the experiment when the GCS or the raylet of the local Ray node has
-        exited (:class:`RuntimeLostInterrupt`); ``lost`` names it (checked on every step of Tune's loop: one ``poll`` per process)."""
+        exited (:class:`RuntimeLostInterrupt`); ``lost`` names it (checked on every step
+        of Tune's loop: one ``poll`` per process)."""
 
         def __init__(self) -> None:
             self.lost: str | None = None
@@ -213,8 +214,10 @@ def enforce_timeouts(sched: Any, tune_controller: Any) -> None:
         if now - since > sched.timeout_s:
             log.warning(
                 "trial %s ran %.0f s > search.trial_timeout_s=%g: worst fitness, stopped",
-                trial.trial_id, now - since, sched.timeout_s,
-            )  # fmt: skip
+                trial.trial_id,
+                now - since,
+                sched.timeout_s,
+            )
             sched.searcher.on_trial_timeout(trial.trial_id, now - since)
             actor = getattr(trial.temporary_state, "ray_actor", None)
             tune_controller.stop_trial(trial)

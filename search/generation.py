@@ -169,8 +169,8 @@ class Evolution:
                 )
                 log.error("%s", self.halted)
             else:
-                log.warning("trial %s failed on the infrastructure; individual %d requeued",
-                            trial_id, index)  # fmt: skip
+                msg = "trial %s failed on the infrastructure; individual %d requeued"
+                log.warning(msg, trial_id, index)
             self.pending.insert(0, index)
             return
         if result is None or self.metric not in result:

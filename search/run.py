@@ -49,9 +49,16 @@ def run_search(
         for attempt in range(retries + 1):
             try:
                 return _run_search(
-                    cfg, run_dir, settings, fitness, resume=resume or attempt > 0, address=address,
-                    workers=workers, echo=echo, report=report,
-                )  # fmt: skip
+                    cfg,
+                    run_dir,
+                    settings,
+                    fitness,
+                    resume=resume or attempt > 0,
+                    address=address,
+                    workers=workers,
+                    echo=echo,
+                    report=report,
+                )
             except Exception as exc:
                 if attempt >= retries or not infrastructure_failure(exc):
                     raise

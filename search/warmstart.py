@@ -93,9 +93,15 @@ def ensure_trunk(
     torch.set_num_threads(max(1, int(ctx.threads)))
     w = Weights(terms_from_config(ctx.cfg), uniform_weights(ctx.cfg))
     result = train_model(
-        ctx.cfg, w, data_root=ctx.data_root, steps=steps, seed=ctx.seed, device=ctx.device,
-        progress=False, loader=training_loader(ctx, w),
-    )  # fmt: skip
+        ctx.cfg,
+        w,
+        data_root=ctx.data_root,
+        steps=steps,
+        seed=ctx.seed,
+        device=ctx.device,
+        progress=False,
+        loader=training_loader(ctx, w),
+    )
     state = {k: v.detach().cpu().clone() for k, v in result.model.state_dict().items()}
     buf = io.BytesIO()
     torch.save(state, buf)

@@ -13,8 +13,9 @@ makes balanced labels 0 in order / 1 shuffled / 2 reversed; the head classifies 
 pooled embedding. Term keys: ``rgb/temporal_order``, ``flow/temporal_order``,
 ``audio/temporal_order``.
 
-Beware the codec arrow of time (docs/datasets.md, "Decoding notes"): with one keyframe per clip, sharpness
-falls along the clip and reveals the direction; windows must start at random offsets.
+Beware the codec arrow of time (docs/datasets.md, "Decoding notes"): with one keyframe
+per clip, sharpness falls along the clip and reveals the direction; windows must start
+at random offsets.
 """
 
 from __future__ import annotations

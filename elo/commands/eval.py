@@ -3,9 +3,9 @@
 Writes ``OUT/results.json`` (atomic) and ``OUT/confusion.png``; prints top-1 (and
 top-5 with ≥ 5 classes) and balanced accuracy. ``--fold all`` evaluates every official
 fold of the dataset (UCF101 / HMDB51: 3) and reports mean ± sd; ``--clips N --crops M``
-scores each test video by its N uniformly spaced clips x M crops (docs/evaluation.md). The clip geometry (frames, size) and
-the RGB normalization come from the encoder's ``encoder.yaml``, so the labeled data is
-extracted exactly as the encoder was trained on.
+scores each test video by its N uniformly spaced clips x M crops (docs/evaluation.md).
+The clip geometry (frames, size) and the RGB normalization come from the encoder's
+``encoder.yaml``, so the labeled data is extracted exactly as the encoder was trained on.
 """
 
 from __future__ import annotations

@@ -46,8 +46,9 @@ def run(args: argparse.Namespace) -> int:
 
     from elo.config import load_config
     from elo.data.cache import spec_from_config
-    from elo.data.datasets import default_cache_dir, read_manifest
+    from elo.data.datasets import default_cache_dir
     from elo.data.extract import extract_paths, video_scan
+    from elo.data.layouts import read_manifest
     from elo.errors import DataError
 
     cfg = load_config(args.config, args.overrides)

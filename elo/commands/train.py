@@ -228,9 +228,15 @@ def _tune_lr(
         choice = json.loads(path.read_text(encoding="utf-8"))
     else:
         choice = tune_lr(
-            cfg, weights, lrs, steps=grid_steps, full_steps=steps, data_root=data,
-            seed=_seed(args), device=args.device,
-        )  # fmt: skip
+            cfg,
+            weights,
+            lrs,
+            steps=grid_steps,
+            full_steps=steps,
+            data_root=data,
+            seed=_seed(args),
+            device=args.device,
+        )
         atomic_write_json(path, {**choice, "grid": lrs})
     print(f"elo-train: lr grid {lrs} at {grid_steps} steps each -> lr {choice['chosen']}")
     return {**cfg, "train": {**cfg["train"], "lr": float(choice["chosen"])}}

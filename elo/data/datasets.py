@@ -19,17 +19,11 @@ from torch.utils.data import DataLoader, Dataset
 
 from elo.config import require
 from elo.data.cache import ClipCache, ExtractSpec, read_npy_row, spec_from_config
-from elo.data.layouts import VideoIndex, VideoRecord, read_manifest, scan, select_split
+from elo.data.layouts import VideoIndex, VideoRecord, scan, select_split
 from elo.data.video import VIDEO_SUFFIXES
 from elo.errors import DataError
 
 log = logging.getLogger(__name__)
-
-# The layouts and split rules live in elo/data/layouts.py; re-exported here for callers.
-__all__ = [
-    "VideoIndex", "VideoRecord", "read_manifest", "scan", "select_split", "ClipDataset",
-    "collate", "default_cache_dir", "open_dataset", "make_loader", "drop_absent_modalities",
-]  # fmt: skip
 
 
 class ClipDataset(Dataset[dict[str, Any]]):
@@ -133,8 +127,9 @@ class ClipDataset(Dataset[dict[str, Any]]):
                 a = np.asarray(arr, dtype=np.float64)
                 sq, n = sq + float((a * a).sum()), n + a.size
         scale = float(f"{np.sqrt(sq / max(n, 1)):.3g}") if sq > 0 else 1.0
-        atomic_write_json(path, {"scale": scale, "clips": len(have[::step][:sample]),
-                                 "what": f"RMS of cached {m} (elo.data.datasets.ClipDataset)"})  # fmt: skip
+        what = f"RMS of cached {m} (elo.data.datasets.ClipDataset)"
+        clips = len(have[::step][:sample])
+        atomic_write_json(path, {"scale": scale, "clips": clips, "what": what})
         return scale
 
     # -- labels -----------------------------------------------------------------------
@@ -350,9 +345,15 @@ def make_loader(
     :func:`open_dataset`); ``workers`` loader processes, shuffling seeded by ``seed``.
     The dataset is ``loader.dataset`` (``num_classes``, ``class_names``, ``label_names``)."""
     ds = open_dataset(
-        cfg, root, split=split, modalities=modalities, cache_dir=cache_dir,
-        extract_workers=extract_workers, seed=seed, uncropped=uncropped,
-    )  # fmt: skip
+        cfg,
+        root,
+        split=split,
+        modalities=modalities,
+        cache_dir=cache_dir,
+        extract_workers=extract_workers,
+        seed=seed,
+        uncropped=uncropped,
+    )
     gen = torch.Generator()
     gen.manual_seed(seed)
     return DataLoader(

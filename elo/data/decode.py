@@ -28,11 +28,25 @@ _MP4_FAMILY = ("mov", "mp4", "m4a", "3gp", "3g2", "mj2")
 #: content: such failures are reported but never remembered in the cache
 TRANSIENT_ERRNOS = frozenset(
     {
-        errno.EIO, errno.EACCES, errno.EPERM, errno.EMFILE, errno.ENFILE, errno.ENOMEM,
-        errno.EAGAIN, errno.EINTR, errno.ENOSPC, errno.ETIMEDOUT, errno.ESTALE, errno.EBUSY,
-        errno.ENOLCK, errno.ENODEV, errno.ENXIO, errno.ENOBUFS, errno.EDQUOT,
+        errno.EIO,
+        errno.EACCES,
+        errno.EPERM,
+        errno.EMFILE,
+        errno.ENFILE,
+        errno.ENOMEM,
+        errno.EAGAIN,
+        errno.EINTR,
+        errno.ENOSPC,
+        errno.ETIMEDOUT,
+        errno.ESTALE,
+        errno.EBUSY,
+        errno.ENOLCK,
+        errno.ENODEV,
+        errno.ENXIO,
+        errno.ENOBUFS,
+        errno.EDQUOT,
     }
-)  # fmt: skip
+)
 
 #: longest timestamp gap bridged by repeating the last frame (seconds)
 MAX_GAP_SECONDS = 1.0
@@ -125,8 +139,10 @@ class FramePicker:
             if not self.gaps:
                 log.warning(
                     "%s: %.1f s timestamp gap; held the last frame %.1f s and skipped the rest",
-                    self.source, t - self.prev_t, MAX_GAP_SECONDS,
-                )  # fmt: skip
+                    self.source,
+                    t - self.prev_t,
+                    MAX_GAP_SECONDS,
+                )
             self.gaps += 1
             self.next_t = t
         while self.next_t <= t + eps:

@@ -1,4 +1,5 @@
-"""Style c demo data (elo/data/demo_c.py): motion per class, shapes, textures and the drawn scene."""
+"""Style c demo data (elo/data/demo_c.py): motion per class, shapes, textures and the
+drawn scene."""
 
 from __future__ import annotations
 

@@ -73,9 +73,8 @@ def make_demo(
 
     unknown = set(options) - set(DemoSpec.__dataclass_fields__)
     if unknown:
-        raise DataError(
-            f"unknown demo option(s) {sorted(unknown)}; known: {sorted(DemoSpec.__dataclass_fields__)}"
-        )
+        known = sorted(DemoSpec.__dataclass_fields__)
+        raise DataError(f"unknown demo option(s) {sorted(unknown)}; known: {known}")
     spec = DemoSpec(clips=clips, seed=seed, **options)
     if clips < spec.classes * 2:
         raise DataError(f"demo needs at least {spec.classes * 2} clips, got {clips}")

@@ -66,8 +66,8 @@ def _sprite(
     )
     font = int(rng.choice(fonts))
     (w, h), _ = cv2.getTextSize(ch, font, px / 10, 1)
-    cv2.putText(canvas, ch, ((4 * px - w) // 2, (4 * px + h) // 2), font, px / 10, 255,
-                max(2, px // 6), cv2.LINE_AA)  # fmt: skip
+    org = ((4 * px - w) // 2, (4 * px + h) // 2)
+    cv2.putText(canvas, ch, org, font, px / 10, 255, max(2, px // 6), cv2.LINE_AA)
     ys, xs = np.nonzero(canvas)
     crop = canvas[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
     side = max(crop.shape)
@@ -123,11 +123,33 @@ def _trajectory(
     return x, y, ang, scale
 
 
-def _render(digit: np.ndarray, spec: DemoSpec, action: str, rng: np.random.Generator,
-            moving: bool, envelope: np.ndarray, split: str) -> tuple[np.ndarray, int | None]:  # fmt: skip
-    """T,H,W,3 uint8 frames (and the glyph identity for style ``b``): a camera panning (with jitter) over a per-clip texture,
-    ``distractors`` small shapes drifting in random directions, and the object doing
-    the action, high-contrast against the background."""
+def _distractor_mask(size: int, q: np.ndarray, r: float, square: bool) -> np.ndarray:
+    """H,W float32 mask of a distractor at ``q`` (x, y): a square of half-side ``r`` or a
+    disc of radius ``r``."""
+    import cv2
+
+    mask = np.zeros((size, size), np.float32)
+    x, y = int(round(q[0])), int(round(q[1]))
+    if square:
+        cv2.rectangle(mask, (x - int(r), y - int(r)), (x + int(r), y + int(r)), 1.0, -1)
+    else:
+        cv2.circle(mask, (x, y), int(round(r)), 1.0, -1, cv2.LINE_AA)
+    return mask
+
+
+def _render(
+    digit: np.ndarray,
+    spec: DemoSpec,
+    action: str,
+    rng: np.random.Generator,
+    moving: bool,
+    envelope: np.ndarray,
+    split: str,
+) -> tuple[np.ndarray, int | None]:
+    """T,H,W,3 uint8 frames (and the glyph identity for style ``b``): a camera panning
+    (with jitter) over a per-clip texture, ``distractors`` small shapes drifting in
+    random directions, and the object doing the action, high-contrast against the
+    background."""
     import cv2
 
     size, style = spec.size, spec.style
@@ -157,19 +179,7 @@ def _render(digit: np.ndarray, spec: DemoSpec, action: str, rng: np.random.Gener
     for i, (x, y, a, s) in enumerate(zip(*traj, strict=True)):
         img = bg[cam[i, 1] : cam[i, 1] + size, cam[i, 0] : cam[i, 0] + size].copy()
         for r, p0, d, col, square in ds:
-            q = (p0 + d * i) % size
-            mask = np.zeros((size, size), np.float32)
-            pt = (int(round(q[0])), int(round(q[1])))
-            if square:
-                cv2.rectangle(
-                    mask,
-                    (pt[0] - int(r), pt[1] - int(r)),
-                    (pt[0] + int(r), pt[1] + int(r)),
-                    1.0,
-                    -1,
-                )
-            else:
-                cv2.circle(mask, pt, int(round(r)), 1.0, -1, cv2.LINE_AA)
+            mask = _distractor_mask(size, (p0 + d * i) % size, r, square)
             img = img * (1 - mask[..., None]) + col * mask[..., None]
         mat = cv2.getRotationMatrix2D((c, c), float(a), float(s))
         alpha = cv2.warpAffine(canvas, mat, (size, size), flags=cv2.INTER_LINEAR)
@@ -180,8 +190,15 @@ def _render(digit: np.ndarray, spec: DemoSpec, action: str, rng: np.random.Gener
     return frames, glyph
 
 
-def _sound(label: int, split: str, spec: DemoSpec, rng: np.random.Generator, audible: bool,
-           env_rate: float, env_phase: float) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+def _sound(
+    label: int,
+    split: str,
+    spec: DemoSpec,
+    rng: np.random.Generator,
+    audible: bool,
+    env_rate: float,
+    env_phase: float,
+) -> tuple[np.ndarray, np.ndarray]:
     """Mono audio (N float32) and the loudness envelope sampled at the video frames."""
     sr = spec.sample_rate
     t = np.arange(int(round(spec.seconds * sr))) / sr
@@ -246,8 +263,15 @@ def make_clip(args: tuple[DemoSpec, ClipPlan, str]) -> dict[str, Any]:
     frames, glyph = _render(digits[p.digit], spec, action, rng, moving, env, p.split)
     rel = f"{action}/{action}_{p.index:05d}.mp4"
     write_mp4(Path(out) / rel, frames, spec.fps, audio, spec.sample_rate)
-    return {"path": rel, "label": p.label, "class": action, "identity": p.identity if glyph is None else glyph,
-            "split": p.split, "motion_cue": int(moving), "sound_cue": int(audible)}  # fmt: skip
+    return {
+        "path": rel,
+        "label": p.label,
+        "class": action,
+        "identity": p.identity if glyph is None else glyph,
+        "split": p.split,
+        "motion_cue": int(moving),
+        "sound_cue": int(audible),
+    }
 
 
 _DIGITS: np.ndarray | None = None

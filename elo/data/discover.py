@@ -3,11 +3,12 @@
 Datasets on shared storage are often assembled from symlinks (``UCF-101/<class>`` ->
 ``/mnt/store/ucf/<class>``), so :func:`walk_media` follows symlinked folders. A link
 whose resolved folder is one the walk is already inside, or holds one
-(``a/b/up -> ../..``), would repeat the tree forever: it is skipped, logged with its target, and counted in
-:attr:`MediaScan.loops`. A link to nothing (the storage is not mounted) is counted in
-:attr:`MediaScan.dangling`. When nothing is found, :meth:`MediaScan.summary` names
-what the walk saw, e.g. ``8 folders, 0 videos; 8 are symlinks to missing targets under
-/mnt/store/ucf``, so the error says why rather than "no videos".
+(``a/b/up -> ../..``), would repeat the tree forever: it is skipped, logged with its
+target, and counted in :attr:`MediaScan.loops`. A link to nothing (the storage is not
+mounted) is counted in :attr:`MediaScan.dangling`. When nothing is found,
+:meth:`MediaScan.summary` names what the walk saw, e.g. ``8 folders, 0 videos; 8 are
+symlinks to missing targets under /mnt/store/ucf``, so the error says why rather than
+"no videos".
 
 Entries whose name starts with ``.`` are left out. Entries named like a wanted file
 are returned whatever they are (a folder, a dangling or looping link) so that
@@ -101,10 +102,11 @@ def walk_media(root: str | Path, suffixes: Collection[str]) -> MediaScan:
     found.files.sort()
     for link, target in found.loops:
         log.warning(
-            "%s: skipped the symlink %s -> %s: it leads back into a folder the walk is in "
-            "(a loop)",
-            root, link, target,
-        )  # fmt: skip
+            "%s: skipped the symlink %s -> %s: it leads back into a folder the walk is in (a loop)",
+            root,
+            link,
+            target,
+        )
     return found
 
 

@@ -207,11 +207,19 @@ class _RunRecords:
         summary.seconds = time.perf_counter() - self.t0
         append_jsonl(
             self.report,
-            {"kind": "summary", "run": self.run_id, "ok": summary.ok, "cached": summary.cached,
-             "skipped": summary.skipped, "clips": summary.clips, "seconds": summary.seconds,
-             "padded": summary.padded, "transient": summary.transient,
-             "reasons": dict(summary.reasons)},
-        )  # fmt: skip
+            {
+                "kind": "summary",
+                "run": self.run_id,
+                "ok": summary.ok,
+                "cached": summary.cached,
+                "skipped": summary.skipped,
+                "clips": summary.clips,
+                "seconds": summary.seconds,
+                "padded": summary.padded,
+                "transient": summary.transient,
+                "reasons": dict(summary.reasons),
+            },
+        )
 
 
 def _settle(

@@ -74,8 +74,7 @@ def extract_one(
     entry, info = opened
     missing = [m for m in spec.modalities if not entry.has(spec.modality_tag(m))]
     if info is not None and not missing:
-        return {"path": str(path), "status": "cached", "clips": int(info["n"]), "frames": 0,
-                "padded": int(info.get("padded", 0)), "seconds": time.perf_counter() - t0}  # fmt: skip
+        return _done(path, "cached", t0, int(info["n"]), 0, int(info.get("padded", 0)))
     try:
         video, starts, padded = _decode(path, spec, entry, info, "audio" in missing, window)
     except TransientDataError as exc:
@@ -98,8 +97,22 @@ def extract_one(
     if bad is not None:
         return _remember(entry, path, bad, t0)
     _commit(entry, spec, info, video, starts, clips, arrays, padded)
-    return {"path": str(path), "status": "ok", "clips": len(clips), "padded": padded,
-            "frames": int(len(video.frames)), "seconds": time.perf_counter() - t0}  # fmt: skip
+    return _done(path, "ok", t0, len(clips), int(len(video.frames)), padded)
+
+
+def _done(
+    path: Path, status: str, t0: float, clips: int, frames: int, padded: int
+) -> dict[str, Any]:
+    """The record of a file whose clips are in the cache: ``ok`` (``frames`` decoded now)
+    or ``cached`` (before)."""
+    return {
+        "path": str(path),
+        "status": status,
+        "clips": clips,
+        "frames": frames,
+        "padded": padded,
+        "seconds": time.perf_counter() - t0,
+    }
 
 
 def _commit(
@@ -118,15 +131,17 @@ def _commit(
     audio_track = video.audio is not None or info is not None and bool(info.get("audio_track"))
     with disk_errors(entry.dir):
         if info is None or bool(info.get("audio_track")) != audio_track:  # starts never change
-            entry.write_clips({
-                "source": str(path),
-                "n": len(clips),
-                "starts": [float(c.start) for c in clips],
-                "frame_index": [int(s) for s in starts],
-                "audio_track": audio_track,
-                "duration": float(len(video.frames) / spec.fps),
-                "padded": padded,
-            })  # fmt: skip
+            entry.write_clips(
+                {
+                    "source": str(path),
+                    "n": len(clips),
+                    "starts": [float(c.start) for c in clips],
+                    "frame_index": [int(s) for s in starts],
+                    "audio_track": audio_track,
+                    "duration": float(len(video.frames) / spec.fps),
+                    "padded": padded,
+                }
+            )
         for name, per_clip in arrays.items():
             entry.write_modality(spec.modality_tag(name), per_clip)
 
@@ -175,9 +190,14 @@ def _decode(
 
     padded = 0
     video = decode_video(
-        path, fps=spec.fps, size=spec.size, sample_rate=spec.sample_rate,
-        audio=audio, max_seconds=spec.max_seconds, window=window,
-    )  # fmt: skip
+        path,
+        fps=spec.fps,
+        size=spec.size,
+        sample_rate=spec.sample_rate,
+        audio=audio,
+        max_seconds=spec.max_seconds,
+        window=window,
+    )
     if info is not None:  # arrays exist: cut the missing modalities at the same frames
         if info.get("padded"):
             video, padded = pad_video(video, spec.frames)
@@ -186,10 +206,13 @@ def _decode(
         if spec.short == "pad":
             video, padded = pad_video(video, spec.frames)
         starts = clip_starts(
-            len(video.frames), spec.frames, per_video=spec.per_video,
-            sampling=spec.sampling, stride=spec.stride,
+            len(video.frames),
+            spec.frames,
+            per_video=spec.per_video,
+            sampling=spec.sampling,
+            stride=spec.stride,
             rng=np.random.default_rng(entry.clip_seed(spec.seed)),
-        )  # fmt: skip
+        )
     if not starts:
         raise DataError(
             f"{path}: too short: {len(video.frames)} frames at {spec.fps:g} fps, "

@@ -70,15 +70,7 @@ def scan(root: str | Path, *, labeled: bool | None = None) -> VideoIndex:
     """Index a dataset root in the first layout that matches (module docstring)."""
     root = Path(root)
     if root.is_file() and root.suffix.lower() in (".csv", ".txt"):
-        head = set(csv_header(root))
-        if head >= KINETICS_COLUMNS:
-            base = root.parent.parent if root.parent.name == "annotations" else root.parent
-            return read_kinetics([root], base)
-        if is_path_label_list(root):
-            return read_path_label_lists(root.parent, [root])
-        if root.suffix.lower() == ".txt":
-            raise DataError(f"{root}: a list file needs 'path label' lines (label an integer)")
-        return read_manifest(root)
+        return _scan_list_file(root)
     if root.suffix.lower() == ".csv":
         return read_manifest(root)  # raises the missing-file error
     if not root.is_dir():
@@ -87,6 +79,35 @@ def scan(root: str | Path, *, labeled: bool | None = None) -> VideoIndex:
         return _unlabeled(root, _videos(root))
     if (root / "labels.csv").exists():
         return read_manifest(root / "labels.csv")
+    listed = _scan_annotations(root)
+    if listed is not None:
+        return listed
+    videos = _videos(root)
+    rels = [v.relative_to(root).as_posix() for v in videos]
+    by_folder = all(r.count("/") == 1 for r in rels)
+    if labeled or (labeled is None and by_folder):
+        return read_labeled_folder(root)
+    return _unlabeled(root, videos)
+
+
+def _scan_list_file(root: Path) -> VideoIndex:
+    """A ``.csv`` / ``.txt`` file given as the root: a Kinetics CSV, a ``path label``
+    list or a CSV manifest."""
+    head = set(csv_header(root))
+    if head >= KINETICS_COLUMNS:
+        base = root.parent.parent if root.parent.name == "annotations" else root.parent
+        return read_kinetics([root], base)
+    if is_path_label_list(root):
+        return read_path_label_lists(root.parent, [root])
+    if root.suffix.lower() == ".txt":
+        raise DataError(f"{root}: a list file needs 'path label' lines (label an integer)")
+    return read_manifest(root)
+
+
+def _scan_annotations(root: Path) -> VideoIndex | None:
+    """The folder's annotation files, in order: Kinetics CSVs, UCF101 split lists,
+    HMDB51 split lists, ``path label`` lists, UCF101's classInd.txt alone; None when
+    it has none of them."""
     kinetics = [
         p
         for d in (root, root / "annotations")
@@ -106,12 +127,7 @@ def scan(root: str | Path, *, labeled: bool | None = None) -> VideoIndex:
         return read_path_label_lists(root, lists)
     if ucf is not None:  # classInd.txt without split lists: class order, hash split
         return read_ucf101(root, *ucf)
-    videos = _videos(root)
-    rels = [v.relative_to(root).as_posix() for v in videos]
-    by_folder = all(r.count("/") == 1 for r in rels)
-    if labeled or (labeled is None and by_folder):
-        return read_labeled_folder(root)
-    return _unlabeled(root, videos)
+    return None
 
 
 def _videos(root: Path) -> list[Path]:

@@ -300,9 +300,14 @@ class _TestViews:
 
     def embedded(self, enc: nn.Module) -> tuple[np.ndarray, np.ndarray, list[str]]:
         e = embed_split(
-            enc, self.batches, modality=self.modality, device=self.device, crops=self.crops,
-            crop_size=self.crop_size, frames=self.frames,
-        )  # fmt: skip
+            enc,
+            self.batches,
+            modality=self.modality,
+            device=self.device,
+            crops=self.crops,
+            crop_size=self.crop_size,
+            frames=self.frames,
+        )
         x, y, groups = select_label(e, self.label, with_groups=True)  # type: ignore[misc]
         return x, y, groups
 

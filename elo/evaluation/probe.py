@@ -224,8 +224,9 @@ def choose_c(
     """C with the best balanced accuracy on a stratified held-out 25% of ``x``.
 
     Returns ``(C, {C: balanced accuracy})``. Ties go to the C closest to 1 (on a log
-    scale; the smaller one when two are equally close). Falls back to ``C=1`` when some class has fewer than 2 samples
-    or there is a single class (nothing can be held out fairly).
+    scale; the smaller one when two are equally close). Falls back to ``C=1`` when some
+    class has fewer than 2 samples or there is a single class (nothing can be held out
+    fairly).
     """
     from sklearn.metrics import balanced_accuracy_score
     from sklearn.model_selection import train_test_split

@@ -40,8 +40,14 @@ from elo.model.modality import MODALITIES, Encoder, EncoderBuild, ordered
 
 ARCH = "r2plus1d_18"
 BUILDER = "elo.encoders_tv:build_r2plus1d_18"
-__all__ = ["R2Plus1D18Encoder", "build_r2plus1d_18", "build_video", "build_audio",
-           "build_encoder", "export_builder"]  # fmt: skip
+__all__ = [
+    "R2Plus1D18Encoder",
+    "build_r2plus1d_18",
+    "build_video",
+    "build_audio",
+    "build_encoder",
+    "export_builder",
+]
 
 
 class R2Plus1D18Encoder(Encoder):
@@ -54,14 +60,21 @@ class R2Plus1D18Encoder(Encoder):
         net = r2plus1d_18(weights=None)
         if in_channels != 3:  # the (1,7,7) spatial stem convolution, for other inputs
             net.stem[0] = nn.Conv3d(
-                in_channels, 45, kernel_size=(1, 7, 7), stride=(1, 2, 2), padding=(0, 3, 3),
+                in_channels,
+                45,
+                kernel_size=(1, 7, 7),
+                stride=(1, 2, 2),
+                padding=(0, 3, 3),
                 bias=False,
-            )  # fmt: skip
+            )
             nn.init.kaiming_normal_(net.stem[0].weight, mode="fan_out", nonlinearity="relu")
         self.stem = net.stem
         self.layer1, self.layer2, self.layer3, self.layer4 = (
-            net.layer1, net.layer2, net.layer3, net.layer4,
-        )  # fmt: skip
+            net.layer1,
+            net.layer2,
+            net.layer3,
+            net.layer4,
+        )
         self.proj: nn.Module = nn.Identity() if embed_dim == 512 else nn.Linear(512, embed_dim)
         self.in_channels, self.embed_dim = int(in_channels), int(embed_dim)
         self.pyramid_channels = (64, 128, 256, 512)

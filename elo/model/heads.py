@@ -128,7 +128,8 @@ class TaskHead(nn.Module):
             if key not in names:
                 known = ", ".join(sorted(names)) or "(none)"
                 raise ConfigError(
-                    f"unknown config key 'heads.{cls.name}.{key}'; known keys for {cls.name}: {known}"
+                    f"unknown config key 'heads.{cls.name}.{key}'; known keys for "
+                    f"{cls.name}: {known}"
                 )
         try:
             return cls.Config(**section)

@@ -129,8 +129,9 @@ class ELoModel(nn.Module):
     (``loss_scale``, ``loss_gain``), so a resumed run continues them.
 
     In training mode each modality first gets its ``Modality.augment`` (seeded by
-    step; ``augment=False`` turns it off). ``share_features=False`` re-encodes the inputs for every term (the naive loop the
-    step benchmark compares against); the losses are the same.
+    step; ``augment=False`` turns it off). ``share_features=False`` re-encodes the inputs
+    for every term (the naive loop the step benchmark compares against); the losses are
+    the same.
     """
 
     def __init__(

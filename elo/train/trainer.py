@@ -130,9 +130,15 @@ def train_model(
     """Train for ``steps`` optimizer steps; see the module docstring. ``out_dir`` is
     locked meanwhile: a second ``elo-train`` on it exits 2 (:class:`DirLock`)."""
     kw: dict[str, Any] = dict(
-        data_root=data_root, steps=steps, out_dir=out_dir, seed=seed, device=device,
-        resume=resume, progress=progress, loader=loader,
-    )  # fmt: skip
+        data_root=data_root,
+        steps=steps,
+        out_dir=out_dir,
+        seed=seed,
+        device=device,
+        resume=resume,
+        progress=progress,
+        loader=loader,
+    )
     if out_dir is None:
         return _train_model(cfg, weights, **kw)
     with DirLock(out_dir, "elo-train"):
@@ -191,7 +197,9 @@ def _train_model(
     )
     bar = progress_bar(progress, run.start, steps, "elo-train")
     out = run.out
-    board = None if out is None else TrainingBoard(out, weights.values, start=run.start, batch_size=run.t.batch_size)  # fmt: skip
+    board = None
+    if out is not None:
+        board = TrainingBoard(out, weights.values, start=run.start, batch_size=run.t.batch_size)
     run.model.train()
     params = [p for p in run.model.parameters() if p.requires_grad]
     stop = StopOnSigterm()

@@ -49,9 +49,11 @@ class CombinedFitness(AgreementOptions, _CombinedWeights):
             raise ValueError("agreement_weight and zipf_weight must be >= 0")
         self.xmodal = XModalFitness(**self.agreement_options(), seed=self.seed)
         self.zipf = ZipfFitness(
-            k=self.zipf_k, exponent=self.zipf_exponent, direction=self.zipf_direction,
+            k=self.zipf_k,
+            exponent=self.zipf_exponent,
+            direction=self.zipf_direction,
             seed=self.seed,
-        )  # fmt: skip
+        )
 
     @property
     def worst(self) -> float:

@@ -89,9 +89,15 @@ def training_loader(
     from elo.data.datasets import make_loader
 
     base = make_loader(
-        cfg, root, split="train", modalities=list(modalities), batch_size=batch_size,
-        shuffle=True, seed=seed, workers=workers,
-    )  # fmt: skip
+        cfg,
+        root,
+        split="train",
+        modalities=list(modalities),
+        batch_size=batch_size,
+        shuffle=True,
+        seed=seed,
+        workers=workers,
+    )
     rels = _dataset_rels(base.dataset)
     held = heldout_videos(rels, fraction)
     keep = [i for i, r in enumerate(rels) if r not in held]
