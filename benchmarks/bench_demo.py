@@ -86,7 +86,7 @@ def driver_args(
 
 
 def run_bench(args: argparse.Namespace, rest: list[str]) -> int:
-    from elo.demo import parse_options
+    from elo.demo_options import parse_options
 
     probe = parse_options([*rest, "--data", "x"])  # the driver's own errors, exit 2
     suffix = f"-{args.strategy}" if args.strategy else ""

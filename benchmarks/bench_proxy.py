@@ -516,7 +516,7 @@ def final_overrides(st: Study, args: argparse.Namespace) -> tuple[list[str], lis
     """elo-train's overrides (the demo's final sizes, the shared ones, ``--final-set``,
     and the modalities elo-search dropped) and elo-eval's (the ``data.*`` ones)."""
     from elo.config import load_config
-    from elo.demo import FINAL_OVERRIDES
+    from elo.demo_options import FINAL_OVERRIDES
     from elo.model.modality import configured_modalities
 
     extra = [*args.overrides, *args.final_set]

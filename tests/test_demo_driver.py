@@ -14,8 +14,10 @@ from typing import Any
 
 import pytest
 
-from elo import demo
-from elo.demo import DemoOptions, StepFailed
+from elo import demo, demo_options, demo_rows, demo_run
+from elo.demo_options import DemoOptions
+from elo.demo_run import StepFailed
+from elo.errors import EloError
 
 #: a row command: announce ``me`` started, then wait (up to 60 s) for ``other`` to start
 WAIT_FOR_OTHER = (
@@ -35,7 +37,7 @@ WAIT_FOR_OTHER = (
 def _row(tmp: Path, me: str, other: str) -> Any:
     def go() -> dict[str, Any]:
         cmd = [sys.executable, "-c", WAIT_FOR_OTHER, str(tmp), me, other]
-        demo._run(cmd, tmp / "logs" / f"{me}.log", echo=False)
+        demo_run._run(cmd, tmp / "logs" / f"{me}.log", echo=False)
         return {"key": me}
 
     return go
@@ -44,7 +46,7 @@ def _row(tmp: Path, me: str, other: str) -> Any:
 def test_two_jobs_run_rows_side_by_side_with_their_own_logs(tmp_path: Path) -> None:
     """Each row waits for the other to start: both finish only if they ran at once."""
     seen: list[str] = []
-    results, failures = demo.run_parallel(
+    results, failures = demo_run.run_parallel(
         [("a", _row(tmp_path, "a", "b")), ("b", _row(tmp_path, "b", "a"))],
         2,
         lambda key, row, err: seen.append(key),
@@ -59,18 +61,18 @@ def test_two_jobs_run_rows_side_by_side_with_their_own_logs(tmp_path: Path) -> N
 def test_a_failed_row_reports_its_tail_and_the_others_finish(tmp_path: Path) -> None:
     def bad() -> dict[str, Any]:
         code = "import sys\nfor i in range(30): print('line', i)\nsys.exit(3)"
-        demo._run([sys.executable, "-c", code], tmp_path / "bad.log", echo=False)
+        demo_run._run([sys.executable, "-c", code], tmp_path / "bad.log", echo=False)
         return {}
 
     def good() -> dict[str, Any]:
-        demo._run([sys.executable, "-c", "print('fine')"], tmp_path / "good.log", echo=False)
+        demo_run._run([sys.executable, "-c", "print('fine')"], tmp_path / "good.log", echo=False)
         return {"key": "good"}
 
-    results, failures = demo.run_parallel([("bad", bad), ("good", good)], 1)
+    results, failures = demo_run.run_parallel([("bad", bad), ("good", good)], 1)
     assert results == {"good": {"key": "good"}} and list(failures) == ["bad"]
     err = failures["bad"]
     assert isinstance(err, StepFailed) and err.rc == 3 and err.log == tmp_path / "bad.log"
-    assert err.tail == [f"line {i}" for i in range(30 - demo.TAIL_LINES, 30)]
+    assert err.tail == [f"line {i}" for i in range(30 - demo_run.TAIL_LINES, 30)]
     assert (
         "exit 3" in str(err) and "| line 29" in str(err) and str(tmp_path / "bad.log") in str(err)
     )
@@ -81,7 +83,7 @@ def test_row_processes_get_the_thread_count(tmp_path: Path, threads: int) -> Non
     """torch in a row's subprocess starts with ``threads`` intra-op threads."""
     log = tmp_path / "t.log"
     code = "import torch; print('threads', torch.get_num_threads())"
-    demo._run([sys.executable, "-c", code], log, env=demo.row_env(threads), echo=False)
+    demo_run._run([sys.executable, "-c", code], log, env=demo_run.row_env(threads), echo=False)
     assert log.read_text().splitlines()[-1] == f"threads {threads}"
 
 
@@ -110,11 +112,14 @@ def test_single_tasks_ranked_by_rung_then_fitness_one_per_task(tmp_path: Path) -
         {"status": "failed", "rung": 2, "fitness": 0.90, "weights": {**w, "rgb/future": 1.0}},
         {"status": "ok", "rung": 2, "fitness": 0.005, "weights": {**w, "rgb/future": 1.0}},
     ]
-    ranked = demo.ranked_single_tasks(_evals(tmp_path, recs))
+    ranked = demo_rows.ranked_single_tasks(_evals(tmp_path, recs))
     assert [t for t, _ in ranked] == ["contrastive", "future"]  # rung 2: 0.02 > 0.01
     assert ranked[0][1]["rgb+flow/contrastive"] == 1.0 and ranked[1][1]["rgb/future"] == 1.0
-    assert demo.best_single_task(tmp_path) == ranked[0]
-    assert demo.single_keys(3) == ["single", "single_2", "single_3"] and demo.single_keys(0) == []
+    assert demo_rows.best_single_task(tmp_path) == ranked[0]
+    assert (
+        demo_rows.single_keys(3) == ["single", "single_2", "single_3"]
+        and demo_rows.single_keys(0) == []
+    )
 
 
 def _probed(key: str, task: str, top1: float, seconds: float) -> dict[str, Any]:
@@ -136,29 +141,31 @@ def test_oracle_picks_the_best_probe_among_the_fittest_single_tasks() -> None:
         "single_2": _probed("single_2", "contrastive", 0.35, 90.0),
         "single_3": _probed("single_3", "future", 0.35, 80.0),  # a tie: the fitter one wins
     }
-    row = demo.oracle_row(rows, ["single", "single_2", "single_3"], shown=("single",))
+    row = demo_rows.oracle_row(rows, ["single", "single_2", "single_3"], shown=("single",))
     assert row["picked"] == "single_2" and row["dir"] == "models/single_2"
     assert row["label"]["top1"] == 0.35 and row["task"] == "contrastive"
     assert row["model"] == "oracle: best of the 3 fittest single tasks by test probe (contrastive)"
     assert [c["fitness_rank"] for c in row["candidates"]] == [1, 2, 3]
     assert row["seconds"] == 170.0  # "single" is its own row; its seconds are there
-    assert demo.oracle_row(rows, ["single", "single_2"])["seconds"] == 190.0
+    assert demo_rows.oracle_row(rows, ["single", "single_2"])["seconds"] == 190.0
 
 
 def test_default_rows_drop_duplicates_and_start_longest_first(tmp_path: Path) -> None:
-    o = demo.parse_options(["--data", str(tmp_path), "--oracle-k", "3"])
+    o = demo_options.parse_options(["--data", str(tmp_path), "--oracle-k", "3"])
     assert "uniform_tuned" not in o.contenders and "pixels" not in o.contenders
     assert {"oracle", "single", "evolved", "uniform", "rlw", "uncertainty"} <= set(o.contenders)
-    assert o.jobs == 2 and o.contenders == demo.DEFAULT_CONTENDERS
-    table = {k: ("", []) for k in [*demo.CONTENDERS, "single_2", "single_3"] if k != "oracle"}
-    keys = demo.rows_to_run(o, table)
+    assert o.jobs == 2 and o.contenders == demo_options.DEFAULT_CONTENDERS
+    table = {
+        k: ("", []) for k in [*demo_options.CONTENDERS, "single_2", "single_3"] if k != "oracle"
+    }
+    keys = demo_rows.rows_to_run(o, table)
     assert keys[0] == "evolved" and keys[-1] == "frame"
     i = keys.index("single")
     assert keys[i : i + 3] == ["single", "single_2", "single_3"]
     assert set(keys) == (set(o.contenders) - {"oracle"}) | {"single_2", "single_3"}
-    chosen = demo.parse_options(["--contenders", "uniform_tuned,pixels", "--jobs", "1"])
-    assert demo.rows_to_run(chosen, table) == ["uniform_tuned", "pixels"]
-    assert demo.parse_options(["--search-args", "--strategy pbt"]).search_args == (
+    chosen = demo_options.parse_options(["--contenders", "uniform_tuned,pixels", "--jobs", "1"])
+    assert demo_rows.rows_to_run(chosen, table) == ["uniform_tuned", "pixels"]
+    assert demo_options.parse_options(["--search-args", "--strategy pbt"]).search_args == (
         "--strategy",
         "pbt",
     )
@@ -183,7 +190,7 @@ def test_an_existing_dataset_of_another_style_is_refused(tmp_path: Path) -> None
     (tmp_path / "labels.csv").write_text("path,label\n")
     (tmp_path / "demo.json").write_text(json.dumps({"style": "c", "clips": 48, "seed": 0}))
     o = DemoOptions(data=tmp_path, run=tmp_path / "run", style="a")
-    with pytest.raises(demo.EloError, match="style-c demo dataset .* pass --style c"):
+    with pytest.raises(EloError, match="style-c demo dataset .* pass --style c"):
         demo.make_data(o)
 
 
@@ -196,12 +203,12 @@ def test_the_nuisance_probe_reads_a_column_the_dataset_has(tmp_path: Path) -> No
     assert DemoOptions(data=tmp_path, run=tmp_path, style="a").nuisance_label == "identity"
     wrong = DemoOptions(data=tmp_path, run=tmp_path / "run", style="a")
     with pytest.raises(
-        demo.EloError,
+        EloError,
         match="no column 'identity' for the nuisance probe; pass "
         "--nuisance with one of label, class, shape, texture",
     ):
         demo.check_labels(wrong)
-    chosen = demo.parse_options(["--style", "a", "--nuisance", "shape"])
+    chosen = demo_options.parse_options(["--style", "a", "--nuisance", "shape"])
     assert chosen.nuisance_label == "shape"
 
 
@@ -231,7 +238,7 @@ def test_table_carries_date_machine_seed_oracle_and_timing() -> None:
         "threads_per_row": 1,
         "seconds": {"data": 60.0, "search": 420.0, "rows": 900.0, "total": 1380.0},
     }
-    text = demo.comparison_table(rows, final_steps=300, seed=4, meta=meta)
+    text = demo_rows.comparison_table(rows, final_steps=300, seed=4, meta=meta)
     assert "300 training steps per model, seed 4." in text
     assert "| texture top-1 (nuisance) |" in text
     assert "Run 2030-01-02T03:04:05+00:00 on 2 cores (Some CPU)" in text

@@ -297,7 +297,8 @@ def test_tune_lr_prefers_a_learning_rate_that_learns(batches: list[dict[str, Any
 
 
 def test_demo_has_the_weighting_rows(tmp_path: Path) -> None:
-    from elo.demo import CONTENDERS, DemoOptions, comparison_table, contender_table, parse_options
+    from elo.demo_options import CONTENDERS, DemoOptions, parse_options
+    from elo.demo_rows import comparison_table, contender_table
 
     search = tmp_path / "search"
     search.mkdir()
