@@ -26,8 +26,10 @@ Printed tables (docs/reliability.md has one run's):
   quarter (linear growth: about equal);
 * the resume times at the start and at the end.
 
-Targets (checked, exit 1 when missed): RSS growth after the first trial <= 50 MB,
-descriptors and threads flat (growth <= ``--slack``), the last quarter's bytes per
+Targets (checked, exit 1 when missed): per worker, the floor of its RSS between trials
+(lowest sample while it had finished k trials; samples mid-trial swing by about 150 MB
+with the trial's own tensors) grows <= 50 MB from its first third of trials to its
+last, descriptors' and threads' floors grow <= ``--slack``, the last quarter's bytes per
 trial <= 2x the second quarter's, resume time at the end <= 2x at the start.
 """
 
@@ -187,33 +189,64 @@ class Runner:
             self.reader.join(timeout=10)
 
 
+def _floors(rows: list[tuple[int, float, int, int]]) -> dict[int, tuple[float, int, int]]:
+    """Per number of finished trials k: the lowest RSS, descriptors and threads sampled
+    while the worker had finished k (transient tensors, files and threads of the trial
+    in flight come and go; a leak raises the floor)."""
+    out: dict[int, tuple[float, int, int]] = {}
+    for k, rss, fds, threads in rows:
+        prev = out.get(k)
+        cur = (rss, fds, threads)
+        out[k] = cur if prev is None else tuple(map(min, prev, cur))  # type: ignore[assignment]
+    return out
+
+
 def _mb(x: float) -> str:
     return f"{x:.0f}"
 
 
 def report(s: Sampler, resumes: list[tuple[str, int, dict[str, float]]], slack: int) -> bool:
+    """Print the three tables; True when every target holds."""
+    workers_ok = _worker_table(s, slack)
+    sizes_ok = _size_table(s)
+    return _resume_table(resumes) and workers_ok and sizes_ok
+
+
+def _worker_table(s: Sampler, slack: int) -> bool:
     ok = True
     print(f"\n## Per worker process (sampled every {s.every:.0f} s)\n")
     print(
-        "| worker pid | trials | RSS MB after 1st / last | growth | max | "
-        "fds 1st / last / max | threads 1st / last / max |"
+        "Floors: the lowest sample while the worker had finished k trials (between trials: "
+        "what it retains); first / last: the median floor over the first / last third of "
+        "its trials.\n"
+    )
+    print(
+        "| worker pid | trials | RSS floor MB first / last | growth | RSS max MB | "
+        "fds floor first / last | threads floor first / last |"
     )
     print("|---|---:|---:|---:|---:|---:|---:|")
     for pid, rows in sorted(s.workers.items(), key=lambda kv: kv[1][0][0]):
-        after = [r for r in rows if r[0] >= 1]
-        if not after:
+        floors = _floors([r for r in rows if r[0] >= 1])
+        if len(floors) < 2:
             continue
-        first, last = after[0], after[-1]
-        trials = last[0] - first[0] + 1
-        grow = last[1] - first[1]
-        fd_max, th_max = max(r[2] for r in after), max(r[3] for r in after)
-        good = grow <= 50 and fd_max - first[2] <= slack and th_max - first[3] <= slack
-        ok = ok and (good or trials < 10)  # a short-lived worker says little
+        ks = sorted(floors)
+        head, tail = ks[: max(1, len(ks) // 3)], ks[-max(1, len(ks) // 3) :]
+        first = [statistics.median(floors[k][i] for k in head) for i in range(3)]
+        last = [statistics.median(floors[k][i] for k in tail) for i in range(3)]
+        grow = last[0] - first[0]
+        rss_max = max(r[1] for r in rows if r[0] >= 1)
+        good = grow <= 50 and last[1] - first[1] <= slack and last[2] - first[2] <= slack
+        ok = ok and (good or len(ks) < 10)  # a short-lived worker says little
         print(
-            f"| {pid} | {trials} (from its trial {first[0]}) | {_mb(first[1])} / {_mb(last[1])} "
-            f"| {grow:+.0f} MB | {_mb(max(r[1] for r in after))} | {first[2]} / {last[2]} / "
-            f"{fd_max} | {first[3]} / {last[3]} / {th_max} |" + ("" if good else " (!)")
+            f"| {pid} | {ks[-1] - ks[0] + 1} (trials {ks[0]}-{ks[-1]}) | {_mb(first[0])} / "
+            f"{_mb(last[0])} | {grow:+.0f} MB | {_mb(rss_max)} | {first[1]:.0f} / {last[1]:.0f} "
+            f"| {first[2]:.0f} / {last[2]:.0f} |" + ("" if good else " (!)")
         )
+    return ok
+
+
+def _size_table(s: Sampler) -> bool:
+    ok = True
     sizes = sorted(dict(s.sizes).items())
     total = sizes[-1][0] if sizes else 0
     print("\n## Run folder size\n")
@@ -229,6 +262,11 @@ def report(s: Sampler, resumes: list[tuple[str, int, dict[str, float]]], slack: 
         prev = at
     if len(slopes) == 4 and slopes[1] > 0:
         ok = ok and slopes[3] <= 2 * slopes[1]
+    return ok
+
+
+def _resume_table(resumes: list[tuple[str, int, dict[str, float]]]) -> bool:
+    ok = True
     print("\n## elo-search --resume\n")
     print(
         "| when | trials logged | to 'resuming' (log replayed) s | to 'search' (trials start) s |"
@@ -244,7 +282,7 @@ def report(s: Sampler, resumes: list[tuple[str, int, dict[str, float]]], slack: 
     return ok
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", required=True, help="dataset folder (elo-data demo --clips 200)")
     p.add_argument("--config", default="demo")
@@ -258,7 +296,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--slack", type=int, default=2, help="allowed growth of fds / threads")
     p.add_argument("--out", help="work folder (default: a temp folder)")
     p.add_argument("overrides", nargs="*", help="more config overrides for elo-search")
-    args = p.parse_args(argv)
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse(argv)
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     work = Path(args.out or tempfile.mkdtemp(prefix="elo-soak-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -266,24 +308,10 @@ def main(argv: list[str] | None = None) -> int:
     total = args.population * args.generations
     at_start = args.resume_at_start or args.population + 4
     at_end = total - (args.resume_at_end or args.population // 2)
-    first = [
-        "--config",
-        args.config,
-        "--data",
-        args.data,
-        "--population",
-        str(args.population),
-        "--generations",
-        str(args.generations),
-        "--steps",
-        str(args.steps),
-        "--workers",
-        "2",
-        "--out",
-        str(run_dir),
-        f"search.warm_start_steps={args.warm_start_steps}",
-        *args.overrides,
-    ]
+    first = ["--config", args.config, "--data", args.data]
+    first += ["--population", str(args.population), "--generations", str(args.generations)]
+    first += ["--steps", str(args.steps), "--workers", "2", "--out", str(run_dir)]
+    first += [f"search.warm_start_steps={args.warm_start_steps}", *args.overrides]
     print(
         f"soak: {total} trials ({args.population} x {args.generations}), {args.steps} proxy "
         f"steps, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}, "
@@ -321,6 +349,8 @@ def main(argv: list[str] | None = None) -> int:
         f"{(time.perf_counter() - t0) / 60:.1f} min in all, load average "
         f"{os.getloadavg()[0]:.1f}"
     )
+    samples = {"workers": {str(k): v for k, v in sampler.workers.items()}, "sizes": sampler.sizes}
+    (work / "samples.json").write_text(json.dumps(samples), encoding="utf-8")  # raw, for re-reading
     ok = report(sampler, resumes, args.slack) and rc == 0 and len(keys) == total
     print(f"\ntargets {'met' if ok else 'NOT met'}")
     return 0 if ok else 1

@@ -125,3 +125,22 @@ def test_search_progress_line_on_a_terminal(tmp_path: Path, capsys) -> None:
     assert frames[2].startswith("trials 2/2 (0 failed)  best so far 0.7000  ETA")
     assert frames[3].startswith("generation 1: best 0.7000  median 0.5000  | trials 2/2")
     assert out.endswith("\n") and out.count("\n") == 1
+
+
+def test_a_new_event_file_sorts_after_the_folders_existing_ones(tmp_path: Path) -> None:
+    """TensorBoard reads event files in name order (creation second, host, pid, a
+    per-process counter): a board opened in the second of an existing file waits for
+    the next second, so its file sorts after (a counter of 10 would sort before 9)."""
+    import time
+
+    from elo.train.tblog import ScalarBoard
+
+    now = int(time.time())
+    old = tmp_path / f"events.out.tfevents.{now}.host.1.9"
+    old.write_bytes(b"")
+    board = ScalarBoard(tmp_path)
+    board.add({"train/loss": 1.0}, step=1)
+    board.close()
+    names = sorted(f.name for f in tmp_path.glob("events.out.tfevents.*"))
+    assert names[0] == old.name and len(names) == 2
+    assert int(names[1].split(".")[3]) > now

@@ -33,6 +33,21 @@ log = logging.getLogger(__name__)
 SUBDIR = "tensorboard"
 
 
+def _after_existing_files(log_dir: Path) -> None:
+    """Wait until the clock is past the creation second of ``log_dir``'s newest event
+    file. TensorBoard reads a folder's files in name order, and a name is the creation
+    second, host, pid and a per-process counter: a second writer of one process in the
+    same second could sort first (counter 10 before 9) and a resumed run's steps would
+    be read before the steps they continue."""
+    seconds = []
+    for f in log_dir.glob("events.out.tfevents.*"):
+        part = f.name.split(".")[3]
+        if part.isdigit():
+            seconds.append(int(part))
+    while seconds and int(time.time()) <= max(seconds):
+        time.sleep(0.05)
+
+
 class ScalarBoard:
     """Scalars into one event-file folder; ``log_dir=None`` disables it. On resume,
     ``purge_step`` hides the events an earlier run wrote at or after that step. The
@@ -56,6 +71,7 @@ class ScalarBoard:
                 self.log_dir = None
                 return None
             writer: Any = cast(Any, SummaryWriter)  # torch ships it unannotated
+            _after_existing_files(Path(self.log_dir))
             self.writer = writer(str(self.log_dir), purge_step=self.purge_step)
         return self.writer
 
