@@ -6,7 +6,7 @@
 Runs a real ``elo-search`` (demo profile, real training and fitness, a real local Ray
 runtime with 2 workers) and prints, for every trial worker, its resident memory after
 each of its trials (``worker_rss_mb``, measured inside the worker after the trial's
-clean-up) and the trial's peak (``trial_peak_mb``). The target (README: Memory): growth
+clean-up) and the trial's peak (``trial_peak_mb``). The target (docs/results.md, Memory): growth
 after each worker's first trial <= 50 MB in total, and no worker killed.
 """
 

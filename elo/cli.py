@@ -58,7 +58,7 @@ class Command(Protocol):
 
 def run_command(name: str, command: Command, argv: Sequence[str] | None = None) -> int:
     """Parse ``argv`` for ``elo-<name>``, set up logging and run ``command``: the shared
-    frame of every console script, wherever the command lives (README, layout)."""
+    frame of every console script, wherever the command lives (docs/architecture.md, Layout)."""
     parser = argparse.ArgumentParser(
         prog=f"elo-{name}",
         description=DESCRIPTIONS[name],

@@ -1,6 +1,6 @@
 """What a search does when a trial fails, hangs, or the machine gets in the way.
 
-Three kinds of trouble, three answers (README: Reliability):
+Three kinds of trouble, three answers (docs/reliability.md):
 
 * **The trial's own error** (an exception in training or scoring, e.g. a diverged
   encoder): :func:`guarded_trial` reports it as a result with ``trial_error``, and the

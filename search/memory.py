@@ -1,7 +1,7 @@
 """Resident memory of this process, for the per-trial memory report (Linux ``/proc``).
 
 A search's trial workers are reused for many trials, so anything one trial leaves
-behind accumulates until Ray's memory monitor kills the worker (README: Memory).
+behind accumulates until Ray's memory monitor kills the worker (docs/reliability.md, Memory).
 :func:`reset_peak` + :func:`peak_mb` give the peak resident memory of one trial;
 :func:`release` hands freed heap pages back to the operating system.
 """

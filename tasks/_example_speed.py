@@ -1,4 +1,4 @@
-"""Playback-speed prediction: the README's worked example of adding a task.
+"""Playback-speed prediction: the worked example of adding a task (README, docs/extending.md).
 
 Is the clip playing at normal speed or twice as fast? Speed is a motion cue no single
 frame reveals (Benaim et al., "SpeedNet", CVPR 2020, arXiv 2004.06130). This file

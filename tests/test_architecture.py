@@ -1,4 +1,4 @@
-"""The house rules of the layout (README, "Layout"; docs/architecture.md), checked on the
+"""The house rules of the layout (docs/architecture.md: "Layout", "Layers"), checked on the
 source with ``ast``: core ``elo/`` never imports the layers built on it (``search/``,
 ``baselines/``), no two files import each other through any chain, and modules and
 functions stay readable in size."""

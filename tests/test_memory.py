@@ -1,4 +1,4 @@
-"""Memory of reused trial workers (README: Memory): what a trial keeps is released, the
+"""Memory of reused trial workers (docs/reliability.md): what a trial keeps is released, the
 per-trial memory is reported, and concurrency respects the memory Ray may schedule."""
 
 from __future__ import annotations

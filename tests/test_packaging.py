@@ -144,7 +144,8 @@ def _scripts() -> dict[str, str]:
 
 
 def test_the_tree_has_the_subpackages_the_layout_promises() -> None:
-    """The sub-packages of the README's layout exist (so the derived list is not empty)."""
+    """The sub-packages of the layout (docs/architecture.md) exist (so the derived list
+    is not empty)."""
     found = _subpackages(ROOT)
     want = {"elo.data", "elo.model", "elo.train", "elo.evaluation", "elo.commands"}
     assert want <= found, sorted(want - found)

@@ -1,5 +1,6 @@
-"""The README tutorial: copying tasks/_example_speed.py to tasks/ adds a task that
-appears in the search space with no other edit, and it trains on real video."""
+"""The tutorial (README, docs/extending.md): copying tasks/_example_speed.py to tasks/
+adds a task that appears in the search space with no other edit, and it trains on real
+video."""
 
 from __future__ import annotations
 

@@ -34,7 +34,7 @@ CONTENDERS = (
 #: rows left out by default because they duplicate another row: the label-free lr grid
 #: picks the final lr (x1 of configs/train/final.yaml), so "uniform λ (tuned lr)" trains
 #: what "uniform λ" trains; pixel statistics are the motion statistics plus per-cell
-#: colour means (time-mean appearance), 0.503 against 0.500 in docs/results.md (Demo)
+#: colour means (time-mean appearance), 0.503 against 0.500 in docs/results.md (Demo results)
 DUPLICATES = {"uniform_tuned": "uniform", "pixels": "motion"}
 #: the rows ``make demo`` runs
 DEFAULT_CONTENDERS = tuple(c for c in CONTENDERS if c not in DUPLICATES)

@@ -10,7 +10,7 @@ code::
 Only the builders in :data:`ENCODER_BUILDERS` are accepted, each with a fixed set of
 keyword arguments of checked types and ranges; anything else (another function, an
 unknown or ill-typed argument) is refused with one line before anything is imported,
-built or written. An exported folder is data, never code (README: Reliability).
+built or written. An exported folder is data, never code (docs/reliability.md).
 
 >>> enc = elo.load_encoder("runs/demo/final")   # doctest: +SKIP
 >>> enc(clips).embedding.shape                   # doctest: +SKIP
@@ -62,7 +62,7 @@ _VIDEO_ARGS: dict[str, Callable[[Any], bool]] = {
 }
 
 #: Builder ids are a file-format name, stable across releases: ``elo.encoders:…`` was the
-#: module path before the model moved to ``elo/model/`` (README, layout); exports written
+#: module path before the model moved to ``elo/model/`` (docs/architecture.md); exports written
 #: by any version name the same id. Id module -> the module that holds it today.
 _BUILDER_MODULES = {
     "elo.encoders": "elo.model.encoders",

@@ -13,8 +13,8 @@
   ``test`` is refused.
 * **BatchNorm statistics that match the weights.** After a short proxy run a
   network's running BatchNorm statistics are still mostly their initial values, so
-  eval-mode embeddings are not what the trained weights compute (see the README's
-  fitness section). :func:`fitness_embed` with ``bn="recalibrate"`` (default) resets
+  eval-mode embeddings are not what the trained weights compute (see
+  docs/fitness.md). :func:`fitness_embed` with ``bn="recalibrate"`` (default) resets
   the running statistics of a *copy* of the encoder, estimates them anew over the
   fitness clips (a cumulative average, as "precise BN" does), then embeds in eval
   mode; ``"train"`` embeds with batch statistics; ``"eval"`` keeps the encoder's own.
