@@ -145,6 +145,40 @@ def test_weights_file_shape_errors(tmp_path: Path) -> None:
         Weights.load(tmp_path / "nope.json", _terms())
 
 
+def test_weights_from_pairs_and_only_zero_the_unlisted_terms(tmp_path: Path) -> None:
+    pairs = Weights.from_pairs("rgb/a=0.5, rgb+flow/b=1", _terms())
+    assert pairs.as_vector() == [0.5, 0.0, 1.0, 0.0]
+    only = Weights.only("distill/flow->rgb@2,flow/a", _terms())
+    assert [str(t) for t in only.active] == ["flow/a", "distill/flow->rgb@2"]
+    assert only.as_vector() == [0.0, 1.0, 0.0, 1.0]
+    # a file wins over pairs when the argument names one, even with "=" in its name
+    path = _write(tmp_path, {"rgb/a": 1, "flow/a": 1, "rgb+flow/b": 0, "distill/flow->rgb@2": 0})
+    odd = tmp_path / "w=1.json"
+    odd.write_text(path.read_text())
+    assert Weights.from_argument(str(odd), _terms()).as_vector() == [1.0, 1.0, 0.0, 0.0]
+    assert Weights.from_argument("flow/a=0.25", _terms()).as_vector() == [0.0, 0.25, 0.0, 0.0]
+
+
+@pytest.mark.parametrize(
+    ("arg", "message"),
+    [
+        ("rgb/aa=1", r"unknown term 'rgb/aa' \(did you mean 'rgb/a'\?\)"),
+        ("rgb/a=2", r"'rgb/a' is 2.0, outside \[0, 1\]"),
+        ("rgb/a=high", r"'rgb/a=high' is not term=λ"),
+        ("rgb/a=1,flow/a", r"'flow/a' is not term=λ"),
+        ("rgb/a", r"--weights 'rgb/a': no such file; give a JSON file or term=λ pairs"),
+    ],
+)
+def test_weights_argument_errors_are_one_line(arg: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message) as info:
+        Weights.from_argument(arg, _terms())
+    assert "\n" not in str(info.value)
+    with pytest.raises(ConfigError, match="names no term"):
+        Weights.only(" , ", _terms())
+    with pytest.raises(ConfigError, match="names no term"):
+        Weights.from_pairs(",", _terms())
+
+
 def test_config_all_tasks_minus_excluded(fake_tasks: list[str]) -> None:
     from elo.model.objective import terms_from_config
 

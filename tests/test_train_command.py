@@ -108,6 +108,7 @@ def test_objective_is_dispatched_through_the_registry(
 ELO_ONLY = [
     ["--weights", "w.json"],
     ["--weighting", "rlw"],
+    ["--only", "rgb/future"],
     ["--lr-grid", "0.1,0.2"],
     ["--train", "proxy"],
     ["--list-terms"],

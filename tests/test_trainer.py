@@ -195,6 +195,12 @@ def test_cli_list_terms_and_uniform_default(data: Path, tmp_path: Path) -> None:
     assert (
         train_main(["--config", str(tmp_path / "exp.yaml"), "--data", str(data)]) == 2
     )  # no --out
+    # one term, no weights file: --only (and --weights term=λ) zero every other term
+    for flag in (["--only", "rgb/temporal_order"], ["--weights", "rgb/temporal_order=1"]):
+        out = tmp_path / ("run-" + flag[0].strip("-"))
+        assert train_main([*args, *flag, "--out", str(out), "--no-progress"]) == 0
+        (rec,) = read_jsonl(out / "train_log.jsonl")
+        assert {k for k in rec if k.startswith("weighted/")} == {"weighted/rgb/temporal_order"}
 
 
 def test_lr_schedule_warms_up_then_decays() -> None:

@@ -1,6 +1,7 @@
 """``elo-train``: train with fixed loss weights and export the RGB encoder.
 
     elo-train --weights W.json --data D --steps N --out DIR [--resume] [key=value ...]
+    elo-train --only rgb/speed ...   (or --weights rgb/speed=1,flow/recon=0.5; others 0)
     elo-train --weighting uniform|rlw|uncertainty [--lr-grid 0.001,0.002,0.004] ...
     elo-train --list-terms
     elo-train --objective byol|simsiam --data D [--config NAME|PATH] [key=value ...]
@@ -13,7 +14,7 @@ Writes ``DIR/train_log.jsonl`` (every raw and weighted term, each step),
 trainer: the ``elo.objectives`` entry points of pyproject.toml (BYOL and SimSiam, in
 baselines/trainer.py), so the core imports no baseline. Such a trainer reads its own
 config (``configs/baseline/<name>.yaml``, or ``--config``) with the overrides; the
-options of ELo training (``--weights``, ``--weighting``, ``--lr-grid``, ``--train``,
+options of ELo training (``--weights``, ``--only``, ``--weighting``, ``--lr-grid``, ``--train``,
 ``--list-terms``) are refused with it in one line, as is an ELo experiment for
 ``--config``.
 """
@@ -21,11 +22,16 @@ options of ELo training (``--weights``, ``--weighting``, ``--lr-grid``, ``--trai
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from elo.errors import ConfigError
 from elo.registry import Registry
+
+if TYPE_CHECKING:
+    from elo.model.objective import Weights
+    from elo.model.terms import TermKey
 
 
 class ObjectiveTrainer(Protocol):
@@ -49,7 +55,7 @@ class ObjectiveTrainer(Protocol):
 #: ``--objective`` trainers by name: the ``elo.objectives`` entry points (pyproject.toml)
 OBJECTIVES: Registry[ObjectiveTrainer] = Registry("objective", entry_point_group="elo.objectives")
 #: options of ELo training that a standalone objective cannot use
-_ELO_ONLY = ("weights", "weighting", "lr_grid", "lr_grid_steps", "train", "list_terms")
+_ELO_ONLY = ("weights", "only", "weighting", "lr_grid", "lr_grid_steps", "train", "list_terms")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -58,7 +64,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="experiment config name or YAML path (default: demo); with --objective a "
         "configs/baseline name or path (default: configs/baseline/<objective>.yaml)",
     )
-    p.add_argument("--weights", help='JSON {"weights": {term: λ}} (default: uniform)')
+    p.add_argument(
+        "--weights",
+        help='a JSON file {"weights": {term: λ}}, or term=λ pairs (rgb/speed=1,flow/recon=0.5;'
+        " unlisted terms 0); default: uniform",
+    )
+    p.add_argument(
+        "--only",
+        metavar="TERMS",
+        help="train only these terms, comma-separated (λ 1; the others 0), e.g. --only rgb/speed",
+    )
     p.add_argument(
         "--objective",
         help="a standalone objective instead of ELo's terms: " + " | ".join(OBJECTIVES.declared()),
@@ -163,7 +178,7 @@ def _elo_config(config: str, train: str, overrides: list[str]) -> dict[str, Any]
 
 
 def _run_elo(args: argparse.Namespace) -> int:
-    from elo.model.objective import Weights, terms_from_config
+    from elo.model.objective import terms_from_config
 
     cfg = _elo_config(args.config or "demo", args.train or "final", args.overrides)
     if args.weighting:  # objective.weighting (elo/train/weighting.py)
@@ -173,7 +188,7 @@ def _run_elo(args: argparse.Namespace) -> int:
         for term in terms:
             print(term)
         return 0
-    weights = Weights.load(args.weights, terms) if args.weights else Weights.uniform(terms)
+    weights = _weights(args, terms)
     if not args.out:
         raise ConfigError("--out is required: the folder for logs, checkpoints and the export")
     data = args.data or cfg["data"]["root"]
@@ -209,6 +224,17 @@ def _run_elo(args: argparse.Namespace) -> int:
         f"(load with elo.load_encoder({str(out)!r}))"
     )
     return 0
+
+
+def _weights(args: argparse.Namespace, terms: Sequence[TermKey]) -> Weights:
+    """λ from ``--weights`` (a file or term=λ pairs) or ``--only``; uniform without them."""
+    from elo.model.objective import Weights
+
+    if args.weights and args.only:
+        raise ConfigError("--weights and --only both set λ: give one of them")
+    if args.only:
+        return Weights.only(args.only, terms)
+    return Weights.from_argument(args.weights, terms) if args.weights else Weights.uniform(terms)
 
 
 def _tune_lr(

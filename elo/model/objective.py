@@ -124,6 +124,50 @@ class Weights:
     def uniform(cls, terms: Sequence[TermKey], value: float = 1.0) -> Weights:
         return cls(terms, {str(t): value for t in terms})
 
+    @classmethod
+    def from_pairs(cls, spec: str, terms: Sequence[TermKey]) -> Weights:
+        """``"rgb/speed=1,flow/recon=0.5"``: the listed terms take their λ, every other
+        term 0 (``elo-train --weights term=λ,...``)."""
+        values: dict[str, Any] = {str(t): 0.0 for t in terms}
+        given: dict[str, Any] = {}
+        for pair in filter(None, (p.strip() for p in spec.split(","))):
+            key, sep, raw = pair.partition("=")
+            try:
+                value = float(raw)
+            except ValueError:
+                value = None
+            if not sep or value is None:
+                raise ConfigError(
+                    f"--weights {spec!r}: {pair!r} is not term=λ (e.g. rgb/speed=1); "
+                    "or give a JSON file"
+                )
+            given[key.strip()] = value
+        if not given:
+            raise ConfigError(f"--weights {spec!r} names no term (e.g. rgb/speed=1)")
+        validate_weights({**values, **given}, terms)  # unknown keys get the did-you-mean
+        return cls(terms, {**values, **given})
+
+    @classmethod
+    def only(cls, names: str, terms: Sequence[TermKey]) -> Weights:
+        """``"rgb/speed,flow/recon"``: λ 1 on the listed terms, 0 on the others
+        (``elo-train --only``)."""
+        keys = [k.strip() for k in names.split(",") if k.strip()]
+        if not keys:
+            raise ConfigError(f"--only {names!r} names no term (e.g. --only rgb/speed)")
+        return cls.from_pairs(",".join(f"{k}=1" for k in keys), terms)
+
+    @classmethod
+    def from_argument(cls, arg: str, terms: Sequence[TermKey]) -> Weights:
+        """``--weights``: a JSON file, or ``term=λ`` pairs when ``arg`` names no file."""
+        if not Path(arg).exists():
+            if "=" in arg:
+                return cls.from_pairs(arg, terms)
+            raise ConfigError(
+                f"--weights {arg!r}: no such file; give a JSON file or term=λ pairs "
+                "(e.g. rgb/speed=1; `elo-train --list-terms` prints the terms)"
+            )
+        return cls.load(arg, terms)
+
     def to_json(self, **meta: Any) -> dict[str, Any]:
         return {**meta, "weights": {str(t): self.values[str(t)] for t in self.terms}}
 
