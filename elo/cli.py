@@ -12,7 +12,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import re
 import sys
+import textwrap
 from collections.abc import Sequence
 from typing import Protocol, cast
 
@@ -39,6 +41,23 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         if "default" in text or action.default is None or isinstance(action.default, bool):
             return text
         return super()._get_help_string(action)
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        """Description and epilog keep their line breaks: each line is wrapped on its own;
+        an indented ``  name   text`` line (an epilog's list) hangs under its text."""
+        lines = []
+        for line in text.split("\n"):
+            head = re.match(r"\s+\S+\s+", line)
+            hang = " " * (len(head.group(0)) if head else 0)
+            lines.append(
+                textwrap.fill(
+                    line.strip() if not head else line,
+                    width,
+                    initial_indent=indent,
+                    subsequent_indent=indent + hang,
+                )
+            )
+        return "\n".join(lines)
 
 
 def _positive_int(text: str) -> int:

@@ -10,6 +10,8 @@ and ``--workers`` (which do not change results) apply.
 from __future__ import annotations
 
 import argparse
+import inspect
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -51,6 +53,20 @@ _FLAGS = (
 )
 
 
+def fitness_kinds() -> dict[str, str]:
+    """Every kind of the fitness registry (library modules and ``elo.fitness`` plug-ins)
+    with the first sentence of its docstring, for ``--help``."""
+    from elo.search.fitness.base import FITNESSES
+
+    out = {}
+    for kind in FITNESSES.list():
+        doc = inspect.getdoc(FITNESSES.get(kind)) or ""
+        text = " ".join(doc.split("\n\n")[0].split())
+        text = re.sub(r":\w+:`~?([^`]+)`", r"\1", text).replace("``", "")
+        out[kind] = text.split(". ")[0].rstrip(".")
+    return out
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     d = config_defaults()
 
@@ -72,11 +88,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         choices=["cma", "ga"],
         help=f"CMA-ES or GA ({dflt('search.strategy', 'strategy')})",
     )
+    kinds = fitness_kinds()
     p.add_argument(
         "--fitness",
-        help="zipf | weak | xmodal | combined (a configs/fitness/ name) | synthetic "
-        f"(no training; for tests) ({dflt('fitness.kind', 'fitness')})",
+        help=" | ".join(kinds) + " (the fitness registry: settings in configs/fitness/<kind>"
+        f".yaml, plug-ins through elo.fitness entry points; {dflt('fitness.kind', 'fitness')})",
     )
+    p.epilog = "fitness kinds:\n" + "\n".join(f"  {k:<10} {line}" for k, line in kinds.items())
     p.add_argument(
         "--steps",
         type=int,

@@ -14,10 +14,7 @@ from _scripts import COMMANDS, main_of
 
 
 def _help(name: str, capsys: pytest.CaptureFixture[str]) -> str:
-    with pytest.raises(SystemExit) as exc:
-        main_of(name)(["--help"])
-    assert exc.value.code == 0
-    return " ".join(capsys.readouterr().out.split())  # unwrap argparse's line breaks
+    return " ".join(_help_raw(name, capsys).split())  # unwrap argparse's line breaks
 
 
 @pytest.mark.parametrize("name", COMMANDS)
@@ -46,6 +43,36 @@ def test_search_help_shows_what_a_flagless_run_uses(capsys) -> None:
     for key, value in want.items():
         assert re.search(rf"default: {re.escape(key)} of --config; demo: {value}\)", text), key
     assert "(zipf)" not in text
+
+
+def test_search_help_lists_every_fitness_of_the_registry(capsys) -> None:
+    """The --fitness help and the epilog come from the registry, so a plug-in kind
+    (registered here, the way an ``elo.fitness`` entry point would be) is listed too."""
+    from elo.search.fitness.base import FITNESSES
+
+    @FITNESSES.register("zz_plugin")
+    class ZzPlugin:
+        """Scores nothing useful. A second sentence the listing leaves out."""
+
+    try:
+        raw = _help_raw("search", capsys)
+    finally:
+        FITNESSES.remove("zz_plugin")
+    kinds = FITNESSES.list()
+    assert {"zipf", "xmodal", "weak", "synthetic"} <= set(kinds)
+    text = " ".join(raw.split())
+    assert " | ".join([*sorted([*kinds, "zz_plugin"])]) in text
+    listing = raw.split("fitness kinds:\n", 1)[1].splitlines()
+    names = [ln.split()[0] for ln in listing if ln.startswith("  ") and not ln.startswith("   ")]
+    assert names == sorted([*kinds, "zz_plugin"])
+    assert "  zz_plugin  Scores nothing useful\n" in raw and "second sentence" not in raw
+
+
+def _help_raw(name: str, capsys: pytest.CaptureFixture[str]) -> str:
+    with pytest.raises(SystemExit) as exc:
+        main_of(name)(["--help"])
+    assert exc.value.code == 0
+    return capsys.readouterr().out
 
 
 def test_train_fold_flag_reaches_the_dataset(tmp_path: Path, capsys) -> None:

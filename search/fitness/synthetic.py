@@ -46,7 +46,10 @@ def synthetic_rungs(
 @FITNESSES.register()
 @dataclass
 class SyntheticFitness:
-    """:func:`synthetic_fitness` of λ. With ``rung_noise`` set, a search with rungs
+    """A stand-in with a known optimum, scored from λ alone without training
+    (:func:`synthetic_fitness`; for tests and benchmarks of the search machinery).
+
+    With ``rung_noise`` set, a search with rungs
     scores each candidate at every rung as that value plus Gaussian noise of std
     ``rung_noise · (1 − fraction)`` (:func:`synthetic_rungs`):
     lower rungs are noisier estimates, the top rung is exact."""
