@@ -1,7 +1,7 @@
 """The house rules of the layout (docs/architecture.md: "Layout", "Layers"), checked on the
 source with ``ast``: core ``elo/`` never imports the layers built on it (``search/``,
-``baselines/``), no two files import each other through any chain, and modules and
-functions stay readable in size."""
+``baselines/``) and no two files import each other through any chain. Function size
+is ruff's to police (C901, PLR0912, PLR0915 in pyproject.toml), not a line count."""
 
 from __future__ import annotations
 
@@ -9,16 +9,11 @@ import ast
 from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[1]
 #: the repository's folders and the names they have inside ``elo`` (elo/<name> links)
 MAPPED = ("tasks", "modalities", "search", "baselines", "configs")
 PACKAGES = ("elo", *MAPPED)
 UPPER = ("elo.search", "elo.baselines")  # layers built on the core
-MAX_MODULE_LINES = 400
-MAX_FUNCTION_LINES = 60
-SIZED = ("elo", "search", "baselines")
 
 
 def _modules() -> dict[str, Path]:
@@ -142,19 +137,3 @@ def test_core_never_imports_the_layers_built_on_it() -> None:
 
 def test_no_import_cycle_between_files() -> None:
     assert _cycles(_graph()) == []
-
-
-@pytest.mark.parametrize("pkg", SIZED)
-def test_modules_and_functions_stay_small(pkg: str) -> None:
-    too_long = []
-    for p in sorted((ROOT / pkg).rglob("*.py")):
-        text = p.read_text(encoding="utf-8")
-        rel = p.relative_to(ROOT)
-        if len(text.splitlines()) > MAX_MODULE_LINES:
-            too_long.append(f"{rel}: {len(text.splitlines())} lines")
-        for node in ast.walk(ast.parse(text)):
-            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
-                n = (node.end_lineno or node.lineno) - node.lineno + 1
-                if n > MAX_FUNCTION_LINES:
-                    too_long.append(f"{rel}:{node.lineno} {node.name}: {n} lines")
-    assert not too_long, too_long

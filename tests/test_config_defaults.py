@@ -151,9 +151,8 @@ def test_a_file_that_lacks_a_key_is_refused_naming_the_file(
 #: calls of ``.get("key", default)`` in library code whose key is also a config key
 #: name but that read something else (a run's records, a trial's report)
 NOT_CONFIG_READS = {
-    ("search/report_rungs.py", "rungs"),  # a rung record's list of rung fitness values
+    ("search/report.py", "rungs"),  # a rung record's list of rung fitness values
     ("search/report.py", "rung"),
-    ("search/report_rungs.py", "rung"),
     ("search/report.py", "seconds"),  # an evaluation record's duration
 }
 
