@@ -166,7 +166,7 @@ def test_weights_from_pairs_and_only_zero_the_unlisted_terms(tmp_path: Path) -> 
         ("rgb/a=2", r"'rgb/a' is 2.0, outside \[0, 1\]"),
         ("rgb/a=high", r"'rgb/a=high' is not term=λ"),
         ("rgb/a=1,flow/a", r"'flow/a' is not term=λ"),
-        ("rgb/a", r"--weights 'rgb/a': no such file; give a JSON file or term=λ pairs"),
+        ("rgb/a", r"weights file not found: rgb/a; give a JSON file or term=λ pairs"),
     ],
 )
 def test_weights_argument_errors_are_one_line(arg: str, message: str) -> None:

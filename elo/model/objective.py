@@ -163,7 +163,7 @@ class Weights:
             if "=" in arg:
                 return cls.from_pairs(arg, terms)
             raise ConfigError(
-                f"--weights {arg!r}: no such file; give a JSON file or term=λ pairs "
+                f"weights file not found: {arg}; give a JSON file or term=λ pairs "
                 "(e.g. rgb/speed=1; `elo-train --list-terms` prints the terms)"
             )
         return cls.load(arg, terms)
