@@ -9,6 +9,8 @@ DEPS_VENV ?=
 PYTHON ?= python3.11
 PY := $(VENV)/bin/python
 PINS := $(shell cat pyproject.toml constraints.txt | sha256sum | cut -c1-16)
+# the dependency venv's key: dependency ranges and pins only (.ci/deps_key.py)
+DEPS_KEY = $(shell $(PYTHON) .ci/deps_key.py)
 STAMP := $(VENV)/.elo-install-stamp
 STAMP_VALUE := $(PINS):$(CURDIR)$(if $(DEPS_VENV),:$(DEPS_VENV))
 export RAY_AUTH_MODE ?= disabled
@@ -18,7 +20,7 @@ DEMO_DIR ?= data/demo
 DEMO_RUN ?= runs/demo
 DEMO_ARGS ?=
 
-.PHONY: venv deps-venv overlay test test-fast lint typecheck pytest demo clean help
+.PHONY: venv deps-venv deps-key overlay test test-fast lint typecheck pytest demo clean help
 
 help:
 	@echo "make demo   build the venv, make the demo dataset and run the main job"
@@ -50,7 +52,7 @@ deps-venv:
 	@flock "$(DEPS_VENV).lock" sh -c ' \
 		set -e; \
 		if [ -f "$(DEPS_VENV)/.elo-deps-stamp" ] && \
-		   [ "$$(cat "$(DEPS_VENV)/.elo-deps-stamp")" = "$(PINS)" ]; then exit 0; fi; \
+		   [ "$$(cat "$(DEPS_VENV)/.elo-deps-stamp")" = "$(DEPS_KEY)" ]; then exit 0; fi; \
 		[ -x "$(DEPS_PY)" ] || $(PYTHON) -m venv "$(DEPS_VENV)"; \
 		"$(DEPS_PY)" -m pip install --quiet --upgrade pip; \
 		"$(DEPS_PY)" -m pip uninstall --quiet --yes opencv-contrib-python-headless \
@@ -59,8 +61,11 @@ deps-venv:
 			print(chr(10).join(p[\"dependencies\"] + p[\"optional-dependencies\"][\"dev\"]))" \
 			> "$(DEPS_VENV)/requirements.txt"; \
 		"$(DEPS_PY)" -m pip install --quiet -c constraints.txt -r "$(DEPS_VENV)/requirements.txt"; \
-		echo "$(PINS)" > "$(DEPS_VENV)/.elo-deps-stamp"; \
+		echo "$(DEPS_KEY)" > "$(DEPS_VENV)/.elo-deps-stamp"; \
 		echo "dependencies in $(DEPS_VENV)"'
+
+deps-key:
+	@echo $(DEPS_KEY)
 
 # VENV over DEPS_VENV: no packages of its own but this checkout (editable, --no-deps);
 # DEPS_VENV's site-packages (and its .pth files) come after VENV's own. DEPS_VENV's

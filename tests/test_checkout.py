@@ -95,15 +95,8 @@ def test_two_checkouts_over_one_dependency_venv_each_run_their_own_code(
         (deps / "bin" / tool).symlink_to(shutil.which(tool) or sys.executable)
     (deps / "bin" / "zz-tool").write_text(f"#!{deps}/bin/python\nprint('tool')\n")
     (deps / "bin" / "zz-tool").chmod(0o755)  # a dependency's command, e.g. ray
-    pins = subprocess.run(
-        "cat pyproject.toml constraints.txt | sha256sum | cut -c1-16",
-        shell=True,
-        cwd=clone,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    (deps / ".elo-deps-stamp").write_text(pins)
+    key = _make_out(clone, "deps-key")
+    (deps / ".elo-deps-stamp").write_text(key)
     venv = clone / ".venv-ci"
     proc = subprocess.run(
         [
@@ -127,10 +120,51 @@ def test_two_checkouts_over_one_dependency_venv_each_run_their_own_code(
     assert all(f.is_relative_to(clone.resolve()) for f in files), files
     here = _modules_of(Path(sys.executable).parent / "elo-train", tmp_path)
     assert ROOT / "elo" / "cli.py" in here
+    pins = subprocess.run(
+        "cat pyproject.toml constraints.txt | sha256sum | cut -c1-16",
+        shell=True,
+        cwd=clone,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert (venv / ".elo-install-stamp").read_text().startswith(pins.strip() + ":")
+    assert "dependencies in" not in proc.stdout  # the stamped deps venv was reused
     # a dependency's command runs with the overlay's python: what it starts (Ray's
     # workers) imports the checkout too
     tool = (venv / "bin" / "zz-tool").read_text().splitlines()
     assert tool == [f"#!{venv}/bin/python", "print('tool')"]
     ran = subprocess.run([str(venv / "bin" / "zz-tool")], capture_output=True, text=True)
     assert ran.stdout == "tool\n"
+
+
+def _make_out(cwd: Path, target: str) -> str:
+    proc = subprocess.run(
+        ["make", "-s", "--no-print-directory", target, f"PYTHON={sys.executable}"],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return proc.stdout.strip()
+
+
+def test_the_dependency_venv_key_follows_dependencies_and_pins_only(tmp_path: Path) -> None:
+    """A tool setting in pyproject.toml keeps the shared venv's key (.ci/deps_key.py); a
+    dependency range or a pin changes it. CI keys its venv by it (.ci/run)."""
+    repo = tmp_path / "repo"
+    (repo / ".ci").mkdir(parents=True)
+    for name in ("Makefile", "pyproject.toml", "constraints.txt", ".ci/deps_key.py"):
+        shutil.copy(ROOT / name, repo / name)
+    key = _make_out(repo, "deps-key")
+    assert len(key) == 16 and int(key, 16) >= 0
+    pyproject = repo / "pyproject.toml"
+    text = pyproject.read_text()
+    pyproject.write_text(text.replace("max-complexity = 12", "max-complexity = 11"))
+    assert pyproject.read_text() != text and _make_out(repo, "deps-key") == key
+    pyproject.write_text(text.replace('"deap>=1.4,<2"', '"deap>=1.4,<3"'))
+    assert pyproject.read_text() != text and _make_out(repo, "deps-key") != key
+    pyproject.write_text(text)
+    pins = repo / "constraints.txt"
+    pins.write_text(pins.read_text() + "zz-extra==1.0\n")
+    assert _make_out(repo, "deps-key") != key
