@@ -4,6 +4,11 @@ leaving out what changes from run to run (times, pids, paths, memory readings, R
 own files). Two runs of the same seeded commands on the same code give the same lines.
 
     python benchmarks/behaviour_digest.py RUN_FOLDER > digest.txt
+    python benchmarks/behaviour_digest.py --diff before/digest.txt after/digest.txt
+
+``--diff`` lists every value that differs between two digests, one per line, with JSON
+documents compared key by key (``file: a.b.c: old -> new``; ``<absent>`` for a key one
+side lacks), and the count; exit 0 when they are identical, 1 otherwise.
 """
 
 from __future__ import annotations
@@ -111,5 +116,53 @@ def main(root: Path) -> None:
         digest_file(p, p.relative_to(root))
 
 
+def _entries(path: Path) -> dict[str, Any]:
+    """A digest's lines as ``{name: value}``: JSON documents parsed, hashes kept as text."""
+    out: dict[str, Any] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        rel, _, rest = line.partition(" ")
+        for name, text in (
+            (rel, rest),
+            (f"{rel} {rest.partition(' ')[0]}", rest.partition(" ")[2]),
+        ):
+            try:
+                out[name] = json.loads(text)
+                break
+            except json.JSONDecodeError:
+                continue
+        else:
+            out[f"{rel} {rest.partition(' ')[0]}"] = rest.partition(" ")[2]
+    return out
+
+
+def _flat(x: Any, pre: str = "") -> dict[str, Any]:
+    if not isinstance(x, dict) or not x:
+        return {pre: x}
+    out: dict[str, Any] = {}
+    for k, v in x.items():
+        out.update(_flat(v, f"{pre}.{k}" if pre else str(k)))
+    return out
+
+
+def diff(a: Path, b: Path) -> list[str]:
+    """Every value that differs between digests ``a`` and ``b``."""
+    ea, eb = _entries(a), _entries(b)
+    lines = []
+    for name in sorted(set(ea) | set(eb)):
+        va, vb = ea.get(name, "<absent>"), eb.get(name, "<absent>")
+        if va == vb:
+            continue
+        fa, fb = _flat(va), _flat(vb)
+        for key in sorted(set(fa) | set(fb)):
+            if fa.get(key, "<absent>") != fb.get(key, "<absent>"):
+                where = f"{name}: {key}" if key else name
+                lines.append(f"{where}: {fa.get(key, '<absent>')} -> {fb.get(key, '<absent>')}")
+    return lines
+
+
 if __name__ == "__main__":
+    if sys.argv[1] == "--diff":
+        found = diff(Path(sys.argv[2]), Path(sys.argv[3]))
+        print("\n".join([*found, f"{len(found)} differing values"]))
+        sys.exit(1 if found else 0)
     main(Path(sys.argv[1]))
