@@ -267,7 +267,7 @@ def _entry_arrays(cache: Path, video: Path, spec: object) -> dict[str, object]:
 def test_partial_reextraction_stays_aligned_across_path_spellings(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Issue 14: rgb extracted through a relative path, then rgb+flow through the
+    """rgb extracted through a relative path, then rgb+flow through the
     absolute path (as elo-extract DIR and elo-search do) must cut flow at the frames
     rgb was cut at. On the old code the clip starts were seeded from the path as
     typed and clips.json was rewritten: rgb from one set of starts, flow from another."""

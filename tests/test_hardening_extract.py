@@ -1,4 +1,4 @@
-"""Extraction hardening (issue 14, item 3): only content errors are remembered,
+"""Extraction hardening: only content errors are remembered,
 ``--retry-skipped``, non-finite audio is skipped with a reason, decoding is bounded
 (``data.max_seconds``, capped gap filling) and short videos are padded by default."""
 

@@ -1,4 +1,4 @@
-"""Failure handling without a Ray runtime (issue 14, items 4 and 5): infrastructure
+"""Failure handling without a Ray runtime: infrastructure
 failures are requeued, never evaluations; timeouts get the worst fitness and the
 generation completes; one writer per folder; only dead processes' temp files go."""
 
