@@ -39,3 +39,15 @@ def test_no_history_in_readme_docs_or_comments() -> None:
             if HISTORY.search(line):
                 found.append(f"{p.relative_to(ROOT)}:{n}: {line.strip()[:80]}")
     assert not found, "\n".join(found)
+
+
+def test_readme_is_a_short_page_whose_links_resolve() -> None:
+    """README.md: at most 250 lines, links the measured results, and every relative link
+    names a file or folder of the repository."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert len(text.splitlines()) <= 250
+    links = re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", text)
+    local = [link for link in links if not link.startswith(("http://", "https://"))]
+    assert "docs/results.md" in local and "docs/usage.md" in local
+    missing = [link for link in local if not (ROOT / link).exists()]
+    assert not missing, missing
