@@ -25,7 +25,12 @@ from typing import Any, cast
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", default="demo", help="experiment config name or YAML path")
-    p.add_argument("--weights", help='JSON {"weights": {term: λ}} (default: uniform)')
+    p.add_argument(
+        "--weights",
+        help='JSON {"weights": {term: λ}} (default: uniform), or a λ schedule '
+        '{"schedule": [{"from_step": 0, "weights": {...}}, ...]} such as a PBT search\'s '
+        "best_schedule.json",
+    )
     p.add_argument("--objective", help="baseline objective instead of ELo terms: byol | simsiam")
     p.add_argument("--data", help="folder of videos / images to train on")
     p.add_argument("--steps", type=int)
@@ -110,7 +115,7 @@ def _elo_config(config: str, train: str | None, overrides: list[str]) -> dict[st
 
 def _run_elo(args: argparse.Namespace) -> int:
     from elo.errors import ConfigError
-    from elo.model.objective import Weights, terms_from_config
+    from elo.model.objective import Weights, WeightSchedule, load_weights_file, terms_from_config
 
     cfg = _elo_config(args.config, args.train, args.overrides)
     if args.weighting:  # objective.weighting (elo/train/weighting.py)
@@ -120,7 +125,7 @@ def _run_elo(args: argparse.Namespace) -> int:
         for term in terms:
             print(term)
         return 0
-    weights = Weights.load(args.weights, terms) if args.weights else Weights.uniform(terms)
+    weights = load_weights_file(args.weights, terms) if args.weights else Weights.uniform(terms)
     if not args.out:
         raise ConfigError("--out is required: the folder for logs, checkpoints and the export")
     data = args.data or (cfg.get("data", {}) or {}).get("root")
@@ -149,7 +154,7 @@ def _run_elo(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
     )
     last = result.history[-1]["loss"] if result.history else float("nan")
-    active = len(weights.active)
+    active = len((weights.union if isinstance(weights, WeightSchedule) else weights).active)
     print(
         f"elo-train: {result.steps_done} steps, {active}/{len(terms)} terms active, "
         f"final loss {last:.4f}; RGB encoder exported to {out} "

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
@@ -40,6 +40,7 @@ SEARCH_DEFAULTS: dict[str, Any] = {
     "rungs": None,  # fractions of the proxy steps scored, e.g. [0.25, 0.5, 1.0] (null: one)
     "reduction_factor": 2,  # ASHA keeps the top 1/reduction_factor at each rung
     "collapse_std": 1e-4,  # mean embedding std below this at a rung: rejected (collapsed)
+    "pbt": {},  # strategy pbt | pb2: checked by search/pbt_settings.py (docs/search.md)
 }
 
 #: BatchNorm statistics of the fitness embeddings (search/fitness/data.py)
@@ -158,6 +159,7 @@ class SearchSettings:
     rungs: tuple[float, ...] | None = None
     reduction_factor: int = 2
     collapse_std: float = 1e-4
+    pbt: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any]) -> SearchSettings:
@@ -192,6 +194,7 @@ class SearchSettings:
             rungs=None if out["rungs"] is None else tuple(float(r) for r in out["rungs"]),
             reduction_factor=out["reduction_factor"],
             collapse_std=float(out["collapse_std"]),
+            pbt=MappingProxyType(dict(out["pbt"] or {})),
         )
 
     @property
