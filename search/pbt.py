@@ -25,6 +25,7 @@ Run directory (besides ``config.yaml``)::
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -83,6 +84,8 @@ def run_pbt(
         ctx.trunk = ensure_trunk(
             ctx, run_dir, trunk_steps(settings, proxy_steps(cfg, settings)), echo
         )
+    if not logging.getLogger().isEnabledFor(logging.DEBUG):  # our lines say who copied whom
+        logging.getLogger("ray.tune.schedulers.pbt").setLevel(logging.WARNING)
     n_workers = workers or settings.workers
     started = _start_ray(address, n_workers, settings.cpus_per_trial)
     ECHO[str(run_dir)] = echo
@@ -155,7 +158,7 @@ def _tuner(
     from elo.search.pbt_log import log_callback
     from elo.search.pbt_member import member_trial
     from elo.search.pbt_scheduler import make_scheduler
-    from elo.search.pbt_settings import initial_lambdas, lambda_key, to_config
+    from elo.search.pbt_settings import lambda_key
     from elo.search.rundir import ERRORS
 
     trainable = tune.with_resources(
@@ -179,13 +182,13 @@ def _tuner(
         )
     if path.exists():  # killed before Tune's first snapshot: nothing to restore
         shutil.rmtree(path)
-    starts = initial_lambdas(pbt.population, len(terms), seed)
     return tune.Tuner(
         trainable,
+        # each member's first λ: uniform in [0, 1], drawn by Tune with the experiment seed
         param_space={lambda_key(i): tune.uniform(0.0, 1.0) for i in range(len(terms))},
         tune_config=tune.TuneConfig(
             scheduler=make_scheduler(settings.strategy, pbt, len(terms)),
-            search_alg=BasicVariantGenerator(points_to_evaluate=[to_config(s) for s in starts]),
+            search_alg=BasicVariantGenerator(random_state=seed),
             num_samples=pbt.population,
             reuse_actors=True,
         ),

@@ -8,8 +8,10 @@ them (search/pbt.py, docs/search.md), with two additions:
   boundary) and none into the top one (no member copies it).
 * **Resume.** ``Tuner.restore`` rebuilds the trials but not the scheduler's memory of
   them; :meth:`_Guarded.on_trial_add` puts each restored member's step, score and last
-  result back, so a synchronous round cut by the kill completes at the same boundary,
-  and a restored member that has not run again lends its last checkpoint when copied.
+  result back and queues it as paused (as after a synchronous report), so a round cut
+  by the kill completes at the same boundary: members that had reported it wait for
+  the others, then copies are decided as usual. :meth:`_Guarded._exploit` makes Tune's
+  experiment snapshot hold a copy's checkpoint together with its new λ.
 
 Both run synchronously (``synch=True``): at each boundary every member has reported
 the same step before any copies another.
@@ -53,7 +55,6 @@ class _Guarded:
     _metric_op: Any
     _perturbation_interval: Any
     _next_perturbation_sync: Any
-    _num_checkpoints: Any
 
     def _quantiles(self) -> tuple[list[Trial], list[Trial]]:
         lower, upper = super()._quantiles()  # type: ignore[misc]
@@ -73,19 +74,19 @@ class _Guarded:
             st.last_train_time = st.last_perturbation_time = step
             st.last_score = self._metric_op * float(last[self._metric])
             st.last_result = dict(last)
+            if trial.status == Trial.PENDING:  # Tune starts every pending trial it can;
+                trial.set_status(Trial.PAUSED)  # type: ignore[no-untyped-call]  # wait (sync)
         live = [st.last_train_time for t, st in self._trial_state.items() if not _finished(t)]
         if live:  # the next boundary every live member must reach before any copies
             self._next_perturbation_sync = min(live) + self._perturbation_interval
 
-    def _checkpoint_or_exploit(
-        self, trial: Trial, tune_controller: Any, upper: list[Trial], lower: list[Trial]
-    ) -> None:
-        if trial in upper and trial.status == Trial.PENDING and trial.checkpoint is not None:
-            # restored and not started again: its last checkpoint is its state here
-            self._trial_state[trial].last_checkpoint = trial.checkpoint
-            self._num_checkpoints += 1
-            return
-        super()._checkpoint_or_exploit(trial, tune_controller, upper, lower)  # type: ignore[misc]
+    def _exploit(self, tune_controller: Any, trial: Trial, trial_to_clone: Trial) -> None:
+        super()._exploit(tune_controller, trial, trial_to_clone)  # type: ignore[misc]
+        # Tune sets the copier's latest checkpoint inside its checkpoint manager, which
+        # does not clear the trial's cached experiment-state JSON: without this the
+        # snapshot keeps the new λ with the copier's own checkpoint, and a restore would
+        # train the copier's weights with the source's explored λ
+        trial.run_metadata.invalidate_cache()  # type: ignore[no-untyped-call]
 
 
 class GuardedPBT(_Guarded, PopulationBasedTraining):

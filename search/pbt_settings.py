@@ -9,7 +9,7 @@ configs and results on ``/``, which term keys contain (``rgb/reconstruction``).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -104,11 +104,6 @@ def lambda_key(i: int) -> str:
     return f"l{i:02d}"
 
 
-def to_config(lams: Sequence[float]) -> dict[str, float]:
-    """A member's Tune config from its λ (term order)."""
-    return {lambda_key(i): float(v) for i, v in enumerate(lams)}
-
-
 def from_config(config: Mapping[str, Any], n_terms: int) -> list[float]:
     """The λ (term order) of a member's Tune config."""
     return [float(config[lambda_key(i)]) for i in range(n_terms)]
@@ -121,12 +116,3 @@ def clip_lambdas(config: dict[str, Any]) -> dict[str, Any]:
         if key.startswith("l") and key[1:].isdigit():
             config[key] = min(1.0, max(0.0, float(value)))
     return config
-
-
-def initial_lambdas(population: int, n_terms: int, seed: int) -> list[list[float]]:
-    """Each member's starting λ: uniform in [0, 1], from a generator seeded by the
-    experiment seed (the same population for the same seed)."""
-    import numpy as np
-
-    rng = np.random.default_rng(int(seed))
-    return [[float(x) for x in row] for row in rng.uniform(0.0, 1.0, (population, n_terms))]
