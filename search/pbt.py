@@ -156,7 +156,7 @@ def _tuner(
 
     from elo.search.failures import error_callback
     from elo.search.pbt_log import log_callback
-    from elo.search.pbt_member import member_trial
+    from elo.search.pbt_member import member_dirname, member_trial
     from elo.search.pbt_scheduler import make_scheduler
     from elo.search.pbt_settings import lambda_key
     from elo.search.rundir import ERRORS
@@ -191,6 +191,7 @@ def _tuner(
             search_alg=BasicVariantGenerator(random_state=seed),
             num_samples=pbt.population,
             reuse_actors=True,
+            trial_dirname_creator=member_dirname,
         ),
         run_config=tune.RunConfig(
             name=EXPERIMENT,

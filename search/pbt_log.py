@@ -64,6 +64,7 @@ def record_of(result: Mapping[str, Any], terms: list[str]) -> dict[str, Any]:
 _TUNE_KEYS = {"timestamp", "checkpoint_dir_name", "done", "training_iteration", "date"}
 _TUNE_KEYS |= {"time_this_iter_s", "time_total_s", "pid", "hostname", "node_ip"}
 _TUNE_KEYS |= {"time_since_restore", "iterations_since_restore", "experiment_tag", "config"}
+_TUNE_KEYS |= {"trial_id", "should_checkpoint"}
 
 
 def _plain(v: Any) -> bool:

@@ -44,6 +44,12 @@ def member_index(trial_id: str) -> int:
     return int(trial_id.rsplit("_", 1)[-1])
 
 
+def member_dirname(trial: Any) -> str:
+    """Ray Tune's folder of a member's trial (``trial_dirname_creator``): ``member-<m>-<id>``
+    (Tune's default name lists every λ of the first config)."""
+    return f"member-{member_index(trial.trial_id)}-{trial.trial_id}"
+
+
 def digest(tensors: Mapping[str, Any]) -> str:
     """SHA-256 (16 hex digits) over named tensors, in name order."""
     h = hashlib.sha256()
