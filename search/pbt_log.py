@@ -19,6 +19,7 @@ digests equal the logged ones.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -35,13 +36,19 @@ ECHO: dict[str, Callable[[str], None]] = {}
 _SAME = ("fitness", "digest_end_model", "digest_end_optimizer")
 
 
+_TUNE_KEYS = {"timestamp", "checkpoint_dir_name", "done", "training_iteration", "date"}
+_TUNE_KEYS |= {"time_this_iter_s", "time_total_s", "pid", "hostname", "node_ip"}
+_TUNE_KEYS |= {"time_since_restore", "iterations_since_restore", "experiment_tag", "config"}
+_TUNE_KEYS |= {"trial_id", "should_checkpoint"}
+
+
 def record_of(result: Mapping[str, Any], terms: list[str]) -> dict[str, Any]:
     """The log line of one member's report (search/pbt_member.py)."""
     skip = {"fitness", "step", "interval", "member", "parent_member", "parent_interval"}
     skip |= {"rejected", "lam", "seconds", "details", "error_msg"}
     k = int(result["interval"])
     pm, pi = int(result["parent_member"]), int(result["parent_interval"])
-    metrics = {m: v for m, v in result.items() if m not in skip and _plain(v)}
+    metrics = {m: v for m, v in result.items() if m not in skip | _TUNE_KEYS and _plain(v)}
     rec: dict[str, Any] = {
         "member": int(result["member"]),
         "interval": k,
@@ -61,14 +68,11 @@ def record_of(result: Mapping[str, Any], terms: list[str]) -> dict[str, Any]:
     return rec
 
 
-_TUNE_KEYS = {"timestamp", "checkpoint_dir_name", "done", "training_iteration", "date"}
-_TUNE_KEYS |= {"time_this_iter_s", "time_total_s", "pid", "hostname", "node_ip"}
-_TUNE_KEYS |= {"time_since_restore", "iterations_since_restore", "experiment_tag", "config"}
-_TUNE_KEYS |= {"trial_id", "should_checkpoint"}
-
-
 def _plain(v: Any) -> bool:
-    return isinstance(v, int | float | str | bool)
+    """A value the log keeps: a string, bool or finite number (JSON has no NaN)."""
+    if isinstance(v, float):
+        return math.isfinite(v)
+    return isinstance(v, int | str | bool)
 
 
 def log_callback(run_dir: Path, terms: list[str], intervals: int) -> Any:
@@ -90,7 +94,6 @@ def log_callback(run_dir: Path, terms: list[str], intervals: int) -> Any:
             if "interval" not in result or "lam" not in result:
                 return
             rec = record_of(result, self.terms)
-            rec["metrics"] = {k: v for k, v in rec["metrics"].items() if k not in _TUNE_KEYS}
             path = Path(self.run_dir) / EVALUATIONS
             logged = {(r["member"], r["interval"]): r for r in read_jsonl(path)}
             key = (rec["member"], rec["interval"])

@@ -146,8 +146,9 @@ def member_intervals(
             why, error = "error", f"{type(exc).__name__}: {exc}".splitlines()[0]
         if why:
             snapshot = _snapshot(run, rng_state())
-        last = run.history[-1] if run.history else {}
-        metrics["final_loss"] = float(last.get("loss", math.nan))
+        loss = float((run.history[-1] if run.history else {}).get("loss", math.nan))
+        if math.isfinite(loss):
+            metrics["final_loss"] = loss
         rep = _report(member, k, end, parent, lams, WORST_FITNESS if why else value, why)
         rep["metrics"].update(metrics, error_msg=error[:500])
         rep["metrics"].update({f"digest_start_{n}": d for n, d in start.items()})

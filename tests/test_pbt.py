@@ -92,6 +92,23 @@ def test_explore_is_clipped_to_the_unit_box_and_lambdas_travel_by_index() -> Non
     assert from_config({"l01": 0.25, "l00": 0.75, "l02": 0.0}, 2) == [0.75, 0.25]
 
 
+def test_a_report_becomes_one_json_line_without_non_finite_values() -> None:
+    import math
+
+    from elo.search.pbt_log import record_of
+
+    result = {"fitness": -1e9, "step": 4, "interval": 2, "member": 3, "parent_member": 0,
+              "parent_interval": 1, "rejected": "nonfinite", "lam": [0.5, 1.0],
+              "final_loss": math.nan, "embedding_std": 0.2, "details": {"sizes": [3, 1]},
+              "error_msg": "non-finite loss", "trial_id": "ab_00003", "seconds": 1.5}  # fmt: skip
+    rec = record_of(result, ["a", "b"])
+    assert rec["weights"] == {"a": 0.5, "b": 1.0} and rec["status"] == "nonfinite"
+    assert rec["parent"] == {"member": 0, "interval": 1} and rec["copied"]
+    assert rec["metrics"] == {"embedding_std": 0.2} and rec["trial_id"] == "ab_00003"
+    assert rec["error"] == "non-finite loss" and rec["details"] == {"sizes": [3, 1]}
+    json.dumps(rec, allow_nan=False)
+
+
 def _rec(m: int, k: int, parent: tuple[int, int] | None, lam: float, fit: float) -> dict[str, Any]:
     p = None if parent is None else {"member": parent[0], "interval": parent[1]}
     copied = parent is not None and parent[0] != m
