@@ -78,15 +78,16 @@ def run_pbt(
     prepare_data(cfg, root, settings.heldout_split)
     ctx = TrialContext.from_settings(cfg, settings, root, fail_on)
     ctx = replace(ctx, steps=pbt.steps, rungs=None)
+    n_workers = workers or settings.workers
     if settings.warm_start:
         from elo.search.warmstart import ensure_trunk, trunk_steps
 
-        ctx.trunk = ensure_trunk(
-            ctx, run_dir, trunk_steps(settings, proxy_steps(cfg, settings)), echo
-        )
+        # nothing else runs yet: the trunk trains on every CPU the members will share
+        cpus = min(os.cpu_count() or 1, (n_workers or os.cpu_count() or 1) * ctx.threads)
+        steps = trunk_steps(settings, proxy_steps(cfg, settings))
+        ctx.trunk = ensure_trunk(replace(ctx, threads=cpus), run_dir, steps, echo)
     if not logging.getLogger().isEnabledFor(logging.DEBUG):  # our lines say who copied whom
         logging.getLogger("ray.tune.schedulers.pbt").setLevel(logging.WARNING)
-    n_workers = workers or settings.workers
     started = _start_ray(address, n_workers, settings.cpus_per_trial)
     ECHO[str(run_dir)] = echo
     # Tune snapshots its experiment state at every step of its loop (not every ~10 s),

@@ -20,6 +20,7 @@ digests equal the logged ones.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -62,6 +63,7 @@ def record_of(result: Mapping[str, Any], terms: list[str]) -> dict[str, Any]:
         "metrics": metrics,
         "details": dict(result.get("details") or {}),
         "trial_id": str(result.get("trial_id", "")),
+        "time": time.time(),  # when it was logged
     }
     if result.get("error_msg"):
         rec["error"] = str(result["error_msg"])
