@@ -1,4 +1,5 @@
-"""The driver behind ``elo-search``: Ray, the Tuner, progress, resume, retries.
+"""The driver behind ``elo-search``: Ray, the Tuner, progress, resume, retries
+(strategies ``pbt`` and ``pb2`` go to search/pbt.py).
 
 :func:`run_search` runs (or continues) a search in a run directory
 (search/rundir.py): the Ray-free :class:`search.generation.Evolution` behind a thin
@@ -18,6 +19,7 @@ from typing import Any
 
 from elo.rundir import read_jsonl
 from elo.search.failures import error_callback, infrastructure_failure
+from elo.search.pbt_settings import PBT_STRATEGIES
 from elo.search.rundir import BEST_FILE, ERRORS, EVALUATIONS, STATE_FILE, RunLog
 from elo.search.searcher import EvolutionSearcher
 from elo.search.settings import FitnessSettings, SearchSettings
@@ -80,6 +82,13 @@ def _run_search(
     report: bool,
 ) -> dict[str, Any]:
     run_dir = Path(run_dir).resolve()
+    if settings.strategy in PBT_STRATEGIES:  # population-based training (search/pbt.py)
+        from elo.search.pbt import run_pbt
+
+        return run_pbt(
+            cfg, run_dir, settings, fitness, resume=resume, address=address, workers=workers,
+            echo=echo, report=report,
+        )  # fmt: skip
     searcher, listener = _open(cfg, run_dir, settings, fitness, resume=resume, echo=echo)
     if report:
         from elo.search.report import write_report

@@ -121,6 +121,7 @@ class SearchSettings:
     paired: bool
     space: str
     sparse_threshold: float
+    pbt: Mapping[str, Any]
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any]) -> SearchSettings:
@@ -162,6 +163,7 @@ class SearchSettings:
             paired=out["paired"],
             space=str(out["space"]),
             sparse_threshold=float(out["sparse_threshold"]),
+            pbt=MappingProxyType(dict(out["pbt"])),
         )
 
     @property

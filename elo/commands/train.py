@@ -58,7 +58,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="experiment config name or YAML path (default: demo); with --objective a "
         "configs/baseline name or path (default: configs/baseline/<objective>.yaml)",
     )
-    p.add_argument("--weights", help='JSON {"weights": {term: λ}} (default: uniform)')
+    p.add_argument(
+        "--weights",
+        help='JSON {"weights": {term: λ}} (default: uniform), or a λ schedule '
+        '{"schedule": [{"from_step": 0, "weights": {...}}, ...]} such as a PBT search\'s '
+        "best_schedule.json",
+    )
     p.add_argument(
         "--objective",
         help="a standalone objective instead of ELo's terms: " + " | ".join(OBJECTIVES.declared()),
@@ -163,7 +168,7 @@ def _elo_config(config: str, train: str, overrides: list[str]) -> dict[str, Any]
 
 
 def _run_elo(args: argparse.Namespace) -> int:
-    from elo.model.objective import Weights, terms_from_config
+    from elo.model.objective import Weights, WeightSchedule, load_weights_file, terms_from_config
 
     cfg = _elo_config(args.config or "demo", args.train or "final", args.overrides)
     if args.weighting:  # objective.weighting (elo/train/weighting.py)
@@ -173,7 +178,7 @@ def _run_elo(args: argparse.Namespace) -> int:
         for term in terms:
             print(term)
         return 0
-    weights = Weights.load(args.weights, terms) if args.weights else Weights.uniform(terms)
+    weights = load_weights_file(args.weights, terms) if args.weights else Weights.uniform(terms)
     if not args.out:
         raise ConfigError("--out is required: the folder for logs, checkpoints and the export")
     data = args.data or cfg["data"]["root"]
@@ -202,7 +207,7 @@ def _run_elo(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
     )
     last = result.history[-1]["loss"] if result.history else float("nan")
-    active = len(weights.active)
+    active = len((weights.union if isinstance(weights, WeightSchedule) else weights).active)
     print(
         f"elo-train: {result.steps_done} steps, {active}/{len(terms)} terms active, "
         f"final loss {last:.4f}; RGB encoder exported to {out} "

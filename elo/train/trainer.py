@@ -24,7 +24,7 @@ import torch
 
 from elo.errors import ConfigError, EloError
 from elo.model.network import ELoModel
-from elo.model.objective import Weights
+from elo.model.objective import Weights, WeightSchedule
 from elo.rundir import DirLock, append_jsonl, atomic_write_text, read_jsonl, seed_everything
 from elo.train.batches import batch_stream, to_device
 from elo.train.export import export_student
@@ -116,7 +116,7 @@ def lr_factor(step: int, total: int, warmup: int, floor: float) -> float:
 
 def train_model(
     cfg: Mapping[str, Any],
-    weights: Weights,
+    weights: Weights | WeightSchedule,
     *,
     data_root: str | Path | None,
     steps: int,
@@ -127,8 +127,10 @@ def train_model(
     progress: bool = True,
     loader: Any = None,
 ) -> TrainResult:
-    """Train for ``steps`` optimizer steps; see the module docstring. ``out_dir`` is
-    locked meanwhile: a second ``elo-train`` on it exits 2 (:class:`DirLock`)."""
+    """Train for ``steps`` optimizer steps; see the module docstring. ``weights`` may be
+    a :class:`~elo.model.objective.WeightSchedule` (λ changing at its steps; each step's
+    λ is logged as ``lambda/<term>``). ``out_dir`` is locked meanwhile: a second
+    ``elo-train`` on it exits 2 (:class:`DirLock`)."""
     kw: dict[str, Any] = dict(
         data_root=data_root, steps=steps, out_dir=out_dir, seed=seed, device=device,
         resume=resume, progress=progress, loader=loader,
@@ -169,7 +171,7 @@ class _Run:
 
 def _train_model(
     cfg: Mapping[str, Any],
-    weights: Weights,
+    weights: Weights | WeightSchedule,
     *,
     data_root: str | Path | None,
     steps: int,
@@ -181,6 +183,15 @@ def _train_model(
     loader: Any,
 ) -> TrainResult:
     t0 = time.perf_counter()
+    schedule = weights if isinstance(weights, WeightSchedule) else None
+    if schedule is not None:  # the model has the heads of every term the schedule uses
+        if weighting_mode(cfg) != "fixed":
+            raise ConfigError(
+                "a λ schedule (--weights with a 'schedule' key) needs objective.weighting: "
+                f"fixed, not {weighting_mode(cfg)}"
+            )
+        weights = schedule.union
+    assert isinstance(weights, Weights)
     weights = effective_weights(weighting_mode(cfg), weights)  # λ = 1 unless `fixed`
     run = start_run(cfg, weights, steps, out_dir, seed, device, resume)
     modalities = sorted({m for m, _ in run.model.read_views})
@@ -204,7 +215,11 @@ def _train_model(
                 f"stopped by SIGTERM after step {step}/{steps}; checkpoint in {out}: "
                 "continue with --resume"
             )
+        if schedule is not None:
+            run.model.weights = schedule.at(step)
         rec = train_step(run, params, to_device(next(batches), device), step)
+        if schedule is not None:
+            rec.update({f"lambda/{k}": v for k, v in run.model.weights.values.items()})
         run.history.append(rec)
         if out is not None:
             append_jsonl(out / LOG_FILE, rec)
