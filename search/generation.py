@@ -18,14 +18,12 @@ contract; this module must not import Ray (tests/test_searcher.py checks it).
   search stops (resumably). When the last individual of a generation is in, the
   strategy is told (fitness in index order, so completion order never changes the
   search).
-* :meth:`Evolution.save` / :meth:`Evolution.restore` (and ``get_state`` /
-  ``set_state``) hold the strategy state with its RNG, the generation, the population,
-  pending and live individuals and the results so far, as JSON (never pickle).
+* :meth:`Evolution.save` / ``restore`` (``get_state`` / ``set_state``) hold the strategy
+  state, its RNG, population, pending / live individuals and results as JSON.
 
 The strategy knows nothing of trials. A :class:`Listener` (the driver) hears of every
-finished evaluation *before* it is applied, and is asked to checkpoint after, so a
-JSON-lines log written by the listener is always at least as new as the saved state;
-:meth:`Evolution.replay` brings a restored state up to date with that log.
+evaluation *before* it is applied and checkpoints after, so its JSON-lines log is never
+older than the saved state; :meth:`Evolution.replay` catches a restored state up.
 """
 
 from __future__ import annotations
@@ -46,8 +44,7 @@ from elo.search.strategies import WORST_FITNESS, Strategy
 
 log = logging.getLogger(__name__)
 STATE_VERSION = 1
-#: infrastructure failures of one individual (after Tune's own retries) before the
-#: search stops instead of handing it out again
+#: infrastructure failures of one individual (after Tune's retries) before the search stops
 MAX_REQUEUES = 3
 
 
