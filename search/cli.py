@@ -89,8 +89,9 @@ def resolve_config(args: argparse.Namespace) -> dict[str, Any]:
     (every key present, every number in range) before anything is created; the
     ``search`` section is parsed once, later, by
     :meth:`search.settings.SearchSettings.from_config`."""
-    from elo.config import apply_overrides, load_config, resolve_config_path
+    from elo.config import apply_overrides, load_config, require, resolve_config_path
     from elo.config_values import check_config
+    from elo.search.pbt_settings import PBT_STRATEGIES
     from elo.search.settings import fitness_section
 
     sources: dict[str, Path] = {}
@@ -102,10 +103,8 @@ def resolve_config(args: argparse.Namespace) -> dict[str, Any]:
         "steps": args.steps,
         "workers": args.workers,
     }
-    from elo.search.pbt_settings import PBT_STRATEGIES
-
-    if (args.strategy or cfg["search"].get("strategy")) in PBT_STRATEGIES:
-        pbt = cfg["search"]["pbt"] = dict(cfg["search"].get("pbt") or {})  # search/pbt.py
+    if (args.strategy or require(cfg, "search.strategy", str)) in PBT_STRATEGIES:
+        pbt = require(cfg, "search.pbt", dict)  # search/pbt.py
         for key in ("population", "steps"):
             if flags[key] is not None:
                 pbt[key] = flags.pop(key)

@@ -8,7 +8,7 @@ configs and results on ``/``, which term keys contain (``rgb/reconstruction``).
 
 from __future__ import annotations
 
-import math
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -18,85 +18,68 @@ from elo.errors import ConfigError
 #: strategies run by search/pbt.py instead of the generational driver
 PBT_STRATEGIES = ("pbt", "pb2")
 
-PBT_DEFAULTS: dict[str, Any] = {
-    "population": 4,  # members trained at once (time-shared over the workers)
-    "steps": 300,  # training steps of every member: the final model's budget
-    "interval": 50,  # steps between fitness reports; exploit and explore at each
-    "quantile": 0.25,  # the bottom quantile copies the top one (Tune's quantile_fraction)
-    "resample_probability": 0.25,  # pbt: chance a λ is redrawn from U(0, 1)
-    "perturbation_factors": [1.2, 0.8],  # pbt: else λ is scaled by one (then clipped)
-}
-
 
 @dataclass(frozen=True)
 class PBTSettings:
-    """The validated ``search.pbt`` section (see :data:`PBT_DEFAULTS`)."""
+    """The validated ``search.pbt`` section (configs/search/base.yaml says what each key
+    does and holds its default)."""
 
-    population: int = 4
-    steps: int = 300
-    interval: int = 50
-    quantile: float = 0.25
-    resample_probability: float = 0.25
-    perturbation_factors: tuple[float, ...] = (1.2, 0.8)
+    population: int
+    steps: int
+    interval: int
+    quantile: float
+    resample_probability: float
+    perturbation_factors: tuple[float, ...]
 
     @classmethod
-    def from_section(cls, section: Mapping[str, Any] | None) -> PBTSettings:
-        """Parse ``search.pbt`` over :data:`PBT_DEFAULTS`; unknown keys and bad values
-        are one-line :class:`~elo.errors.ConfigError` naming ``search.pbt.<key>``."""
-        from elo.config import merge_checked
+    def from_section(cls, section: Any) -> PBTSettings:
+        """Parse ``search.pbt``: every key present, none unknown, each number in its
+        range (elo/config_values.py), ``interval`` below ``steps``; each failure is a
+        one-line :class:`~elo.errors.ConfigError` naming ``search.pbt.<key>``."""
+        from elo.config import _unknown_key_message
+        from elo.config_values import check_values
 
-        out = merge_checked(dict(PBT_DEFAULTS), dict(section or {}), "search.pbt")
-        for key, low in (("population", 2), ("steps", 1), ("interval", 1)):
-            v = out[key]
-            if isinstance(v, bool) or not isinstance(v, int) or v < low:
-                raise ConfigError(
-                    f"config key 'search.pbt.{key}' must be an integer >= {low}, got {v!r}"
-                )
-        if out["interval"] >= out["steps"]:
+        names = [f.name for f in dataclasses.fields(cls)]
+        if not isinstance(section, Mapping):
             raise ConfigError(
-                f"config key 'search.pbt.interval' ({out['interval']}) must be below "
-                f"search.pbt.steps ({out['steps']}): members copy each other only between "
+                f"config key 'search.pbt' must be a mapping of {', '.join(names)} "
+                f"(configs/search/base.yaml holds their defaults), got {section!r}"
+            )
+        for key in section:
+            if key not in names:
+                known = dict.fromkeys(names)
+                raise ConfigError(_unknown_key_message(f"search.pbt.{key}", str(key), known))
+        for key in names:
+            if key not in section:
+                raise ConfigError(
+                    f"missing config key 'search.pbt.{key}': a search.pbt section holds "
+                    "every key; configs/search/base.yaml holds the defaults"
+                )
+        check_values(section, "search.pbt.")
+        if not section["perturbation_factors"]:
+            raise ConfigError(
+                "config key 'search.pbt.perturbation_factors' must be a non-empty list of "
+                "numbers > 0 (e.g. [1.2, 0.8]), got []"
+            )
+        if section["interval"] >= section["steps"]:
+            raise ConfigError(
+                f"config key 'search.pbt.interval' ({section['interval']}) must be below "
+                f"search.pbt.steps ({section['steps']}): members copy each other only between "
                 "intervals; lower search.pbt.interval"
             )
-        q = _number(out, "quantile")
-        if not 0.0 < q <= 0.5:
-            raise ConfigError(f"config key 'search.pbt.quantile' must be in (0, 0.5], got {q!r}")
-        r = _number(out, "resample_probability")
-        if not 0.0 <= r <= 1.0:
-            raise ConfigError(
-                f"config key 'search.pbt.resample_probability' must be in [0, 1], got {r!r}"
-            )
-        factors = out["perturbation_factors"]
-        ok = isinstance(factors, list | tuple) and len(factors) > 0
-        ok = ok and all(
-            isinstance(f, int | float) and not isinstance(f, bool) and 0 < f < math.inf
-            for f in factors
-        )
-        if not ok:
-            raise ConfigError(
-                "config key 'search.pbt.perturbation_factors' must be a list of positive "
-                f"numbers (e.g. [1.2, 0.8]), got {factors!r}"
-            )
         return cls(
-            population=out["population"],
-            steps=out["steps"],
-            interval=out["interval"],
-            quantile=q,
-            resample_probability=r,
-            perturbation_factors=tuple(float(f) for f in factors),
+            population=section["population"],
+            steps=section["steps"],
+            interval=section["interval"],
+            quantile=float(section["quantile"]),
+            resample_probability=float(section["resample_probability"]),
+            perturbation_factors=tuple(float(f) for f in section["perturbation_factors"]),
         )
 
     @property
     def intervals(self) -> int:
         """Reports per member: ``ceil(steps / interval)`` (the last may be shorter)."""
         return -(-self.steps // self.interval)
-
-
-def _number(out: Mapping[str, Any], key: str) -> float:
-    v = out[key]
-    if isinstance(v, bool) or not isinstance(v, int | float):
-        raise ConfigError(f"config key 'search.pbt.{key}' must be a number, got {v!r}")
-    return float(v)
 
 
 def lambda_key(i: int) -> str:

@@ -26,14 +26,41 @@ from elo.search.pbt_log import best_final, lineage, schedule_of
 from elo.search.pbt_settings import PBTSettings, clip_lambdas, from_config
 
 
-def test_pbt_settings_defaults_fit_two_cores_and_shipped_configs_agree() -> None:
-    s = PBTSettings.from_section(None)
+def _base() -> dict[str, Any]:
+    """The ``search.pbt`` block of configs/search/base.yaml (where its defaults live)."""
+    from elo.config import load_part
+
+    return dict(load_part("search", "base")["pbt"])
+
+
+def test_pbt_settings_come_from_configs_search_base_yaml() -> None:
+    """The defaults fit two cores; cma and ga take the block of base.yaml unchanged, and
+    every experiment's parsed search settings carry it."""
+    from elo.config import load_config, load_part
+    from elo.search.settings import SearchSettings
+
+    base = _base()
+    s = PBTSettings.from_section(base)
     assert (s.population, s.steps, s.interval, s.intervals) == (4, 300, 50, 6)
-    root = Path(__file__).resolve().parents[1] / "configs" / "search"
-    blocks = [yaml.safe_load((root / f).read_text())["pbt"] for f in ("cma.yaml", "ga.yaml")]
-    assert blocks[0] == blocks[1]  # one block, the same in both files
-    assert PBTSettings.from_section(blocks[0]) == s
-    assert PBTSettings.from_section({"steps": 7, "interval": 3}).intervals == 3
+    assert (s.quantile, s.resample_probability, s.perturbation_factors) == (0.25, 0.25, (1.2, 0.8))
+    for name in ("cma", "ga"):
+        assert load_part("search", name)["pbt"] == base
+    assert SearchSettings.from_config(load_config("demo")).pbt == s
+    assert PBTSettings.from_section({**base, "steps": 7, "interval": 3}).intervals == 3
+    assert PBTSettings.from_section({**base, "resample_probability": 0}).resample_probability == 0
+
+
+def test_a_pbt_section_without_a_key_is_refused_naming_the_key_and_the_defaults() -> None:
+    for key in _base():
+        section = _base()
+        del section[key]
+        with pytest.raises(ConfigError) as err:
+            PBTSettings.from_section(section)
+        msg = str(err.value)
+        assert f"missing config key 'search.pbt.{key}'" in msg, msg
+        assert "configs/search/base.yaml holds the defaults" in msg and "\n" not in msg
+    with pytest.raises(ConfigError, match="'search.pbt' must be a mapping"):
+        PBTSettings.from_section(None)
 
 
 @pytest.mark.parametrize(
@@ -45,9 +72,12 @@ def test_pbt_settings_defaults_fit_two_cores_and_shipped_configs_agree() -> None
         ),
         ({"population": 1}, "'search.pbt.population' must be an integer >= 2, got 1"),
         ({"interval": 300}, "'search.pbt.interval' (300) must be below search.pbt.steps (300)"),
-        ({"quantile": 0.6}, "'search.pbt.quantile' must be in (0, 0.5], got 0.6"),
+        ({"quantile": 0.6}, "'search.pbt.quantile' must be a number in (0, 0.5], got 0.6"),
+        ({"quantile": 0}, "'search.pbt.quantile' must be a number in (0, 0.5], got 0"),
         ({"resample_probability": "x"}, "'search.pbt.resample_probability' must be a number"),
+        ({"resample_probability": 1.5}, "'search.pbt.resample_probability' must be a number in"),
         ({"perturbation_factors": [1.2, -1]}, "'search.pbt.perturbation_factors' must be a list"),
+        ({"perturbation_factors": []}, "'search.pbt.perturbation_factors' must be a non-empty"),
         ({"steps": True}, "'search.pbt.steps' must be an integer >= 1, got True"),
     ],
 )
@@ -55,7 +85,7 @@ def test_pbt_settings_refuse_bad_values_naming_the_key(
     section: dict[str, Any], message: str
 ) -> None:
     with pytest.raises(ConfigError) as err:
-        PBTSettings.from_section(section)
+        PBTSettings.from_section({**_base(), **section})
     assert message in str(err.value) and "\n" not in str(err.value)
 
 
@@ -70,10 +100,9 @@ def test_cli_routes_population_and_steps_to_the_pbt_section() -> None:
     cfg = resolve_config(args(strategy="pbt", population=3, steps=400))
     s = SearchSettings.from_config(cfg)
     assert s.strategy == "pbt" and s.population == 64 and s.steps == 20  # untouched
-    assert PBTSettings.from_section(s.pbt).population == 3
-    assert PBTSettings.from_section(s.pbt).steps == 400
+    assert (s.pbt.population, s.pbt.steps) == (3, 400)
     cma = SearchSettings.from_config(resolve_config(args(population=3, steps=40)))
-    assert (cma.population, cma.steps, PBTSettings.from_section(cma.pbt).population) == (3, 40, 4)
+    assert (cma.population, cma.steps, cma.pbt.population, cma.pbt.steps) == (3, 40, 4, 300)
 
 
 def test_rejected_members_are_always_replaced_and_never_copied() -> None:
