@@ -178,8 +178,8 @@ def _cfg() -> dict[str, Any]:
     from test_tasks import tiny_cfg
 
     cfg = tiny_cfg()
-    cfg["objective"] = {"modalities": ["rgb"], "tasks": ["reconstruction", "temporal_order"]}
-    cfg["train"] = {"steps": 6, "batch_size": 2, "lr": 0.003, "warmup_steps": 0}
+    cfg["objective"].update(modalities=["rgb"], tasks=["reconstruction", "temporal_order"])
+    cfg["train"].update(steps=6, batch_size=2, lr=0.003, warmup_steps=0)
     cfg["seed"] = 0
     return cfg
 
@@ -213,10 +213,10 @@ def test_elo_train_replays_a_schedule_applying_each_lambda_at_its_steps(tmp_path
     """``elo-train --weights SCHEDULE``: the λ logged at every step is the schedule's,
     the loss uses it (each weighted term is λ · raw / scale), and a term at λ = 0
     in one interval contributes nothing there but comes back after."""
+    from _scripts import main_of
     from test_tasks import write_clips
 
-    from elo.baselines.cli import main as train_main
-
+    train_main = main_of("train")
     data = write_clips(tmp_path / "videos", 4, seed=2)
     (tmp_path / "exp.yaml").write_text(yaml.safe_dump(_cfg()))
     sched = tmp_path / "best_schedule.json"

@@ -1,6 +1,7 @@
 """Train an :class:`~elo.model.network.ELoModel` with fixed loss weights (ELo, arXiv 2002.12177:
-the search's proxy runs and the final distillation into the RGB network), or with one of
-the weighting baselines of ``objective.weighting`` (elo/train/weighting.py).
+the search's proxy runs and the final distillation into the RGB network), with a λ
+schedule (a population-based search's, elo/model/objective.py), or with one of the
+weighting baselines of ``objective.weighting`` (elo/train/weighting.py).
 
 AdamW or SGD, linear warm-up then cosine decay, gradient-norm clipping, one seed for
 everything. Every step's raw and weighted terms go to ``history`` and, with an output
@@ -183,15 +184,7 @@ def _train_model(
     loader: Any,
 ) -> TrainResult:
     t0 = time.perf_counter()
-    schedule = weights if isinstance(weights, WeightSchedule) else None
-    if schedule is not None:  # the model has the heads of every term the schedule uses
-        if weighting_mode(cfg) != "fixed":
-            raise ConfigError(
-                "a λ schedule (--weights with a 'schedule' key) needs objective.weighting: "
-                f"fixed, not {weighting_mode(cfg)}"
-            )
-        weights = schedule.union
-    assert isinstance(weights, Weights)
+    weights, schedule = _unscheduled(cfg, weights)
     weights = effective_weights(weighting_mode(cfg), weights)  # λ = 1 unless `fixed`
     run = start_run(cfg, weights, steps, out_dir, seed, device, resume)
     modalities = sorted({m for m, _ in run.model.read_views})
@@ -215,11 +208,7 @@ def _train_model(
                 f"stopped by SIGTERM after step {step}/{steps}; checkpoint in {out}: "
                 "continue with --resume"
             )
-        if schedule is not None:
-            run.model.weights = schedule.at(step)
-        rec = train_step(run, params, to_device(next(batches), device), step)
-        if schedule is not None:
-            rec.update({f"lambda/{k}": v for k, v in run.model.weights.values.items()})
+        rec = _scheduled_step(run, params, to_device(next(batches), device), step, schedule)
         run.history.append(rec)
         if out is not None:
             append_jsonl(out / LOG_FILE, rec)
@@ -239,6 +228,32 @@ def _train_model(
         run.checkpoint(steps)
         export_student(out, run.model, cfg, weights, steps)
     return TrainResult(run.model, steps, run.history, out, time.perf_counter() - t0)
+
+
+def _unscheduled(
+    cfg: Mapping[str, Any], weights: Weights | WeightSchedule
+) -> tuple[Weights, WeightSchedule | None]:
+    """The λ to build the model with (a schedule's union: every term it uses), the schedule."""
+    if not isinstance(weights, WeightSchedule):
+        return weights, None
+    if weighting_mode(cfg) != "fixed":
+        raise ConfigError(
+            "a λ schedule (--weights with a 'schedule' key) needs objective.weighting: "
+            f"fixed, not {weighting_mode(cfg)}"
+        )
+    return weights.union, weights
+
+
+def _scheduled_step(
+    run: _Run, params: list[torch.nn.Parameter], batch: Any, step: int, sched: WeightSchedule | None
+) -> dict[str, float]:
+    """:func:`train_step`, at the λ of ``step`` of ``sched`` (logged as ``lambda/<term>``)."""
+    if sched is None:
+        return train_step(run, params, batch, step)
+    run.model.weights = sched.at(step)
+    rec = train_step(run, params, batch, step)
+    rec.update({f"lambda/{k}": v for k, v in run.model.weights.values.items()})
+    return rec
 
 
 def start_run(
