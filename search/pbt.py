@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -36,7 +36,8 @@ from elo.errors import ConfigError, EloError
 from elo.rundir import atomic_write_json, read_jsonl
 from elo.search.pbt_log import ECHO, EVALUATIONS, best_final, by_key, lineage, schedule_of
 from elo.search.pbt_settings import PBTSettings
-from elo.search.settings import SearchSettings
+from elo.search.settings import FitnessSettings, SearchSettings
+from elo.search.trainable import TrialContext
 
 EXPERIMENT = "pbt"
 SCHEDULE_FILE = "best_schedule.json"
@@ -48,37 +49,49 @@ def run_pbt(
     cfg: dict[str, Any],
     run_dir: Path,
     settings: SearchSettings,
+    fitness: FitnessSettings,
     *,
     resume: bool,
     address: str | None,
     workers: int | None,
-    fail_on: Sequence[tuple[int, int]] = (),
     echo: Callable[[str], None] = print,
     report: bool = True,
 ) -> dict[str, Any]:
-    """Run (or, with ``resume``, continue) a population-based search in ``run_dir``;
-    returns ``{"finished", "best", "evaluations", "run_dir"}``. ``fail_on``: (interval,
-    member) pairs whose training reports a non-finite loss (fault injection)."""
-    import ray
-
+    """Run (or, with ``resume``, continue) a population-based search in ``run_dir``
+    with the parsed ``fitness`` section; returns ``{"finished", "best", "evaluations",
+    "run_dir"}``."""
     from elo.model.objective import terms_from_config
-    from elo.search.fidelity import proxy_steps, trains
-    from elo.search.prepare import absolute_data_paths, prepare_data
-    from elo.search.run import _memory_cap
-    from elo.search.trainable import TrialContext
 
-    pbt = PBTSettings.from_section(settings.pbt)
-    if not trains(cfg):
+    if not fitness.trains:
         raise ConfigError(
-            f"--strategy {settings.strategy} trains its members: the synthetic fitness "
-            "trains nothing; choose zipf, xmodal, weak, combined or another real fitness"
+            f"--strategy {settings.strategy} trains its members: the {fitness.kind} fitness "
+            "scores λ without training; choose zipf, xmodal, weak, combined or another "
+            "fitness that scores a trained encoder"
         )
     terms = [str(t) for t in terms_from_config(cfg)]
-    root = absolute_data_paths(cfg)
-    prepare_data(cfg, root, settings.heldout_split)
-    ctx = TrialContext.from_settings(cfg, settings, root, fail_on)
-    ctx = replace(ctx, steps=pbt.steps, rungs=None)
     n_workers = workers or settings.workers
+    ctx = _context(cfg, run_dir, settings, fitness, n_workers, echo)
+    results = _fit(run_dir, settings, ctx, terms, resume, address, n_workers, echo)
+    return _finish(cfg, run_dir, settings, terms, results, echo, report)
+
+
+def _context(
+    cfg: dict[str, Any],
+    run_dir: Path,
+    settings: SearchSettings,
+    fitness: FitnessSettings,
+    n_workers: int | None,
+    echo: Callable[[str], None],
+) -> TrialContext:
+    """The data prepared and what every member shares: a trial's context with the
+    members' budget (``search.pbt.steps``, no rungs) and the warm-start trunk."""
+    from elo.search.fidelity import proxy_steps
+    from elo.search.prepare import absolute_data_paths, prepare_data
+
+    root = absolute_data_paths(cfg)
+    prepare_data(cfg, root, settings.heldout_split, fitness.references)
+    ctx = TrialContext.from_settings(cfg, settings, root, fitness=fitness)
+    ctx = replace(ctx, steps=settings.pbt.steps, rungs=None)
     if settings.warm_start:
         from elo.search.warmstart import ensure_trunk, trunk_steps
 
@@ -86,6 +99,25 @@ def run_pbt(
         cpus = min(os.cpu_count() or 1, (n_workers or os.cpu_count() or 1) * ctx.threads)
         steps = trunk_steps(settings, proxy_steps(cfg, settings))
         ctx.trunk = ensure_trunk(replace(ctx, threads=cpus), run_dir, steps, echo)
+    return ctx
+
+
+def _fit(
+    run_dir: Path,
+    settings: SearchSettings,
+    ctx: TrialContext,
+    terms: list[str],
+    resume: bool,
+    address: str | None,
+    n_workers: int | None,
+    echo: Callable[[str], None],
+) -> Any:
+    """Start (or join) Ray and run the members to the end; Ray Tune's results."""
+    import ray
+
+    from elo.search.runtime import memory_cap
+
+    pbt = settings.pbt
     if not logging.getLogger().isEnabledFor(logging.DEBUG):  # our lines say who copied whom
         logging.getLogger("ray.tune.schedulers.pbt").setLevel(logging.WARNING)
     started = _start_ray(address, n_workers, settings.cpus_per_trial)
@@ -98,15 +130,13 @@ def run_pbt(
         if n_workers is None:
             cpus = int(ray.cluster_resources().get("CPU", 1))  # type: ignore[no-untyped-call]
             n_workers = max(1, cpus // settings.cpus_per_trial)
-        n_workers, memory = _memory_cap(settings, n_workers, echo)
-        kind = (cfg.get("fitness", {}) or {}).get("kind", "zipf")
+        n_workers, memory = memory_cap(settings, n_workers, echo)
         echo(
             f"search {run_dir}: {settings.strategy} over {len(terms)} terms, population "
             f"{pbt.population}, {pbt.steps} steps per member in {pbt.intervals} intervals of "
-            f"{pbt.interval}, {n_workers} workers, fitness {kind}"
+            f"{pbt.interval}, {n_workers} workers, fitness {ctx.fitness.kind}"
         )
-        tuner = _tuner(cfg, run_dir, settings, pbt, ctx, terms, memory, resume, echo)
-        results = tuner.fit()
+        return _tuner(run_dir, settings, ctx, terms, memory, resume, echo).fit()
     finally:
         ECHO.pop(str(run_dir), None)
         if period is None:
@@ -115,19 +145,18 @@ def run_pbt(
             os.environ[SNAPSHOT_ENV] = period
         if started:
             ray.shutdown()
-    return _finish(cfg, run_dir, settings, pbt, terms, results, echo, report)
 
 
 def _start_ray(address: str | None, workers: int | None, cpus_per_trial: int) -> bool:
-    """As search/run.py starts Ray, except that a local runtime gets exactly
+    """As search/runtime.py starts Ray, except that a local runtime gets exactly
     ``workers × cpus_per_trial`` CPUs: Tune starts every member it has CPUs for (its
     concurrency limit would cap the population itself), so the CPUs cap the workers."""
     import ray
 
-    from elo.search.run import _start_ray as start
+    from elo.search.runtime import start_ray
 
     if ray.is_initialized() or address or workers is None:
-        return start(address, (workers or 1) * cpus_per_trial)
+        return start_ray(address, (workers or 1) * cpus_per_trial)
     from elo.search.failures import init_local_ray
     from elo.search.memory import WORKER_ENV
 
@@ -137,11 +166,9 @@ def _start_ray(address: str | None, workers: int | None, cpus_per_trial: int) ->
 
 
 def _tuner(
-    cfg: dict[str, Any],
     run_dir: Path,
     settings: SearchSettings,
-    pbt: PBTSettings,
-    ctx: Any,
+    ctx: TrialContext,
     terms: list[str],
     memory: float,
     resume: bool,
@@ -153,23 +180,16 @@ def _tuner(
 
     import numpy as np
     from ray import tune
-    from ray.tune.search import BasicVariantGenerator
 
-    from elo.search.failures import error_callback
-    from elo.search.pbt_log import log_callback
-    from elo.search.pbt_member import member_dirname, member_trial
-    from elo.search.pbt_scheduler import make_scheduler
-    from elo.search.pbt_settings import lambda_key
-    from elo.search.rundir import ERRORS
+    from elo.search.pbt_member import member_trial
 
     trainable = tune.with_resources(
-        tune.with_parameters(member_trial, ctx=ctx, interval=pbt.interval),
+        tune.with_parameters(member_trial, ctx=ctx, interval=settings.pbt.interval),
         {"cpu": settings.cpus_per_trial, "gpu": settings.gpus_per_trial, "memory": memory},
     )
     logged = len(list(read_jsonl(run_dir / EVALUATIONS)))
-    seed = int(cfg.get("seed", 0))
-    random.seed(seed * 1_000_003 + logged)  # Tune's PBT explores with `random`, PB2 numpy
-    np.random.seed((seed * 1_000_003 + logged) % 2**32)
+    random.seed(ctx.seed * 1_000_003 + logged)  # Tune's PBT explores with `random`, PB2 numpy
+    np.random.seed((ctx.seed * 1_000_003 + logged) % 2**32)
     path = run_dir / "ray" / EXPERIMENT
     if resume and any(path.glob("experiment_state-*.json")):
         echo(f"resuming {run_dir}: {logged} member intervals logged; restoring {path}")
@@ -183,6 +203,24 @@ def _tuner(
         )
     if path.exists():  # killed before Tune's first snapshot: nothing to restore
         shutil.rmtree(path)
+    return _new_tuner(trainable, run_dir, settings, ctx.seed, terms)
+
+
+def _new_tuner(
+    trainable: Any, run_dir: Path, settings: SearchSettings, seed: int, terms: list[str]
+) -> Any:
+    """The Tuner of a new population-based search (search/pbt_scheduler.py)."""
+    from ray import tune
+    from ray.tune.search import BasicVariantGenerator
+
+    from elo.search.failures import error_callback
+    from elo.search.pbt_log import log_callback
+    from elo.search.pbt_member import member_dirname
+    from elo.search.pbt_scheduler import make_scheduler
+    from elo.search.pbt_settings import lambda_key
+    from elo.search.rundir import ERRORS
+
+    pbt = settings.pbt
     return tune.Tuner(
         trainable,
         # each member's first λ: uniform in [0, 1], drawn by Tune with the experiment seed
@@ -214,7 +252,6 @@ def _finish(
     cfg: dict[str, Any],
     run_dir: Path,
     settings: SearchSettings,
-    pbt: PBTSettings,
     terms: list[str],
     results: Any,
     echo: Callable[[str], None],
@@ -222,6 +259,7 @@ def _finish(
 ) -> dict[str, Any]:
     """The outputs of a finished search (``final/``, ``best_schedule.json``, the
     report), or how to continue one that stopped."""
+    pbt = settings.pbt
     records = list(read_jsonl(run_dir / EVALUATIONS))
     keyed = by_key(records)
     done = all((m, pbt.intervals) in keyed for m in range(pbt.population))
@@ -297,7 +335,7 @@ def export_best(
     if int(state["step"]) != steps:
         raise EloError(f"member {best['member']}'s last checkpoint is at step {state['step']}")
     keys = terms_from_config(cfg)
-    model = ELoModel(cfg, Weights(keys, uniform_weights(cfg)), seed=int(cfg.get("seed", 0)))
+    model = ELoModel(cfg, Weights(keys, uniform_weights(cfg)), seed=int(cfg["seed"]))
     model.load_state_dict(state["model"])
     return export_student(run_dir / FINAL_DIR, model, cfg, Weights(keys, best["weights"]), steps)
 
@@ -306,6 +344,6 @@ def _report(run_dir: Path, report: bool) -> None:
     if not report:
         return
     from elo.search.pbt_report import write_pbt_report
-    from elo.search.run import _safe_report
+    from elo.search.runtime import safe_report
 
-    _safe_report(write_pbt_report, run_dir)
+    safe_report(write_pbt_report, run_dir)

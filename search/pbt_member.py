@@ -84,66 +84,24 @@ def member_intervals(
     and ``state``, the checkpoint to save with them."""
     import torch
 
-    from elo.model.objective import Weights, terms_from_config
-    from elo.search.fitness.base import NonFiniteEmbeddings
-    from elo.search.warmstart import init_from_trunk, training_loader, uniform_weights
-    from elo.train.batches import batch_stream, to_device
-    from elo.train.loop import rng_state, set_rng_state
-    from elo.train.trainer import NonFiniteLossError, start_run, train_step
+    from elo.train.loop import rng_state
 
     torch.set_num_threads(max(1, int(ctx.threads)))
-    terms = terms_from_config(ctx.cfg)
     total = int(ctx.steps)
     step = int(state["step"]) if state else 0
     k = int(state["interval"]) + 1 if state else 1
     parent = (int(state["member"]), int(state["interval"])) if state else (-1, 0)
-    if state and state.get("rejected"):  # a failed member that copied nobody: no training
+    if state and state["rejected"]:  # a failed member that copied nobody: no training
         while step < total:
             step = min(step + interval, total)
             yield _rejected(state, member, k, step, parent, lams, str(state["rejected"]))
             parent, k = (member, k), k + 1
         return
-    union = Weights(terms, uniform_weights(ctx.cfg))  # every head, as the trunk
-    run = start_run(ctx.cfg, union, total, None, ctx.seed, ctx.device, False)
-    if state:
-        run.model.load_state_dict(state["model"])
-        run.optimizer.load_state_dict(state["optimizer"])
-        run.scheduler.load_state_dict(state["scheduler"])
-        set_rng_state(state["rng"])
-    elif ctx.trunk is not None:
-        init_from_trunk(run.model, ctx.trunk)
-    run.model.weights = Weights(terms, dict(zip(map(str, terms), lams, strict=True)))
-    modalities = sorted({m for m, _ in run.model.read_views})
-    loader = training_loader(ctx, union)
-    batches = batch_stream(ctx.cfg, ctx.data_root, modalities, run.t, ctx.seed, step, loader)
-    params = [p for p in run.model.parameters() if p.requires_grad]
-    section = dict(ctx.cfg.get("fitness", {}) or {})
-    injected = {(int(g), int(i)) for g, i in ctx.fail_on}
+    run, batches, params = _resume(ctx, lams, state, step)
     while step < total:
-        t0 = time.perf_counter()
         start = state_digests(run)
         end = min(step + interval, total)
-        why, error, value = "", "", WORST_FITNESS
-        metrics: dict[str, Any] = {}
-        try:
-            run.model.train()
-            for s in range(step, end):
-                if (k, member) in injected:  # fault injection (tests): as a diverged loss
-                    raise NonFiniteLossError(f"injected non-finite loss, interval {k}")
-                batch = to_device(next(batches), ctx.device)
-                run.history.append(train_step(run, params, batch, s))
-            metrics["train_seconds"] = time.perf_counter() - t0
-            snapshot = _snapshot(run, rng_state())
-            rng = rng_state()  # scoring reseeds; training goes on as if it had not
-            value, scored, why = _scored(ctx, section, run.model)
-            set_rng_state(rng)
-            metrics.update(scored)
-        except (NonFiniteLossError, NonFiniteEmbeddings) as exc:
-            why, error = "nonfinite", str(exc).splitlines()[0]
-        except MemoryError:
-            raise
-        except Exception as exc:  # the member's own failure: rejected, never copied
-            why, error = "error", f"{type(exc).__name__}: {exc}".splitlines()[0]
+        why, error, value, metrics, snapshot = _interval(ctx, run, batches, params, step, end)
         if why:
             snapshot = _snapshot(run, rng_state())
         loss = float((run.history[-1] if run.history else {}).get("loss", math.nan))
@@ -162,6 +120,69 @@ def member_intervals(
         step, parent, k = end, (member, k), k + 1
 
 
+def _resume(
+    ctx: TrialContext, lams: list[float], state: Mapping[str, Any] | None, step: int
+) -> tuple[Any, Iterator[Any], list[Any]]:
+    """The member's run (model, optimizer, schedule, random state) from ``state`` or the
+    trunk, with λ ``lams``; its batches from ``step`` on and its trained parameters."""
+    from elo.model.objective import Weights, terms_from_config
+    from elo.search.warmstart import init_from_trunk, training_loader, uniform_weights
+    from elo.train.batches import batch_stream
+    from elo.train.loop import set_rng_state
+    from elo.train.trainer import start_run
+
+    terms = terms_from_config(ctx.cfg)
+    union = Weights(terms, uniform_weights(ctx.cfg))  # every head, as the trunk
+    run = start_run(ctx.cfg, union, int(ctx.steps), None, ctx.seed, ctx.device, False)
+    if state:
+        run.model.load_state_dict(state["model"])
+        run.optimizer.load_state_dict(state["optimizer"])
+        run.scheduler.load_state_dict(state["scheduler"])
+        set_rng_state(state["rng"])
+    elif ctx.trunk is not None:
+        init_from_trunk(run.model, ctx.trunk)
+    run.model.weights = Weights(terms, dict(zip(map(str, terms), lams, strict=True)))
+    modalities = sorted({m for m, _ in run.model.read_views})
+    loader = training_loader(ctx, union)
+    batches = batch_stream(ctx.cfg, ctx.data_root, modalities, run.t, ctx.seed, step, loader)
+    return run, batches, [p for p in run.model.parameters() if p.requires_grad]
+
+
+def _interval(
+    ctx: TrialContext, run: Any, batches: Iterator[Any], params: list[Any], step: int, end: int
+) -> tuple[str, str, float, dict[str, Any], dict[str, Any]]:
+    """Train steps ``step`` to ``end`` and score the fitness: why the interval is
+    rejected (``""``: it is not), the error line, the fitness, metrics, and the state
+    after training (empty when training failed)."""
+    from elo.search.fitness.base import NonFiniteEmbeddings
+    from elo.train.batches import to_device
+    from elo.train.loop import rng_state, set_rng_state
+    from elo.train.trainer import NonFiniteLossError, train_step
+
+    t0 = time.perf_counter()
+    metrics: dict[str, Any] = {}
+    snapshot: dict[str, Any] = {}
+    try:
+        run.model.train()
+        for s in range(step, end):
+            batch = to_device(next(batches), ctx.device)
+            run.history.append(train_step(run, params, batch, s))
+        metrics["train_seconds"] = time.perf_counter() - t0
+        snapshot = _snapshot(run, rng_state())
+        rng = rng_state()  # scoring reseeds; training goes on as if it had not
+        value, scored, why = _scored(ctx, run.model)
+        set_rng_state(rng)
+        metrics.update(scored)
+        return why, "", value, metrics, snapshot
+    except (NonFiniteLossError, NonFiniteEmbeddings) as exc:
+        return "nonfinite", str(exc).splitlines()[0], WORST_FITNESS, metrics, snapshot
+    except MemoryError:
+        raise
+    except Exception as exc:  # the member's own failure: rejected, never copied
+        error = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        return "error", error, WORST_FITNESS, metrics, snapshot
+
+
 def _snapshot(run: Any, rng: Any) -> dict[str, Any]:
     """What a checkpoint holds of a run besides its step and names."""
     return {
@@ -172,15 +193,13 @@ def _snapshot(run: Any, rng: Any) -> dict[str, Any]:
     }
 
 
-def _scored(
-    ctx: TrialContext, section: Mapping[str, Any], model: Any
-) -> tuple[float, dict[str, Any], str]:
+def _scored(ctx: TrialContext, model: Any) -> tuple[float, dict[str, Any], str]:
     """The fitness a search trial computes (search/trainable.py), its diagnostics and
     why it is rejected (search/fidelity.py), ``""`` when it is not."""
     from elo.search.fidelity import rejection
     from elo.search.trainable import _score
 
-    scored, n_clips, std = _score(ctx, section, model)
+    scored, n_clips, std = _score(ctx, ctx.fitness, model)
     value = float(scored.value)
     why = rejection(value, std, ctx.collapse_std) or ""
     out: dict[str, Any] = {"heldout_clips": n_clips}

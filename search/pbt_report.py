@@ -20,8 +20,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from elo.rundir import atomic_write_bytes, atomic_write_text, read_jsonl
 from elo.search.pbt_log import EVALUATIONS, by_key
 
@@ -123,22 +121,23 @@ def write_pbt_report(run_dir: str | Path) -> Path:
     """(Re)write the plots and ``report.md`` of ``run_dir``; returns the report's path."""
     import matplotlib
 
+    from elo.search.rundir import load_run_config
+    from elo.search.settings import SearchSettings
+
     matplotlib.use("Agg")
     run_dir = Path(run_dir)
     records = list(read_jsonl(run_dir / EVALUATIONS))
-    cfg_path = run_dir / "config.yaml"
-    cfg = yaml.safe_load(cfg_path.read_text(encoding="utf-8")) if cfg_path.exists() else {}
-    search = cfg.get("search", {}) or {}
-    pbt = search.get("pbt", {}) or {}
+    cfg = load_run_config(run_dir)
+    settings = SearchSettings.from_config(cfg)
+    pbt = settings.pbt
     sched_path = run_dir / "best_schedule.json"
     schedule = json.loads(sched_path.read_text(encoding="utf-8")) if sched_path.exists() else None
     lines = [
         f"# Search report: {run_dir.name}",
         "",
-        f"- strategy **{search.get('strategy', '?')}** (population-based training), population "
-        f"{pbt.get('population', '?')}, {pbt.get('steps', '?')} steps per member, interval "
-        f"{pbt.get('interval', '?')}, quantile {pbt.get('quantile', '?')}, fitness "
-        f"**{(cfg.get('fitness', {}) or {}).get('kind', '?')}**, seed {cfg.get('seed', 0)}",
+        f"- strategy **{settings.strategy}** (population-based training), population "
+        f"{pbt.population}, {pbt.steps} steps per member, interval {pbt.interval}, quantile "
+        f"{pbt.quantile:g}, fitness **{cfg['fitness']['kind']}**, seed {cfg['seed']}",
         f"- member intervals logged: {len(records)} "
         f"({sum(r['status'] != 'ok' for r in records)} rejected), "
         f"{sum(bool(r['copied']) for r in records)} copies",

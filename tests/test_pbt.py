@@ -105,6 +105,27 @@ def test_cli_routes_population_and_steps_to_the_pbt_section() -> None:
     assert (cma.population, cma.steps, cma.pbt.population, cma.pbt.steps) == (3, 40, 4, 300)
 
 
+@pytest.mark.parametrize("kind", ["synthetic", "faulty_synthetic"])
+def test_pbt_refuses_a_fitness_that_scores_lambda_itself(tmp_path: Path, kind: str) -> None:
+    """PBT trains its members: a fitness kind that scores λ itself (``scores_weights``:
+    the shipped synthetic stand-in, or the test plug-in built on it) is refused in one
+    line before any data is prepared or Ray is started."""
+    from elo.config import load_config
+    from elo.search.pbt import run_pbt
+    from elo.search.settings import FitnessSettings, SearchSettings, fitness_section
+
+    cfg = load_config("demo", ["search.strategy=pbt"])
+    cfg["fitness"] = {**fitness_section("synthetic"), "kind": kind}
+    cfg["data"]["root"] = str(tmp_path / "absent")
+    settings, fitness = SearchSettings.from_config(cfg), FitnessSettings.from_config(cfg)
+    assert not fitness.trains
+    with pytest.raises(ConfigError) as err:
+        run_pbt(cfg, tmp_path / "run", settings, fitness, resume=False, address=None, workers=1)
+    msg = str(err.value)
+    assert f"the {kind} fitness scores λ without training" in msg and "\n" not in msg
+    assert list(tmp_path.iterdir()) == []  # nothing prepared, no run folder
+
+
 def test_rejected_members_are_always_replaced_and_never_copied() -> None:
     from elo.search.pbt_scheduler import guard_quantiles
 

@@ -1,7 +1,9 @@
 """Population-based search end to end on a real Ray runtime, the real trainer and
 fitness on decoded demo videos (search/pbt.py): an exploit copies the source's
-weights and optimizer state exactly, explore scales λ within [0, 1], a member with a
-non-finite loss is replaced and never copied, the outputs load; and ``kill -9`` of
+weights and optimizer state exactly, explore scales λ within [0, 1], a member whose
+trial fails (the test-only ``faulty_zipf`` fitness, tests/plugins/elo_test_faults.py:
+the first score raises, after real training) is replaced and never copied, the
+outputs load; and ``kill -9`` of
 ``elo-search --strategy pb2`` then ``--resume`` logs every member interval once,
 each starting from exactly the state its parent ended with."""
 
@@ -89,27 +91,33 @@ def check_lineage(recs: list[dict[str, Any]], population: int, intervals: int) -
 
 
 @pytest.mark.timeout(300)
-def test_pbt_exploit_copies_the_state_explores_in_bounds_and_replaces_a_diverged_member(
+def test_pbt_exploit_copies_the_state_explores_in_bounds_and_replaces_a_failed_member(
     ray_session: str, demo_root: Path, tmp_path: Path
 ) -> None:
     cfg = load_config("demo", [*TINY, "search.strategy=pbt", "search.pbt.steps=6",
                                "search.pbt.interval=2", "search.pbt.resample_probability=0"])  # fmt: skip
     cfg["data"]["root"] = str(demo_root)
     cfg["data"]["cache"] = str(demo_root) + "-cache"
-    cfg["fitness"] = {**fitness_section("zipf"), "k": 2}
+    # the first member scored fails (after training its first interval)
+    fail_once = str(tmp_path / "failed-once")
+    cfg["fitness"] = {**fitness_section("zipf"), "kind": "faulty_zipf", "k": 2}
+    cfg["fitness"]["fail_once"] = fail_once
     run_dir = prepare_run_dir(cfg, tmp_path / "run")
     lines: list[str] = []
-    out = run_search(cfg, run_dir, fail_on=[(1, 3)], echo=lines.append)  # member 3 diverges
+    out = run_search(cfg, run_dir, echo=lines.append)
     assert out["finished"], lines
+    assert Path(fail_once).exists()
     recs = list(read_jsonl(run_dir / "evaluations.jsonl"))
     check_lineage(recs, 4, 3)
     keyed = by_key(recs)
-    # the diverged member: worst fitness, replaced at the next boundary, never copied
-    bad = keyed[(3, 1)]
-    assert bad["status"] == "nonfinite" and bad["fitness"] == WORST_FITNESS
-    assert "injected non-finite loss" in bad["error"]
-    assert keyed[(3, 2)]["copied"] and keyed[(3, 2)]["parent"]["member"] != 3
-    assert not any(r["parent"] == {"member": 3, "interval": 1} for r in recs)
+    # the failed member: worst fitness, replaced at the next boundary, never copied
+    failed = [r for r in recs if r["status"] != "ok"]
+    assert [(r["interval"], r["status"]) for r in failed] == [(1, "error")], failed
+    bad, m = failed[0], failed[0]["member"]
+    assert bad["fitness"] == WORST_FITNESS
+    assert "RuntimeError: injected failure in the first trial scored" in bad["error"]
+    assert keyed[(m, 2)]["copied"] and keyed[(m, 2)]["parent"]["member"] != m
+    assert not any(r["parent"] == {"member": m, "interval": 1} for r in recs)
     copies = [r for r in recs if r["copied"]]
     assert len(copies) >= 2  # one per boundary (quantile 0.25 of 4 members)
     for r in copies:  # explore: each λ of the source scaled by 1.2 or 0.8, clipped
@@ -139,7 +147,8 @@ def test_pbt_exploit_copies_the_state_explores_in_bounds_and_replaces_a_diverged
     assert enc.export_info["meta"]["weights"] == best["weights"]
     assert enc(torch.zeros(2, 3, 8, 32, 32)).embedding.shape[0] == 2
     report = (run_dir / "report.md").read_text()
-    assert "## Lineage (who copied whom)" in report and "nonfinite" in report
+    assert "## Lineage (who copied whom)" in report
+    assert f"- member {m}, interval 1: error (RuntimeError: injected failure" in report
     for png in ("pbt_fitness.png", "pbt_lambda.png", "pbt_lineage.png"):
         assert (run_dir / png).read_bytes()[:4] == b"\x89PNG"
     for m in range(4):
