@@ -43,6 +43,16 @@ _EVENTS = {
     "os.truncate": (0,),
     "shutil.rmtree": (0,),
 }
+#: positions of the ``dir_fd`` argument that a relative path of these events is
+#: relative to (shutil.rmtree removes a tree by names relative to directory descriptors)
+_DIR_FDS = {
+    "os.mkdir": {0: 2},
+    "os.rename": {0: 2, 1: 3},
+    "os.remove": {0: 1},
+    "os.rmdir": {0: 1},
+    "os.symlink": {1: 2},
+    "os.link": {0: 2, 1: 3},
+}
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
 
 #: paths written inside ROOT since the current test started (the audit hook's record)
@@ -64,13 +74,30 @@ def writes_inside(event: str, args: tuple[Any, ...], root: str = ROOT) -> list[s
     for i in _EVENTS[event]:
         path = args[i] if i < len(args) else None
         if isinstance(path, str | bytes | os.PathLike):
-            full = os.path.abspath(os.fsdecode(path))
+            full = _absolute(os.fsdecode(path), _dir_fd(event, args, i))
             inside = full.startswith(root + os.sep) and not (
                 TOOL_DIRS & set(full[len(root) + 1 :].split(os.sep))
             )
             if inside:
                 out.append(full)
     return out
+
+
+def _dir_fd(event: str, args: tuple[Any, ...], i: int) -> int | None:
+    j = _DIR_FDS.get(event, {}).get(i)
+    fd = args[j] if j is not None and j < len(args) else None
+    return fd if isinstance(fd, int) and fd >= 0 else None
+
+
+def _absolute(path: str, dir_fd: int | None) -> str:
+    """``path`` made absolute: against the directory ``dir_fd`` names when it is
+    given (/proc/self/fd), else against the working directory."""
+    if dir_fd is not None and not os.path.isabs(path):
+        try:
+            return os.path.normpath(os.path.join(os.readlink(f"/proc/self/fd/{dir_fd}"), path))
+        except OSError:
+            return path  # the directory is unknown: not counted as inside
+    return os.path.abspath(path)
 
 
 def _hook(event: str, args: tuple[Any, ...]) -> None:

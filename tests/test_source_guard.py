@@ -53,6 +53,29 @@ def test_what_counts_as_a_write(tmp_path: Path) -> None:
     for tool in TOOL_DIRS:
         assert writes_inside("open", (os.path.join(root, tool, "f"), "w", 0), root) == []
     assert writes_inside("import", ("os", None, None, None, None), root) == []
+    # a name relative to a directory descriptor (shutil.rmtree) is a path in that
+    # directory, not in the working directory
+    outside = tmp_path.parent / f"{tmp_path.name}-elsewhere"
+    outside.mkdir()
+    fd = os.open(outside, os.O_RDONLY)
+    try:
+        here = os.getcwd()
+        os.chdir(root)
+        try:
+            assert writes_inside("os.remove", ("f.txt", fd), root) == []
+            assert writes_inside("os.rmdir", ("sub", fd), root) == []
+            assert writes_inside("os.remove", ("f.txt", None), root) == [
+                os.path.join(root, "f.txt")
+            ]
+        finally:
+            os.chdir(here)
+    finally:
+        os.close(fd)
+    inner = os.open(root, os.O_RDONLY)
+    try:
+        assert writes_inside("os.rmdir", ("sub", inner), root) == [os.path.join(root, "sub")]
+    finally:
+        os.close(inner)
 
     (tmp_path / "kept.txt").write_text("source")
     before = tree(root, frozenset())
