@@ -182,6 +182,7 @@ def _tuner(
     from ray import tune
 
     from elo.search.pbt_member import member_trial
+    from elo.search.pbt_storage import atomic_storage
 
     trainable = tune.with_resources(
         tune.with_parameters(member_trial, ctx=ctx, interval=settings.pbt.interval),
@@ -194,7 +195,11 @@ def _tuner(
     if resume and any(path.glob("experiment_state-*.json")):
         echo(f"resuming {run_dir}: {logged} member intervals logged; restoring {path}")
         return tune.Tuner.restore(
-            str(path), trainable=trainable, resume_unfinished=True, resume_errored=True
+            str(path),
+            trainable=trainable,
+            resume_unfinished=True,
+            resume_errored=True,
+            storage_filesystem=atomic_storage(),
         )
     if logged:
         raise EloError(
@@ -218,6 +223,7 @@ def _new_tuner(
     from elo.search.pbt_member import member_dirname
     from elo.search.pbt_scheduler import make_scheduler
     from elo.search.pbt_settings import lambda_key
+    from elo.search.pbt_storage import atomic_storage
     from elo.search.rundir import ERRORS
 
     pbt = settings.pbt
@@ -235,6 +241,7 @@ def _new_tuner(
         run_config=tune.RunConfig(
             name=EXPERIMENT,
             storage_path=str(run_dir / "ray"),
+            storage_filesystem=atomic_storage(),  # whole files only (search/pbt_storage.py)
             verbose=0,
             stop={"step": pbt.steps},  # the last report ends a member: no copy after it
             callbacks=[
