@@ -51,12 +51,16 @@ def _run(cmd: list[str], log: Path) -> None:
 
 def final_warmup() -> int:
     """``warmup_steps`` of configs/train/final.yaml (the demo rows' training)."""
-    import yaml
+    from elo.config import load_part
 
-    from elo.config import resolve_config_path
+    return int(load_part("train", "final")["warmup_steps"])
 
-    path = resolve_config_path("final", "train")
-    return int((yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("warmup_steps", 0))
+
+def pbt_defaults() -> dict[str, Any]:
+    """The ``search.pbt`` block of configs/search/base.yaml (where its defaults live)."""
+    from elo.config import load_part
+
+    return dict(load_part("search", "base")["pbt"])
 
 
 def run_seed(seed: int, args: argparse.Namespace) -> dict[str, Any]:
@@ -128,15 +132,18 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", type=Path, required=True, help="demo-style dataset folder")
     ap.add_argument("--seeds", default="0,1,2", help="comma list of seeds")
-    ap.add_argument("--steps", type=int, default=300, help="steps of every member")
+    ap.add_argument("--steps", type=int, help="steps of every member (search.pbt.steps)")
     ap.add_argument("--strategy", choices=["pbt", "pb2"], default="pbt")
-    ap.add_argument("--population", type=int, default=4)
-    ap.add_argument("--interval", type=int, default=50)
+    ap.add_argument("--population", type=int, help="members (search.pbt.population)")
+    ap.add_argument("--interval", type=int, help="steps between copies (search.pbt.interval)")
     ap.add_argument("--workers", type=int, default=None)
     ap.add_argument("--config", default="demo")
     ap.add_argument("--out", type=Path, default=Path("runs/bench-pbt"))
     ap.add_argument("overrides", nargs="*", help="config overrides key=value for elo-search")
     args = ap.parse_args(argv)
+    for key, value in pbt_defaults().items():  # unset: configs/search/base.yaml's value
+        if getattr(args, key, value) is None:
+            setattr(args, key, value)
     args.out.mkdir(parents=True, exist_ok=True)
     rows = [run_seed(int(s), args) for s in args.seeds.split(",") if s.strip()]
     text = summary(rows, args)
