@@ -78,11 +78,23 @@ def run_seed(seed: int, args: argparse.Namespace) -> dict[str, Any]:
             cmd += ["--resume", str(search)]
         else:
             cmd += [
-                "--strategy", args.strategy, "--population", str(args.population),
-                "--steps", str(args.steps), "--data", str(args.data), "--seed", str(seed),
-                "--out", str(search), f"search.pbt.interval={args.interval}",
-                f"train.warmup_steps={final_warmup()}", *FINAL_OVERRIDES, *args.overrides,
-            ]  # fmt: skip
+                "--strategy",
+                args.strategy,
+                "--population",
+                str(args.population),
+                "--steps",
+                str(args.steps),
+                "--data",
+                str(args.data),
+                "--seed",
+                str(seed),
+                "--out",
+                str(search),
+                f"search.pbt.interval={args.interval}",
+                f"train.warmup_steps={final_warmup()}",
+                *FINAL_OVERRIDES,
+                *args.overrides,
+            ]
         if args.workers:
             cmd += ["--workers", str(args.workers)]
         _run(cmd, log)
@@ -93,9 +105,26 @@ def run_seed(seed: int, args: argparse.Namespace) -> dict[str, Any]:
     for label in LABELS:
         ev = folder / f"eval-{label}"
         if not (ev / "results.json").exists():
-            _run([_bin("elo-eval"), "--encoder", str(search / "final"), "--data",
-                  str(args.data), "--config", args.config, "--protocol", "linear", "--label",
-                  label, "--out", str(ev), "--seed", str(seed)], log)  # fmt: skip
+            _run(
+                [
+                    _bin("elo-eval"),
+                    "--encoder",
+                    str(search / "final"),
+                    "--data",
+                    str(args.data),
+                    "--config",
+                    args.config,
+                    "--protocol",
+                    "linear",
+                    "--label",
+                    label,
+                    "--out",
+                    str(ev),
+                    "--seed",
+                    str(seed),
+                ],
+                log,
+            )
         row[label] = json.loads((ev / "results.json").read_text())
     return row
 

@@ -89,7 +89,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         choices=["cma", "ga", "pbt", "pb2"],
         help="CMA-ES or GA over generations, or population-based training of the final "
         "model (pbt | pb2: Ray Tune's PBT / PB2; --population and --steps then set "
-        f"search.pbt.population and .steps; docs/search.md) ({dflt('search.strategy', 'strategy')})",
+        "search.pbt.population and .steps; docs/search.md) "
+        f"({dflt('search.strategy', 'strategy')})",
     )
     kinds = fitness_kinds()
     p.add_argument(

@@ -102,8 +102,10 @@ def log_callback(run_dir: Path, terms: list[str], intervals: int) -> Any:
             if key in logged:  # re-run after a restore: compare, do not log again
                 old = logged[key]
                 same = all(_value(old, k) == _value(rec, k) for k in _SAME)
-                append_jsonl(Path(self.run_dir) / RERUNS, {"member": key[0],
-                             "interval": key[1], "same": same})  # fmt: skip
+                append_jsonl(
+                    Path(self.run_dir) / RERUNS,
+                    {"member": key[0], "interval": key[1], "same": same},
+                )
                 return
             append_jsonl(path, rec)
             self._board(rec)

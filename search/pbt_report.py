@@ -51,16 +51,22 @@ def plot_fitness(records: list[dict[str, Any]], path: Path) -> None:
     for m in _members(records):
         rs = sorted((r for r in records if r["member"] == m), key=lambda r: r["interval"])
         xs = [r["interval"] for r in rs if r["status"] == "ok"]
-        (line,) = ax.plot(xs, [r["fitness"] for r in rs if r["status"] == "ok"], "-o", ms=3,
-                          label=f"member {m}")  # fmt: skip
+        (line,) = ax.plot(
+            xs, [r["fitness"] for r in rs if r["status"] == "ok"], "-o", ms=3, label=f"member {m}"
+        )
         bad = [r["interval"] for r in rs if r["status"] != "ok"]
         ax.scatter(bad, [floor] * len(bad), marker="x", color=line.get_color(), s=30)
         for r in rs:
             p = r.get("parent")
             src = keyed.get((p["member"], p["interval"])) if r["copied"] and p else None
             if src is not None and src["status"] == "ok" and r["status"] == "ok":
-                ax.plot([src["interval"], r["interval"]], [src["fitness"], r["fitness"]], "--",
-                        color=line.get_color(), lw=0.8)  # fmt: skip
+                ax.plot(
+                    [src["interval"], r["interval"]],
+                    [src["fitness"], r["fitness"]],
+                    "--",
+                    color=line.get_color(),
+                    lw=0.8,
+                )
     ax.set_xlabel("interval")
     ax.set_ylabel("fitness (higher is better)")
     ax.set_title("fitness per interval (dashed: copied; x: rejected)")
@@ -75,8 +81,13 @@ def plot_lambda(records: list[dict[str, Any]], terms: list[str], path: Path) -> 
 
     members = _members(records)
     n = max(int(r["interval"]) for r in records)
-    fig, axes = plt.subplots(1, len(members), squeeze=False, sharey=True,
-                             figsize=(1.2 + 0.45 * n * len(members) + 1.5, 0.26 * len(terms) + 1.4))  # fmt: skip
+    fig, axes = plt.subplots(
+        1,
+        len(members),
+        squeeze=False,
+        sharey=True,
+        figsize=(1.2 + 0.45 * n * len(members) + 1.5, 0.26 * len(terms) + 1.4),
+    )
     im = None
     for ax, m in zip(axes[0], members, strict=True):
         data = np.full((len(terms), n), np.nan)
@@ -107,9 +118,16 @@ def plot_lineage(records: list[dict[str, Any]], best: list[tuple[int, int]], pat
         p = r.get("parent")
         if p is not None:
             bold = (m, k) in on_best and (p["member"], p["interval"]) in on_best
-            ax.annotate("", xy=(k, m), xytext=(p["interval"], p["member"]),
-                        arrowprops={"arrowstyle": "->", "lw": 2.2 if bold else 0.8,
-                                    "color": "black" if bold else "grey"})  # fmt: skip
+            ax.annotate(
+                "",
+                xy=(k, m),
+                xytext=(p["interval"], p["member"]),
+                arrowprops={
+                    "arrowstyle": "->",
+                    "lw": 2.2 if bold else 0.8,
+                    "color": "black" if bold else "grey",
+                },
+            )
     ax.set_yticks(members, [f"member {m}" for m in members], fontsize=7)
     ax.set_xlabel("interval")
     ax.set_title("lineage: arrows from the state each interval started from (bold: best)")

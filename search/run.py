@@ -90,9 +90,16 @@ def _run_search(
         from elo.search.pbt import run_pbt
 
         return run_pbt(
-            cfg, run_dir, settings, fitness, resume=resume, address=address, workers=workers,
-            echo=echo, report=report,
-        )  # fmt: skip
+            cfg,
+            run_dir,
+            settings,
+            fitness,
+            resume=resume,
+            address=address,
+            workers=workers,
+            echo=echo,
+            report=report,
+        )
     searcher, listener = _open(cfg, run_dir, settings, fitness, resume=resume, echo=echo)
     if report:
         from elo.search.report import write_report

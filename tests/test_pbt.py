@@ -147,10 +147,22 @@ def test_a_report_becomes_one_json_line_without_non_finite_values() -> None:
 
     from elo.search.pbt_log import record_of
 
-    result = {"fitness": -1e9, "step": 4, "interval": 2, "member": 3, "parent_member": 0,
-              "parent_interval": 1, "rejected": "nonfinite", "lam": [0.5, 1.0],
-              "final_loss": math.nan, "embedding_std": 0.2, "details": {"sizes": [3, 1]},
-              "error_msg": "non-finite loss", "trial_id": "ab_00003", "seconds": 1.5}  # fmt: skip
+    result = {
+        "fitness": -1e9,
+        "step": 4,
+        "interval": 2,
+        "member": 3,
+        "parent_member": 0,
+        "parent_interval": 1,
+        "rejected": "nonfinite",
+        "lam": [0.5, 1.0],
+        "final_loss": math.nan,
+        "embedding_std": 0.2,
+        "details": {"sizes": [3, 1]},
+        "error_msg": "non-finite loss",
+        "trial_id": "ab_00003",
+        "seconds": 1.5,
+    }
     rec = record_of(result, ["a", "b"])
     assert rec["weights"] == {"a": 0.5, "b": 1.0} and rec["status"] == "nonfinite"
     assert rec["parent"] == {"member": 0, "interval": 1} and rec["copied"]
@@ -162,16 +174,27 @@ def test_a_report_becomes_one_json_line_without_non_finite_values() -> None:
 def _rec(m: int, k: int, parent: tuple[int, int] | None, lam: float, fit: float) -> dict[str, Any]:
     p = None if parent is None else {"member": parent[0], "interval": parent[1]}
     copied = parent is not None and parent[0] != m
-    return {"member": m, "interval": k, "step": 2 * k, "weights": {"t": lam}, "fitness": fit,
-            "status": "ok", "parent": p, "copied": copied}  # fmt: skip
+    return {
+        "member": m,
+        "interval": k,
+        "step": 2 * k,
+        "weights": {"t": lam},
+        "fitness": fit,
+        "status": "ok",
+        "parent": p,
+        "copied": copied,
+    }
 
 
 def test_lineage_and_schedule_follow_the_copies() -> None:
     recs = [
-        _rec(0, 1, None, 0.1, 1.0), _rec(1, 1, None, 0.9, 2.0),
-        _rec(0, 2, (1, 1), 0.72, 3.0), _rec(1, 2, (1, 1), 0.9, 2.5),
-        _rec(0, 3, (0, 2), 0.72, 3.5), _rec(1, 3, (0, 2), 0.576, 4.0),
-    ]  # fmt: skip
+        _rec(0, 1, None, 0.1, 1.0),
+        _rec(1, 1, None, 0.9, 2.0),
+        _rec(0, 2, (1, 1), 0.72, 3.0),
+        _rec(1, 2, (1, 1), 0.9, 2.5),
+        _rec(0, 3, (0, 2), 0.72, 3.5),
+        _rec(1, 3, (0, 2), 0.576, 4.0),
+    ]
     best = best_final(recs, 3)
     assert best is not None and best["member"] == 1
     chain = lineage(recs, 1, 3)
@@ -243,8 +266,21 @@ def test_elo_train_replays_a_schedule_applying_each_lambda_at_its_steps(tmp_path
     sched = tmp_path / "best_schedule.json"
     sched.write_text(json.dumps(_schedule_doc()))
     out = tmp_path / "run"
-    rc = train_main(["--config", str(tmp_path / "exp.yaml"), "--data", str(data), "--out",
-                     str(out), "--no-progress", "--weights", str(sched), "--steps", "6"])  # fmt: skip
+    rc = train_main(
+        [
+            "--config",
+            str(tmp_path / "exp.yaml"),
+            "--data",
+            str(data),
+            "--out",
+            str(out),
+            "--no-progress",
+            "--weights",
+            str(sched),
+            "--steps",
+            "6",
+        ]
+    )
     assert rc == 0
     log = list(read_jsonl(out / "train_log.jsonl"))
     assert [r["step"] for r in log] == [1, 2, 3, 4, 5, 6]

@@ -94,8 +94,16 @@ def check_lineage(recs: list[dict[str, Any]], population: int, intervals: int) -
 def test_pbt_exploit_copies_the_state_explores_in_bounds_and_replaces_a_failed_member(
     ray_session: str, demo_root: Path, tmp_path: Path
 ) -> None:
-    cfg = load_config("demo", [*TINY, "search.strategy=pbt", "search.pbt.steps=6",
-                               "search.pbt.interval=2", "search.pbt.resample_probability=0"])  # fmt: skip
+    cfg = load_config(
+        "demo",
+        [
+            *TINY,
+            "search.strategy=pbt",
+            "search.pbt.steps=6",
+            "search.pbt.interval=2",
+            "search.pbt.resample_probability=0",
+        ],
+    )
     cfg["data"]["root"] = str(demo_root)
     cfg["data"]["cache"] = str(demo_root) + "-cache"
     # the first member scored fails (after training its first interval)
@@ -189,10 +197,24 @@ def test_kill_9_then_resume_of_pb2_loses_and_repeats_nothing(
     run_dir = tmp_path / "run"
     common = ["--address", ray_session]
     args = [
-        "--strategy", "pb2", "--steps", "8", "--fitness", "zipf", "--data", str(demo_root),
-        "--seed", "2", "--out", str(run_dir), "search.pbt.interval=2", "fitness.k=2",
-        f"data.cache={demo_root}-cache", *TINY, *common,
-    ]  # fmt: skip
+        "--strategy",
+        "pb2",
+        "--steps",
+        "8",
+        "--fitness",
+        "zipf",
+        "--data",
+        str(demo_root),
+        "--seed",
+        "2",
+        "--out",
+        str(run_dir),
+        "search.pbt.interval=2",
+        "fitness.k=2",
+        f"data.cache={demo_root}-cache",
+        *TINY,
+        *common,
+    ]
     log = run_dir / "evaluations.jsonl"
     proc = _cli(args)
     _wait_lines(log, 7, proc)  # inside interval 2 of 4
