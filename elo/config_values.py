@@ -126,6 +126,11 @@ RULES: dict[str, Rule] = {
     "search.rungs": Rule(False, 0, True, 1, False, nullable=True, many=True),
     "search.ga.crossover": PROBABILITY,
     "search.ga.mutation_indpb": Rule(False, 0, True, 1, False, nullable=True),
+    # search.pbt (search/pbt_settings.py): a member needs another to copy; Tune's
+    # quantile_fraction is at most one half; 0: a copied λ is never redrawn
+    "search.pbt.population": Rule(True, 2),
+    "search.pbt.quantile": Rule(False, 0, True, 0.5, False),
+    "search.pbt.resample_probability": PROBABILITY,
     # fitness: exponents and weights of 0 switch a part off; fractions of the spectrum
     "fitness.exponent": NON_NEGATIVE,
     "fitness.zipf_exponent": NON_NEGATIVE,

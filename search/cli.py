@@ -1,4 +1,5 @@
-"""``elo-search``: evolve the loss weights (CMA-ES or GA over λ, trials on Ray Tune).
+"""``elo-search``: evolve the loss weights (CMA-ES or GA over λ, trials on Ray Tune; or
+population-based training, ``--strategy pbt | pb2``, search/pbt.py).
 
 The command lives with the search layer it drives; :func:`main` runs it in the frame
 every console script shares (``elo.cli.run_command``: logging, one-line errors).
@@ -85,8 +86,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--strategy",
-        choices=["cma", "ga"],
-        help=f"CMA-ES or GA ({dflt('search.strategy', 'strategy')})",
+        choices=["cma", "ga", "pbt", "pb2"],
+        help="CMA-ES or GA over generations, or population-based training of the final "
+        "model (pbt | pb2: Ray Tune's PBT / PB2; --population and --steps then set "
+        "search.pbt.population and .steps; docs/search.md) "
+        f"({dflt('search.strategy', 'strategy')})",
     )
     kinds = fitness_kinds()
     p.add_argument(
@@ -114,8 +118,9 @@ def resolve_config(args: argparse.Namespace) -> dict[str, Any]:
     (every key present, every number in range) before anything is created; the
     ``search`` section is parsed once, later, by
     :meth:`search.settings.SearchSettings.from_config`."""
-    from elo.config import apply_overrides, load_config, resolve_config_path
+    from elo.config import apply_overrides, load_config, require, resolve_config_path
     from elo.config_values import check_config
+    from elo.search.pbt_settings import PBT_STRATEGIES
     from elo.search.settings import fitness_section
 
     sources: dict[str, Path] = {}
@@ -127,6 +132,11 @@ def resolve_config(args: argparse.Namespace) -> dict[str, Any]:
         "steps": args.steps,
         "workers": args.workers,
     }
+    if (args.strategy or require(cfg, "search.strategy", str)) in PBT_STRATEGIES:
+        pbt = require(cfg, "search.pbt", dict)  # search/pbt.py
+        for key in ("population", "steps"):
+            if flags[key] is not None:
+                pbt[key] = flags.pop(key)
     cfg["search"].update({k: v for k, v in flags.items() if v is not None})
     if args.seed_points:
         cfg["search"]["seed_points"] = True

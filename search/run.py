@@ -1,4 +1,5 @@
-"""The driver behind ``elo-search``: Ray, the Tuner, progress, resume, retries.
+"""The driver behind ``elo-search``: Ray, the Tuner, progress, resume, retries
+(strategies ``pbt`` and ``pb2`` go to search/pbt.py).
 
 :func:`run_search` runs (or continues) a search in a run directory
 (search/rundir.py): the Ray-free :class:`search.generation.Evolution` behind a thin
@@ -10,20 +11,18 @@ its run directory, up to ``search.max_retries`` times.
 
 from __future__ import annotations
 
-import logging
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from elo.rundir import read_jsonl
 from elo.search.failures import error_callback, infrastructure_failure
+from elo.search.pbt_settings import PBT_STRATEGIES
 from elo.search.rundir import BEST_FILE, ERRORS, EVALUATIONS, STATE_FILE, RunLog
+from elo.search.runtime import memory_cap, safe_report, start_ray
 from elo.search.searcher import EvolutionSearcher
 from elo.search.settings import FitnessSettings, SearchSettings
 from elo.search.trainable import TrialContext
-
-log = logging.getLogger(__name__)
 
 
 def run_search(
@@ -87,15 +86,29 @@ def _run_search(
     report: bool,
 ) -> dict[str, Any]:
     run_dir = Path(run_dir).resolve()
+    if settings.strategy in PBT_STRATEGIES:  # population-based training (search/pbt.py)
+        from elo.search.pbt import run_pbt
+
+        return run_pbt(
+            cfg,
+            run_dir,
+            settings,
+            fitness,
+            resume=resume,
+            address=address,
+            workers=workers,
+            echo=echo,
+            report=report,
+        )
     searcher, listener = _open(cfg, run_dir, settings, fitness, resume=resume, echo=echo)
     if report:
         from elo.search.report import write_report
 
-        listener.on_generation = lambda: _safe_report(write_report, run_dir)
+        listener.on_generation = lambda: safe_report(write_report, run_dir)
     if not searcher.finished:
         _tune(cfg, run_dir, settings, fitness, searcher, address, workers, echo)
     if report:
-        _safe_report(write_report, run_dir)
+        safe_report(write_report, run_dir)
     listener.board.close()
     _say_how_it_ended(searcher, settings, run_dir, echo)
     return {
@@ -173,12 +186,12 @@ def _tune(
 
         ctx.trunk = ensure_trunk(ctx, run_dir, trunk_steps(settings, ctx.steps), echo)
     n_workers = workers or settings.workers
-    started_ray = _start_ray(address, (n_workers or 1) * settings.cpus_per_trial)
+    started_ray = start_ray(address, (n_workers or 1) * settings.cpus_per_trial)
     try:
         if n_workers is None:
             cpus = int(ray.cluster_resources().get("CPU", 1))  # type: ignore[no-untyped-call]
             n_workers = max(1, cpus // settings.cpus_per_trial)
-        n_workers, memory = _memory_cap(settings, n_workers, echo)
+        n_workers, memory = memory_cap(settings, n_workers, echo)
         echo(
             f"search {run_dir}: {settings.strategy} over {searcher.evolution.space.dim} terms, "
             f"population {settings.population} x {settings.generations} generations, "
@@ -193,46 +206,6 @@ def _tune(
     finally:
         if started_ray:
             ray.shutdown()
-
-
-def _start_ray(address: str | None, cpus_needed: int) -> bool:
-    """Join the cluster at ``address`` or start a private local Ray runtime, unless Ray
-    is running already; returns whether this call started it."""
-    import ray
-
-    from elo.search.failures import init_local_ray
-    from elo.search.memory import WORKER_ENV, worker_runtime_env
-
-    if ray.is_initialized():
-        return False
-    if address:
-        ray.init(address=address, log_to_driver=False, runtime_env=worker_runtime_env())
-    else:
-        os.environ.update(WORKER_ENV)  # inherited by the local raylet's workers
-        init_local_ray(max(os.cpu_count() or 1, cpus_needed))  # loopback only
-    return True
-
-
-def _memory_cap(
-    settings: SearchSettings, n_workers: int, echo: Callable[[str], None]
-) -> tuple[int, float]:
-    """Concurrent trials lowered to what the Ray nodes' memory holds at
-    ``search.memory_per_trial_gb`` each, and that figure in bytes as a Ray resource
-    request, so Ray's scheduler (not ours) keeps each node within its memory."""
-    import ray
-
-    from elo.search.memory import workers_that_fit
-
-    per_trial = settings.memory_per_trial_gb
-    alive = [n for n in ray.nodes() if n.get("Alive")]  # type: ignore[no-untyped-call]
-    nodes = [float(n.get("Resources", {}).get("memory", 0.0)) for n in alive]
-    fit = workers_that_fit(n_workers, per_trial, nodes)
-    if fit < n_workers:
-        echo(
-            f"search: {n_workers} workers x {per_trial:g} GB (search.memory_per_trial_gb) do "
-            f"not fit the {sum(nodes) / 2**30:.1f} GB Ray may schedule; running {fit} at once"
-        )
-    return fit, per_trial * 2**30
 
 
 def _tuner(
@@ -301,10 +274,3 @@ def _say_how_it_ended(
             f"best fitness {best['fitness']:.4f} (generation {best['generation'] + 1}, "
             f"individual {best['index']}); weights in {run_dir / BEST_FILE}"
         )
-
-
-def _safe_report(fn: Callable[[Path], Any], run_dir: Path) -> None:
-    try:
-        fn(run_dir)
-    except Exception as exc:  # plots must never stop a search
-        log.warning("could not write the report for %s: %s", run_dir, exc)

@@ -17,6 +17,7 @@ from types import MappingProxyType
 from typing import Any
 
 from elo.errors import ConfigError
+from elo.search.pbt_settings import PBTSettings
 
 #: BatchNorm statistics of the fitness embeddings (search/fitness/data.py)
 BN_MODES = ("recalibrate", "train", "eval")
@@ -121,6 +122,7 @@ class SearchSettings:
     paired: bool
     space: str
     sparse_threshold: float
+    pbt: PBTSettings
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any]) -> SearchSettings:
@@ -162,6 +164,7 @@ class SearchSettings:
             paired=out["paired"],
             space=str(out["space"]),
             sparse_threshold=float(out["sparse_threshold"]),
+            pbt=PBTSettings.from_section(out["pbt"]),
         )
 
     @property

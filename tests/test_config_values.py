@@ -48,6 +48,7 @@ ZERO_OK = {
     "search.collapse_std": "0: no collapse rejection",
     "search.sparse_threshold": "0: no λ is set to 0",
     "search.ga.crossover": "0: offspring are mutated copies",
+    "search.pbt.resample_probability": "0: a copied λ is always scaled, never redrawn",
     "fitness.exponent": "0: a uniform prior",
     "fitness.zipf_exponent": "0: a uniform prior",
     "fitness.zipf_weight": "0: no Zipf penalty",

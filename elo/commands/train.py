@@ -30,7 +30,7 @@ from elo.errors import ConfigError
 from elo.registry import Registry
 
 if TYPE_CHECKING:
-    from elo.model.objective import Weights
+    from elo.model.objective import Weights, WeightSchedule
     from elo.model.terms import TermKey
 
 
@@ -66,8 +66,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--weights",
-        help='a JSON file {"weights": {term: λ}}, or term=λ pairs (rgb/speed=1,flow/recon=0.5;'
-        " unlisted terms 0); default: uniform",
+        help='a JSON file {"weights": {term: λ}}, a λ schedule {"schedule": [{"from_step": 0, '
+        '"weights": {...}}, ...]} such as a PBT search\'s best_schedule.json, or term=λ pairs '
+        "(rgb/speed=1,flow/recon=0.5; unlisted terms 0); default: uniform",
     )
     p.add_argument(
         "--only",
@@ -178,7 +179,7 @@ def _elo_config(config: str, train: str, overrides: list[str]) -> dict[str, Any]
 
 
 def _run_elo(args: argparse.Namespace) -> int:
-    from elo.model.objective import terms_from_config
+    from elo.model.objective import WeightSchedule, terms_from_config
 
     cfg = _elo_config(args.config or "demo", args.train or "final", args.overrides)
     if args.weighting:  # objective.weighting (elo/train/weighting.py)
@@ -217,7 +218,7 @@ def _run_elo(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
     )
     last = result.history[-1]["loss"] if result.history else float("nan")
-    active = len(weights.active)
+    active = len((weights.union if isinstance(weights, WeightSchedule) else weights).active)
     print(
         f"elo-train: {result.steps_done} steps, {active}/{len(terms)} terms active, "
         f"final loss {last:.4f}; RGB encoder exported to {out} "
@@ -226,15 +227,20 @@ def _run_elo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _weights(args: argparse.Namespace, terms: Sequence[TermKey]) -> Weights:
-    """λ from ``--weights`` (a file or term=λ pairs) or ``--only``; uniform without them."""
-    from elo.model.objective import Weights
+def _weights(args: argparse.Namespace, terms: Sequence[TermKey]) -> Weights | WeightSchedule:
+    """λ from ``--weights`` (a weights or schedule file, or term=λ pairs) or ``--only``;
+    uniform without them."""
+    from elo.model.objective import Weights, load_weights_file
 
     if args.weights and args.only:
         raise ConfigError("--weights and --only both set λ: give one of them")
     if args.only:
         return Weights.only(args.only, terms)
-    return Weights.from_argument(args.weights, terms) if args.weights else Weights.uniform(terms)
+    if not args.weights:
+        return Weights.uniform(terms)
+    if Path(args.weights).exists():
+        return load_weights_file(args.weights, terms)
+    return Weights.from_argument(args.weights, terms)
 
 
 def _tune_lr(

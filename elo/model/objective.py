@@ -7,6 +7,12 @@ Weights file (what ``elo-train --weights`` reads and ``elo-search`` writes)::
 
     {"weights": {"rgb/reconstruction": 0.7, "distill/flow->rgb@3": 0.1, ...},
      "...": "any other top-level key is metadata"}
+
+Schedule file (``best_schedule.json`` of a PBT search, docs/search.md): λ that change
+during training, each entry from its ``from_step`` (0-based) until the next one::
+
+    {"schedule": [{"from_step": 0, "weights": {...}}, {"from_step": 50, "weights": {...}}],
+     "...": "metadata"}
 """
 
 from __future__ import annotations
@@ -174,12 +180,11 @@ class Weights:
     @classmethod
     def load(cls, path: str | Path, terms: Sequence[TermKey]) -> Weights:
         path = Path(path)
-        try:
-            doc = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError(f"weights file not found: {path}") from None
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"{path}: not valid JSON ({exc.msg}, line {exc.lineno})") from None
+        return cls.from_doc(_read_json(path), terms, path)
+
+    @classmethod
+    def from_doc(cls, doc: Any, terms: Sequence[TermKey], path: str | Path) -> Weights:
+        """The weights of a parsed weights file ``doc`` (``path`` names it in errors)."""
         if not isinstance(doc, dict) or not isinstance(doc.get("weights"), dict):
             raise ConfigError(
                 f'{path}: expected {{"weights": {{"<term key>": λ, ...}}}}; '
@@ -189,6 +194,76 @@ class Weights:
             return cls(terms, doc["weights"])
         except ConfigError as exc:
             raise ConfigError(f"{path}: {exc}") from None
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"weights file not found: {path}") from None
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path}: not valid JSON ({exc.msg}, line {exc.lineno})") from None
+
+
+class WeightSchedule:
+    """λ that change during training: ``entries`` are ``(from_step, Weights)`` pairs,
+    the first from step 0, steps increasing; :meth:`at` is the λ of a 0-based step.
+    The model is built with :attr:`union` (each term's largest λ), so a term active in
+    any entry has its head throughout."""
+
+    def __init__(self, entries: Sequence[tuple[int, Weights]]) -> None:
+        steps = [int(s) for s, _ in entries]
+        if (
+            not steps
+            or steps[0] != 0
+            or any(a >= b for a, b in zip(steps, steps[1:], strict=False))
+        ):
+            raise ConfigError(f"schedule steps must start at 0 and increase, got from_step {steps}")
+        self.entries = [(int(s), w) for s, w in entries]
+        self.terms = list(self.entries[0][1].terms)
+        self.union = Weights(
+            self.terms,
+            {str(t): max(w.values[str(t)] for _, w in self.entries) for t in self.terms},
+        )
+
+    def at(self, step: int) -> Weights:
+        """The λ of 0-based ``step``: the last entry starting at or before it."""
+        import bisect
+
+        i = bisect.bisect_right([s for s, _ in self.entries], int(step)) - 1
+        return self.entries[max(0, i)][1]
+
+    def to_json(self, **meta: Any) -> dict[str, Any]:
+        rows = [{"from_step": s, "weights": w.to_json()["weights"]} for s, w in self.entries]
+        return {**meta, "schedule": rows}
+
+    @classmethod
+    def from_doc(cls, doc: Any, terms: Sequence[TermKey], path: str | Path) -> WeightSchedule:
+        rows = doc.get("schedule") if isinstance(doc, dict) else None
+        if not (
+            isinstance(rows, list)
+            and rows
+            and all(isinstance(r, dict) and isinstance(r.get("weights"), dict) for r in rows)
+            and all(type(r.get("from_step")) is int for r in rows)
+        ):
+            raise ConfigError(
+                f'{path}: expected {{"schedule": [{{"from_step": 0, "weights": {{...}}}}, ...]}}'
+                " (a list of λ, each with the 0-based step it starts at)"
+            )
+        try:
+            return cls([(r["from_step"], Weights(terms, r["weights"])) for r in rows])
+        except ConfigError as exc:
+            raise ConfigError(f"{path}: {exc}") from None
+
+
+def load_weights_file(path: str | Path, terms: Sequence[TermKey]) -> Weights | WeightSchedule:
+    """What ``elo-train --weights`` reads: a weights file, or a schedule file (a
+    ``schedule`` key, e.g. a PBT search's ``best_schedule.json``)."""
+    path = Path(path)
+    doc = _read_json(path)
+    if isinstance(doc, dict) and "schedule" in doc:
+        return WeightSchedule.from_doc(doc, terms, path)
+    return Weights.from_doc(doc, terms, path)
 
 
 def validate_weights(values: Mapping[str, Any], terms: Sequence[TermKey]) -> dict[str, float]:

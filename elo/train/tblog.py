@@ -119,7 +119,7 @@ class TrainingBoard(ScalarBoard):
             elif key.startswith(("raw/", "weighted/")):
                 kind, term = key.split("/", 1)
                 out[f"loss_{kind}/{term}"] = value
-            elif key.startswith("log/"):
+            elif key.startswith(("log/", "lambda/")):  # lambda/: a λ schedule's step λ
                 out[key] = value
             elif key.startswith(("weight/", "logvar/")):  # rlw / uncertainty (weighting.py)
                 kind, term = key.split("/", 1)

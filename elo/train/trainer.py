@@ -1,6 +1,7 @@
 """Train an :class:`~elo.model.network.ELoModel` with fixed loss weights (ELo, arXiv 2002.12177:
-the search's proxy runs and the final distillation into the RGB network), or with one of
-the weighting baselines of ``objective.weighting`` (elo/train/weighting.py).
+the search's proxy runs and the final distillation into the RGB network), with a λ
+schedule (a population-based search's, elo/model/objective.py), or with one of the
+weighting baselines of ``objective.weighting`` (elo/train/weighting.py).
 
 AdamW or SGD, linear warm-up then cosine decay, gradient-norm clipping, one seed for
 everything. Every step's raw and weighted terms go to ``history`` and, with an output
@@ -24,7 +25,7 @@ import torch
 
 from elo.errors import ConfigError, EloError
 from elo.model.network import ELoModel
-from elo.model.objective import Weights
+from elo.model.objective import Weights, WeightSchedule
 from elo.rundir import DirLock, append_jsonl, atomic_write_text, read_jsonl, seed_everything
 from elo.train.batches import batch_stream, to_device
 from elo.train.export import export_student
@@ -116,7 +117,7 @@ def lr_factor(step: int, total: int, warmup: int, floor: float) -> float:
 
 def train_model(
     cfg: Mapping[str, Any],
-    weights: Weights,
+    weights: Weights | WeightSchedule,
     *,
     data_root: str | Path | None,
     steps: int,
@@ -127,8 +128,10 @@ def train_model(
     progress: bool = True,
     loader: Any = None,
 ) -> TrainResult:
-    """Train for ``steps`` optimizer steps; see the module docstring. ``out_dir`` is
-    locked meanwhile: a second ``elo-train`` on it exits 2 (:class:`DirLock`)."""
+    """Train for ``steps`` optimizer steps; see the module docstring. ``weights`` may be
+    a :class:`~elo.model.objective.WeightSchedule` (λ changing at its steps; each step's
+    λ is logged as ``lambda/<term>``). ``out_dir`` is locked meanwhile: a second
+    ``elo-train`` on it exits 2 (:class:`DirLock`)."""
     kw: dict[str, Any] = dict(
         data_root=data_root,
         steps=steps,
@@ -175,7 +178,7 @@ class _Run:
 
 def _train_model(
     cfg: Mapping[str, Any],
-    weights: Weights,
+    weights: Weights | WeightSchedule,
     *,
     data_root: str | Path | None,
     steps: int,
@@ -187,6 +190,7 @@ def _train_model(
     loader: Any,
 ) -> TrainResult:
     t0 = time.perf_counter()
+    weights, schedule = _unscheduled(cfg, weights)
     weights = effective_weights(weighting_mode(cfg), weights)  # λ = 1 unless `fixed`
     run = start_run(cfg, weights, steps, out_dir, seed, device, resume)
     modalities = sorted({m for m, _ in run.model.read_views})
@@ -212,7 +216,7 @@ def _train_model(
                 f"stopped by SIGTERM after step {step}/{steps}; checkpoint in {out}: "
                 "continue with --resume"
             )
-        rec = train_step(run, params, to_device(next(batches), device), step)
+        rec = _scheduled_step(run, params, to_device(next(batches), device), step, schedule)
         run.history.append(rec)
         if out is not None:
             append_jsonl(out / LOG_FILE, rec)
@@ -232,6 +236,32 @@ def _train_model(
         run.checkpoint(steps)
         export_student(out, run.model, cfg, weights, steps)
     return TrainResult(run.model, steps, run.history, out, time.perf_counter() - t0)
+
+
+def _unscheduled(
+    cfg: Mapping[str, Any], weights: Weights | WeightSchedule
+) -> tuple[Weights, WeightSchedule | None]:
+    """The λ to build the model with (a schedule's union: every term it uses), the schedule."""
+    if not isinstance(weights, WeightSchedule):
+        return weights, None
+    if weighting_mode(cfg) != "fixed":
+        raise ConfigError(
+            "a λ schedule (--weights with a 'schedule' key) needs objective.weighting: "
+            f"fixed, not {weighting_mode(cfg)}"
+        )
+    return weights.union, weights
+
+
+def _scheduled_step(
+    run: _Run, params: list[torch.nn.Parameter], batch: Any, step: int, sched: WeightSchedule | None
+) -> dict[str, float]:
+    """:func:`train_step`, at the λ of ``step`` of ``sched`` (logged as ``lambda/<term>``)."""
+    if sched is None:
+        return train_step(run, params, batch, step)
+    run.model.weights = sched.at(step)
+    rec = train_step(run, params, batch, step)
+    rec.update({f"lambda/{k}": v for k, v in run.model.weights.values.items()})
+    return rec
 
 
 def start_run(
