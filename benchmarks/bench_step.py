@@ -11,7 +11,7 @@ Rows, measured in one run on the same batch (contract shapes, demo clip size):
 
     python benchmarks/bench_step.py [--steps 5] [--batch 8] [--size 64] [--threads 2]
 
-``--speedups`` (issue 18) instead times one training step of the demo model (all
+``--speedups`` instead times one training step of the demo model (all
 default terms, the demo profile's clip and batch) eager beside ``torch.compile`` of its
 encoders (default mode and ``mode="reduce-overhead"``), of the whole model, and
 ``channels_last_3d`` weights and inputs: the median and spread of ``--steps`` timed

@@ -1,4 +1,4 @@
-"""Multi-fidelity scoring of the candidates (issue 18; the rule is in docs/search.md).
+"""Multi-fidelity scoring of the candidates (the rule is in docs/search.md).
 
 Each candidate is scored at *rungs*, fractions of its proxy steps
 (``search.rungs``, e.g. ``[0.25, 0.5, 1.0]``), and reports each with ``tune.report``;

@@ -1,4 +1,4 @@
-"""Warm start and staged proxy training of a search (issue 18; docs/search.md).
+"""Warm start and staged proxy training of a search (docs/search.md).
 
 ``search.warm_start: true``: before generation 0 the driver trains one shared trunk
 once, with uniform λ (0.5 for every term: the CMA-ES starting mean,

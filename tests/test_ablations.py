@@ -1,4 +1,4 @@
-"""The SimSiam and BYOL ablation switches (issue 16; docs/ablations.md): each one
+"""The SimSiam and BYOL ablation switches (docs/ablations.md): each one
 changes the computation as intended, in the standalone models, the standalone
 trainer (``baselines.trainer``) and the clip-level heads of the ELo objective
 (``heads.simsiam`` / ``heads.byol``, trained by ``elo.train.trainer``).

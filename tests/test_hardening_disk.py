@@ -1,4 +1,4 @@
-"""Full disks and concurrent extraction (issue 14, items 4 and 7): a refused write is
+"""Full disks and concurrent extraction (docs/reliability.md): a refused write is
 one line naming the path with exit code 2 and leaves nothing half-written; a second
 ``elo-extract`` on one cache waits for the first instead of deleting its files."""
 
@@ -125,7 +125,7 @@ def test_second_extract_waits_for_the_cache_lock(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("command", ["extract", "train", "search"])
 def test_a_folder_the_os_refuses_is_one_line_with_exit_2(tmp_path: Path, command: str) -> None:
-    """Permission errors (issue 14 item 7). Tests run as root, which file modes do not
+    """Permission errors. Tests run as root, which file modes do not
     stop; sysfs refuses a new folder to root too (EPERM), so it stands in for a folder
     the user may not write."""
     if not Path("/sys/kernel").is_dir():

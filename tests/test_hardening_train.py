@@ -1,4 +1,4 @@
-"""``elo-train`` hardening (issue 14, items 4 and 5): SIGTERM finishes the step,
+"""``elo-train`` hardening (docs/reliability.md): SIGTERM finishes the step,
 checkpoints and exits 143, and ``--resume`` continues; a resume before the first
 checkpoint starts over without duplicating log records; one writer per run folder."""
 

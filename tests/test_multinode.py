@@ -1,4 +1,4 @@
-"""A search on a two-node Ray cluster, simulated on this machine (issue 18).
+"""A search on a two-node Ray cluster, simulated on this machine.
 
 Two ``ray start`` nodes of one CPU each (a head with the custom resource ``head`` and a
 second node with ``worker2``), each with its own temp dir and ports, every server on

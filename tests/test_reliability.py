@@ -1,4 +1,4 @@
-"""Issue 8's reliability checks from the user's side: config and data errors give one
+"""Reliability checks from the user's side: config and data errors give one
 line and a non-zero exit; a dataset without any audio still searches, without the
 audio terms, and says so."""
 
