@@ -113,7 +113,7 @@ class LossWeighting(nn.Module):
     def record(self, step: int) -> dict[str, float]:
         """The log scalars of ``step``: ``weight/<term>`` (the weight on the normalised
         term) and, for ``uncertainty``, ``logvar/<term>`` (``s_k``). Empty unless
-        :attr:`dynamic`, so a ``fixed`` / ``uniform`` log is unchanged."""
+        :attr:`dynamic`, so a ``fixed`` / ``uniform`` log has neither."""
         if not self.dynamic:
             return {}
         w = self.term_weights(step)
