@@ -33,7 +33,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-#: the search's row and the rows it is compared with seed by seed (issue targets: it
+#: the search's row and the rows it is compared with seed by seed (targets: it
 #: should beat each in mean, and uniform λ in every seed)
 SEARCH = "evolved"
 PAIRED = ("uniform", "rlw", "uncertainty", "single")

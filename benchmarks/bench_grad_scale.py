@@ -7,9 +7,9 @@ gradient norm per unit loss at the first step; ``elo/model/network.py``).
 
 Prints, for every default term whose gradient reaches the RGB encoder, the norm of
 d(λ_k L_k / s_k)/dθ_rgb on one real demo batch, and the max/min ratio over terms
-(target: within 10x; measured 0.0035 to 15.4 raw, 4400x). ``grad`` equalises
-the norms over *all* encoders a term reaches, so the RGB part of a term that also trains
-a flow or audio encoder is below 1.
+(target: within 10x; raw on the demo generator before commit 5b1c032: 0.0035 to 15.4).
+``grad`` equalises the norms over *all* encoders a term reaches, so the RGB part of a
+term that also trains a flow or audio encoder is below 1.
 """
 
 from __future__ import annotations

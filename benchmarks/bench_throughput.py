@@ -1,4 +1,4 @@
-"""Ray Tune's overhead per search trial, beside the same trial in-process.
+"""Ray Tune's overhead per search trial, beside the same trial in-process (docs/throughput.md).
 
 One proxy trial (search/trainable.py :func:`evaluate`: proxy training + fitness on the
 held-out clips) of the demo profile is timed, in one run, three ways for each step

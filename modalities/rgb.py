@@ -46,8 +46,8 @@ class RGB(Modality):
     @classmethod
     def to_tensor(cls, arr: np.ndarray, params: Mapping[str, Any]) -> torch.Tensor:
         """uint8 ``3,T,H,W`` (or ``B,3,T,H,W``) -> normalized float32; with
-        ``center_time`` minus the clip's time-mean image (the static scene), as
-        measured in docs/learning.md (supervised control 0.149 -> 0.216 on the old demo)."""
+        ``center_time`` minus the clip's time-mean image (the static scene; its measured
+        effect is in docs/learning.md)."""
         x = torch.from_numpy(np.asarray(arr, dtype=np.float32)) / 255.0
         shape = (3, 1, 1, 1)
         mean = torch.tensor(params["mean"], dtype=torch.float32).view(shape)

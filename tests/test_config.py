@@ -84,8 +84,8 @@ def test_merge_checked_and_require() -> None:
 def test_typo_in_a_config_file_is_named_with_file_and_hint(
     tmp_path: Path, text: str, key: str, hint: str
 ) -> None:
-    """A misspelled key in a YAML file is an error like a misspelled override
-    (it used to load and silently do nothing)."""
+    """A misspelled key in a YAML file is an error like a misspelled override (it
+    does not load and silently do nothing)."""
     exp = tmp_path / "mine.yaml"
     exp.write_text("defaults:\n  base: demo\n" + text)
     with pytest.raises(ConfigError) as err:

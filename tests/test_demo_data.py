@@ -112,9 +112,9 @@ def test_cli_and_bad_options(tmp_path: Path) -> None:
 
 
 def test_objects_move_at_least_two_pixels_per_frame_at_the_encoder_input() -> None:
-    """Dataset v2: the translating classes move >= 5 px/frame in the 64 px video (style
-    a), i.e. >= 3.1 px/frame in the 40 px frames the demo experiment caches and crops
-    to 32 px; the object covers ~45 % of the frame side."""
+    """The translating classes move >= 5 px/frame in the 64 px video (style a), i.e.
+    >= 3.1 px/frame in the 40 px frames the demo experiment caches and crops to 32 px;
+    the object covers ~45 % of the frame side."""
     from elo.data.demo_render import _trajectory
 
     rng = np.random.default_rng(0)

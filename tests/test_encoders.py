@@ -119,7 +119,7 @@ def test_random_init_embeddings_are_spread(demo_test_clips: torch.Tensor) -> Non
     """torchvision-style init (Kaiming fan_out, BN 1/0): a random demo encoder's
     embeddings of the demo test split, with BatchNorm statistics of those clips (as the
     fitness embeds), have effective rank >= half the embedding dimension (PyTorch's
-    default conv init gave ~2 of 64). Measured over seeds 0-4: 36.3-39.6
+    default conv init gives ~2 of 64). Measured over seeds 0-4: 36.3-39.6
     (mean 38.4, sd 1.3; 80 clips): the bound 32 is ~5 sd below the mean."""
     from elo.config import load_config
 

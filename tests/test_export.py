@@ -27,9 +27,9 @@ def test_builder_outside_elo_is_refused(tmp_path: Path) -> None:
 
 
 def test_crafted_folder_writes_nothing(tmp_path: Path) -> None:
-    """A crafted encoder.yaml naming an ELo function that writes files (it
-    used to write ``target`` and so could plant ``tasks/x.py``) is refused in one line
-    naming the file, and nothing is written."""
+    """A crafted encoder.yaml naming an ELo function that writes files (were it
+    called, it would write ``target`` and so could plant ``tasks/x.py``) is refused in
+    one line naming the file, and nothing is written."""
     target = tmp_path / "planted.py"
     enc = tmp_path / "enc"
     enc.mkdir()

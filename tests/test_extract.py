@@ -267,10 +267,10 @@ def _entry_arrays(cache: Path, video: Path, spec: object) -> dict[str, object]:
 def test_partial_reextraction_stays_aligned_across_path_spellings(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """rgb extracted through a relative path, then rgb+flow through the
-    absolute path (as elo-extract DIR and elo-search do) must cut flow at the frames
-    rgb was cut at. On the old code the clip starts were seeded from the path as
-    typed and clips.json was rewritten: rgb from one set of starts, flow from another."""
+    """rgb extracted through a relative path, then rgb+flow through the absolute
+    path (as elo-extract DIR and elo-search do) must cut flow at the frames rgb was
+    cut at: clip starts are seeded from the resolved file, not the path as typed, and
+    clips.json is never rewritten, so rgb and flow share one set of starts."""
     video = write_video(tmp_path / "v" / "long.mp4", moving_square(64, 48, 48, seed=3), fps=8.0)
     cfg = load_config(
         "demo", ["data.clip.size=32", "data.clip.sampling=random", "data.clip.per_video=3"]

@@ -1,4 +1,4 @@
-"""Full disks and concurrent extraction: a refused write is
+"""Full disks and concurrent extraction (docs/reliability.md): a refused write is
 one line naming the path with exit code 2 and leaves nothing half-written; a second
 ``elo-extract`` on one cache waits for the first instead of deleting its files."""
 

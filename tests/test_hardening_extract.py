@@ -1,4 +1,4 @@
-"""Extraction hardening: only content errors are remembered,
+"""Extraction hardening (docs/reliability.md): only content errors are remembered,
 ``--retry-skipped``, non-finite audio is skipped with a reason, decoding is bounded
 (``data.max_seconds``, capped gap filling) and short videos are padded by default."""
 
@@ -106,8 +106,9 @@ def test_resource_error_is_not_remembered(tmp_path: Path) -> None:
 
 
 def test_retry_skipped_reopens_remembered_failures(tmp_path: Path) -> None:
-    """A skip remembered by an earlier run (here: as the old code remembered an I/O
-    error) is retried by ``elo-extract --retry-skipped`` and then extracted."""
+    """A skip remembered by an earlier run (here: an I/O error written into the cache
+    entry by hand; extraction itself remembers only content errors) is retried by
+    ``elo-extract --retry-skipped`` and then extracted."""
     videos = tmp_path / "videos"
     video = write_video(videos / "v.mp4", moving_square(16, 32, 32), 8.0, tone(2.0))
     cache = tmp_path / "cache"
@@ -149,7 +150,7 @@ def test_non_finite_audio_is_skipped_with_a_reason(tmp_path: Path) -> None:
 def test_timestamp_gap_is_bridged_by_at_most_one_second(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """4 frames with a 120 s gap became 961 frames; now the last frame is held for
+    """4 frames with a 120 s gap do not become 961 frames: the last frame is held for
     MAX_GAP_SECONDS and the timeline jumps, with one warning naming the file."""
     video = _write_timed(tmp_path / "gap.mkv", [0.0, 0.125, 0.25, 120.25])
     with caplog.at_level(logging.WARNING, logger="elo.data.video"):

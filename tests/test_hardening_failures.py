@@ -1,4 +1,4 @@
-"""Failure handling without a Ray runtime: infrastructure
+"""Failure handling without a Ray runtime (docs/reliability.md): infrastructure
 failures are requeued, never evaluations; timeouts get the worst fitness and the
 generation completes; one writer per folder; only dead processes' temp files go."""
 
@@ -54,7 +54,7 @@ def make(log: Log, population: int = 3, generations: int = 2) -> EvolutionSearch
 
 def test_infrastructure_failure_is_requeued_not_recorded() -> None:
     """Tune's ``error=True`` (its retries spent on a dead worker or node) hands the
-    same individual out again; the old code stored it as a worst-fitness evaluation."""
+    same individual out again; it is never stored as a worst-fitness evaluation."""
     log = Log()
     se = make(log)
     first = [se.suggest(f"t{i}") for i in range(3)]

@@ -1,4 +1,4 @@
-"""``elo-train`` hardening: SIGTERM finishes the step,
+"""``elo-train`` hardening (docs/reliability.md): SIGTERM finishes the step,
 checkpoints and exits 143, and ``--resume`` continues; a resume before the first
 checkpoint starts over without duplicating log records; one writer per run folder."""
 

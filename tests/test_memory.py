@@ -45,7 +45,7 @@ def test_peak_counter_sees_an_allocation_and_resets() -> None:
 
 def test_embed_keeps_no_autograd_graph() -> None:
     """The fitness embeds hundreds of clips: with a graph, every chunk's activations
-    stayed alive (a per-trial growth)."""
+    stay alive and a trial worker grows per trial (docs/reliability.md)."""
     from elo.model.network import embed
 
     enc = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 4))

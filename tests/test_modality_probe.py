@@ -2,10 +2,11 @@
 features, trained on the (Zipf) train split and tested on the balanced test split with
 its shifted nuisances, finds the action in motion and in sound but not in one frame.
 
-Measured on demo v1 (192 clips, seed 0, chance 0.125): single frame 0.09, mean-flow
-statistics 0.42, mel statistics 0.53 at 32x32; 0.10 / 0.42 / 0.54 at 64x64 (seeds 1-2
-at 64x64: 0.07-0.16 / 0.36-0.44 / 0.44-0.52). Demo v2 (demo profile: 32x32
-centre crops of 40x40 clips, RGB centred in time), seed 0: 0.11 / 0.47 / 0.41.
+Measured on the demo generator (demo profile: 32x32 centre crops of 40x40 clips, RGB
+centred in time; seed 0, chance 0.125): single frame 0.11, mean-flow statistics 0.47, mel
+statistics 0.41. On the generator before commit 5b1c032 (192 clips, seed 0): 0.09 / 0.42
+/ 0.53 at 32x32; 0.10 / 0.42 / 0.54 at 64x64 (seeds 1-2 at 64x64: 0.07-0.16 / 0.36-0.44 /
+0.44-0.52).
 """
 
 from __future__ import annotations

@@ -356,7 +356,7 @@ def test_longer_larger_inputs_are_cut_at_random_in_training_at_the_centre_in_eva
 @pytest.mark.parametrize("key", ["flow/reconstruction", "flow/future"])
 def test_flow_targets_are_not_solved_by_predicting_zeros(key: str, batch: dict[str, Any]) -> None:
     """Flow is divided by its RMS over the cached clips (modalities/flow.py), so
-    predicting zeros costs ~1 (it was ~2e-4 with the fixed 8-px bound), and a head
+    predicting zeros costs ~1 (~2e-4 under a fixed 8-px bound instead), and a head
     trained for 40 steps on these 8 clips beats that clearly (measured: 0.17 and 0.15
     of the zero-prediction loss for reconstruction and future; bound 0.8)."""
     from test_tasks import fit

@@ -55,7 +55,7 @@ def test_discovers_a_task_file_dropped_into_tasks(
 ) -> None:
     """A module dropped into the ``tasks`` package is discovered; the drop folder is a
     temporary folder joined to the package's path, so the source tree is never written
-    (a killed test used to leave a junk task that every later command imported)."""
+    (a killed test leaves no junk task for every later command to import)."""
     mod = f"tmp_speed_{uuid.uuid4().hex[:8]}"
     drop = tmp_path / "tasks"
     drop.mkdir()

@@ -8,7 +8,7 @@ Every mode works on the model's normalised terms ``L̃_k = λ_k L_k / s_k``
 term divided by its own scale:
 
 * ``fixed`` (default): ``L = Σ_k λ_k L_k / s_k`` with the λ given (``--weights``, else
-  1 everywhere): the training of every run before this module, unchanged;
+  1 everywhere): the plain weighted sum, the search's candidates;
 * ``uniform``: the same with every λ_k = 1 (an equal-weight sum of the normalised terms);
 * ``rlw``: Random Loss Weighting (Lin et al., "Reasonable Effectiveness of Random
   Weighting", TMLR 2022): each step ``w = n · softmax(z)``, ``z ~ N(0, I_n)`` over the
@@ -113,7 +113,7 @@ class LossWeighting(nn.Module):
     def record(self, step: int) -> dict[str, float]:
         """The log scalars of ``step``: ``weight/<term>`` (the weight on the normalised
         term) and, for ``uncertainty``, ``logvar/<term>`` (``s_k``). Empty unless
-        :attr:`dynamic`, so a ``fixed`` / ``uniform`` log is unchanged."""
+        :attr:`dynamic`, so a ``fixed`` / ``uniform`` log has neither."""
         if not self.dynamic:
             return {}
         w = self.term_weights(step)
