@@ -117,21 +117,21 @@ def main(root: Path) -> None:
 
 
 def _entries(path: Path) -> dict[str, Any]:
-    """A digest's lines as ``{name: value}``: JSON documents parsed, hashes kept as text."""
+    """A digest's lines as ``{name: value}``: ``file JSON`` lines keyed by the file,
+    ``file key value`` lines (a tensor's hash, a JSON-lines row) by file and key."""
     out: dict[str, Any] = {}
     for line in path.read_text(encoding="utf-8").splitlines():
         rel, _, rest = line.partition(" ")
-        for name, text in (
-            (rel, rest),
-            (f"{rel} {rest.partition(' ')[0]}", rest.partition(" ")[2]),
-        ):
-            try:
-                out[name] = json.loads(text)
-                break
-            except json.JSONDecodeError:
-                continue
-        else:
-            out[f"{rel} {rest.partition(' ')[0]}"] = rest.partition(" ")[2]
+        try:
+            out[rel] = json.loads(rest)
+            continue
+        except json.JSONDecodeError:
+            pass
+        key, _, tail = rest.partition(" ")
+        try:
+            out[f"{rel} {key}"] = json.loads(tail)
+        except json.JSONDecodeError:
+            out[f"{rel} {key}"] = tail
     return out
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from elo.errors import ConfigError
 from elo.model.heads import TASKS, TaskHead
-from elo.model.objective import Weights, enumerate_terms
+from elo.model.objective import Weights, enumerate_terms, weights_from_argument
 from elo.model.terms import TermKey
 
 
@@ -155,8 +155,8 @@ def test_weights_from_pairs_and_only_zero_the_unlisted_terms(tmp_path: Path) -> 
     path = _write(tmp_path, {"rgb/a": 1, "flow/a": 1, "rgb+flow/b": 0, "distill/flow->rgb@2": 0})
     odd = tmp_path / "w=1.json"
     odd.write_text(path.read_text())
-    assert Weights.from_argument(str(odd), _terms()).as_vector() == [1.0, 1.0, 0.0, 0.0]
-    assert Weights.from_argument("flow/a=0.25", _terms()).as_vector() == [0.0, 0.25, 0.0, 0.0]
+    assert weights_from_argument(str(odd), _terms()).as_vector() == [1.0, 1.0, 0.0, 0.0]
+    assert weights_from_argument("flow/a=0.25", _terms()).as_vector() == [0.0, 0.25, 0.0, 0.0]
 
 
 @pytest.mark.parametrize(
@@ -171,7 +171,7 @@ def test_weights_from_pairs_and_only_zero_the_unlisted_terms(tmp_path: Path) -> 
 )
 def test_weights_argument_errors_are_one_line(arg: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message) as info:
-        Weights.from_argument(arg, _terms())
+        weights_from_argument(arg, _terms())
     assert "\n" not in str(info.value)
     with pytest.raises(ConfigError, match="names no term"):
         Weights.only(" , ", _terms())

@@ -230,17 +230,13 @@ def _run_elo(args: argparse.Namespace) -> int:
 def _weights(args: argparse.Namespace, terms: Sequence[TermKey]) -> Weights | WeightSchedule:
     """λ from ``--weights`` (a weights or schedule file, or term=λ pairs) or ``--only``;
     uniform without them."""
-    from elo.model.objective import Weights, load_weights_file
+    from elo.model.objective import Weights, weights_from_argument
 
     if args.weights and args.only:
         raise ConfigError("--weights and --only both set λ: give one of them")
     if args.only:
         return Weights.only(args.only, terms)
-    if not args.weights:
-        return Weights.uniform(terms)
-    if Path(args.weights).exists():
-        return load_weights_file(args.weights, terms)
-    return Weights.from_argument(args.weights, terms)
+    return weights_from_argument(args.weights, terms) if args.weights else Weights.uniform(terms)
 
 
 def _tune_lr(

@@ -131,27 +131,28 @@ class Weights:
         return cls(terms, {str(t): value for t in terms})
 
     @classmethod
+    def listed(cls, given: Mapping[str, Any], terms: Sequence[TermKey]) -> Weights:
+        """λ for the ``given`` terms, 0 for every other one (an unknown key gets the
+        did-you-mean of :func:`validate_weights`)."""
+        return cls(terms, {**{str(t): 0.0 for t in terms}, **given})
+
+    @classmethod
     def from_pairs(cls, spec: str, terms: Sequence[TermKey]) -> Weights:
         """``"rgb/speed=1,flow/recon=0.5"``: the listed terms take their λ, every other
         term 0 (``elo-train --weights term=λ,...``)."""
-        values: dict[str, Any] = {str(t): 0.0 for t in terms}
-        given: dict[str, Any] = {}
+        given: dict[str, float] = {}
         for pair in filter(None, (p.strip() for p in spec.split(","))):
-            key, sep, raw = pair.partition("=")
+            key, _, raw = pair.partition("=")
             try:
-                value = float(raw)
+                given[key.strip()] = float(raw)  # no "=": raw is "", a ValueError too
             except ValueError:
-                value = None
-            if not sep or value is None:
                 raise ConfigError(
                     f"--weights {spec!r}: {pair!r} is not term=λ (e.g. rgb/speed=1); "
                     "or give a JSON file"
-                )
-            given[key.strip()] = value
+                ) from None
         if not given:
             raise ConfigError(f"--weights {spec!r} names no term (e.g. rgb/speed=1)")
-        validate_weights({**values, **given}, terms)  # unknown keys get the did-you-mean
-        return cls(terms, {**values, **given})
+        return cls.listed(given, terms)
 
     @classmethod
     def only(cls, names: str, terms: Sequence[TermKey]) -> Weights:
@@ -160,19 +161,7 @@ class Weights:
         keys = [k.strip() for k in names.split(",") if k.strip()]
         if not keys:
             raise ConfigError(f"--only {names!r} names no term (e.g. --only rgb/speed)")
-        return cls.from_pairs(",".join(f"{k}=1" for k in keys), terms)
-
-    @classmethod
-    def from_argument(cls, arg: str, terms: Sequence[TermKey]) -> Weights:
-        """``--weights``: a JSON file, or ``term=λ`` pairs when ``arg`` names no file."""
-        if not Path(arg).exists():
-            if "=" in arg:
-                return cls.from_pairs(arg, terms)
-            raise ConfigError(
-                f"weights file not found: {arg}; give a JSON file or term=λ pairs "
-                "(e.g. rgb/speed=1; `elo-train --list-terms` prints the terms)"
-            )
-        return cls.load(arg, terms)
+        return cls.listed(dict.fromkeys(keys, 1.0), terms)
 
     def to_json(self, **meta: Any) -> dict[str, Any]:
         return {**meta, "weights": {str(t): self.values[str(t)] for t in self.terms}}
@@ -264,6 +253,19 @@ def load_weights_file(path: str | Path, terms: Sequence[TermKey]) -> Weights | W
     if isinstance(doc, dict) and "schedule" in doc:
         return WeightSchedule.from_doc(doc, terms, path)
     return Weights.from_doc(doc, terms, path)
+
+
+def weights_from_argument(arg: str, terms: Sequence[TermKey]) -> Weights | WeightSchedule:
+    """``elo-train --weights``: a weights or schedule file (:func:`load_weights_file`),
+    or ``term=λ`` pairs (:meth:`Weights.from_pairs`) when ``arg`` names no file."""
+    if Path(arg).exists():
+        return load_weights_file(arg, terms)
+    if "=" in arg:
+        return Weights.from_pairs(arg, terms)
+    raise ConfigError(
+        f"weights file not found: {arg}; give a JSON file or term=λ pairs "
+        "(e.g. rgb/speed=1; `elo-train --list-terms` prints the terms)"
+    )
 
 
 def validate_weights(values: Mapping[str, Any], terms: Sequence[TermKey]) -> dict[str, float]:
